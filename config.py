@@ -1,0 +1,152 @@
+"""Exporter configuration: one frozen object, built from a mapping, validated once.
+
+``Config.from_env(os.environ)`` collects *every* problem before failing, so an
+operator fixes a bad deployment in one round trip. Secrets (``ADMIN_KEY``,
+``LOKI_PASSWORD``) have no default and never appear in an error message.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_API_URL = "https://api.gatewayz.ai"
+DEFAULT_PORT = 8001
+SECRET_VARIABLES = frozenset({"ADMIN_KEY", "LOKI_PASSWORD"})
+
+
+class ConfigError(ValueError):
+    """Raised with every configuration problem found; ``str()`` names each variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the exporter needs to run; no field is read from the environment later."""
+
+    gateway_api_url: str = DEFAULT_API_URL
+    admin_key: str | None = field(default=None, repr=False)
+    scrape_interval: float = 60.0
+    metrics_port: int = DEFAULT_PORT
+    metrics_addr: str | None = None  # None: every interface, IPv6 and IPv4
+    request_timeout: float = 10.0
+    max_staleness: float = 300.0
+    max_response_bytes: int = 64 * 1024 * 1024
+    log_level: str = "INFO"
+    loki_url: str | None = None
+    loki_username: str | None = None
+    loki_password: str | None = field(default=None, repr=False)
+    loki_tenant_id: str | None = None
+    web_config_file: str | None = None
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, demo: bool = False,
+                 web_config_file: str | None = None) -> "Config":
+        """Build and validate a Config from ``env``; raise ConfigError listing every problem."""
+        problems: list[str] = []
+
+        def text(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        def number(name: str, default: float, *, minimum_exclusive: float = 0.0) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value) or value <= minimum_exclusive:
+                problems.append(f"{name}: must be a positive number of seconds (got {raw!r})")
+                return default
+            return value
+
+        def port(name: str, raw: str) -> int:
+            if raw.isdigit() and 1 <= int(raw) <= 65535:
+                return int(raw)
+            problems.append(f"{name}: must be a port number from 1 to 65535 (got {raw!r})")
+            return DEFAULT_PORT
+
+        def url(name: str, raw: str | None, default: str | None) -> str | None:
+            if raw is None:
+                return default
+            parts = urlsplit(raw)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append(f"{name}: must be an http:// or https:// URL (got {raw!r})")
+                return default
+            if parts.username or parts.password:
+                problems.append(f"{name}: must not contain credentials")
+                return default
+            return raw.rstrip("/")
+
+        api_url = url("GATEWAY_API_URL", text("GATEWAY_API_URL"), DEFAULT_API_URL)
+
+        admin_key = env.get("ADMIN_KEY")
+        if admin_key is not None:
+            admin_key = admin_key.strip() or None
+        if admin_key is None and not demo:
+            problems.append("ADMIN_KEY: required (the GatewayZ admin API key)")
+        elif admin_key is not None and any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in admin_key):
+            problems.append("ADMIN_KEY: must not contain whitespace or control characters")
+
+        interval = number("SCRAPE_INTERVAL", 60.0)
+        timeout = number("REQUEST_TIMEOUT", 10.0)
+        staleness = number("MAX_STALENESS", 5 * interval)
+        if text("MAX_STALENESS") is not None and staleness < interval:
+            problems.append(f"MAX_STALENESS: must be at least SCRAPE_INTERVAL ({interval:g}s)")
+
+        metrics_port = DEFAULT_PORT
+        if text("METRICS_PORT") is not None:
+            metrics_port = port("METRICS_PORT", text("METRICS_PORT"))
+        elif text("PORT") is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
+            metrics_port = port("PORT", text("PORT"))
+
+        max_bytes = 64 * 1024 * 1024
+        raw_max = text("MAX_RESPONSE_BYTES")
+        if raw_max is not None:
+            if raw_max.isdigit() and int(raw_max) >= 1024:
+                max_bytes = int(raw_max)
+            else:
+                problems.append(f"MAX_RESPONSE_BYTES: must be a whole number of bytes, at least 1024 (got {raw_max!r})")
+
+        log_level = (text("LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append(f"LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR (got {log_level!r})")
+            log_level = "INFO"
+
+        loki_url = url("LOKI_URL", text("LOKI_URL"), None)
+        loki_username, loki_password = text("LOKI_USERNAME"), env.get("LOKI_PASSWORD") or None
+        if (loki_username is None) != (loki_password is None):
+            problems.append("LOKI_USERNAME/LOKI_PASSWORD: set both or neither")
+
+        web_config = web_config_file or text("WEB_CONFIG_FILE")
+
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            gateway_api_url=api_url or DEFAULT_API_URL,
+            admin_key=admin_key,
+            scrape_interval=interval,
+            metrics_port=metrics_port,
+            metrics_addr=text("METRICS_ADDR"),
+            request_timeout=timeout,
+            max_staleness=staleness,
+            max_response_bytes=max_bytes,
+            log_level=log_level,
+            loki_url=loki_url,
+            loki_username=loki_username,
+            loki_password=loki_password,
+            loki_tenant_id=text("LOKI_TENANT_ID"),
+            web_config_file=web_config,
+            demo=demo,
+        )

@@ -1,0 +1,213 @@
+"""Turn a Snapshot into metric families: the metric contract lives here.
+
+``snapshot_families`` decides *which* series exist; two consumers format them:
+
+* ``SnapshotCollector`` yields prometheus_client metric families (for
+  ``registry.get_sample_value`` and ``generate_latest``) and is the reference;
+* ``render_snapshot`` writes the same exposition straight to text, which is
+  several times cheaper at 10,000 providers. Tests assert both produce
+  byte-identical output.
+
+Emitted (abridged; values come from the background poll, never from the scrape)::
+
+    # HELP gatewayz_providers_total Number of providers, from /providers/stats (background poll).
+    # TYPE gatewayz_providers_total gauge
+    gatewayz_providers_total 5.0
+    # HELP gatewayz_provider_health_status Provider health: 0 unknown, 1 healthy, 2 degraded, 3 down (background poll).
+    # TYPE gatewayz_provider_health_status gauge
+    gatewayz_provider_health_status{provider="openai"} 1.0
+    # TYPE gatewayz_provider_scrape_errors_total counter
+    gatewayz_provider_scrape_errors_total{endpoint="providers",reason="timeout"} 0.0
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable, Iterator, NamedTuple, Sequence
+
+from prometheus_client.metrics_core import (CounterMetricFamily, GaugeMetricFamily,
+                                            InfoMetricFamily, Metric)
+from prometheus_client.utils import floatToGoString
+
+from .model import CAPABILITIES, ENDPOINTS, REASONS, STAT_FIELDS, Provider, Snapshot
+
+POLL = "(background poll of the GatewayZ API)"
+
+
+class Family(NamedTuple):
+    """One metric family as data: ``rows`` are (label values, value) in label_names order."""
+
+    name: str            # OpenMetrics family name (no _total/_info suffix)
+    documentation: str
+    kind: str            # gauge | counter | info
+    label_names: tuple[str, ...]
+    rows: Sequence[tuple[tuple[str, ...], float]]
+
+
+def _provider_family(name: str, doc: str, providers: Sequence[Provider],
+                     value: Callable[[Provider], float | None]) -> Family:
+    rows = []
+    for provider in providers:
+        v = value(provider)
+        if v is not None:
+            rows.append(((provider.slug,), float(v)))
+    return Family(name, doc, "gauge", ("provider",), rows)
+
+
+def _flag(value: bool | None) -> float | None:
+    return None if value is None else (1.0 if value else 0.0)
+
+
+INFO_LABELS = ("provider", "name", "base_url", "site_url", "status_page_url")
+
+
+def snapshot_families(snapshot: Snapshot, *, providers_fresh: bool, stats_fresh: bool,
+                      version: str) -> Iterator[Family]:
+    """Every family for one snapshot; an endpoint's data families are left out once stale."""
+    if stats_fresh and snapshot.stats is not None:
+        for field, value in zip(STAT_FIELDS, snapshot.stats.values):
+            if value is not None:
+                label = "in total" if field == "total" else f"that are {field}"
+                yield Family(f"gatewayz_providers_{field}",
+                             f"Number of providers {label}, from /providers/stats {POLL}.",
+                             "gauge", (), [((), value)])
+
+    if providers_fresh and snapshot.providers is not None:
+        ps = snapshot.providers
+        yield Family("gatewayz_provider",
+                     f"Static provider details; always 1 {POLL}.", "info", INFO_LABELS,
+                     [((p.slug, p.name, p.base_url, p.site_url, p.status_page_url), 1.0) for p in ps])
+        yield _provider_family("gatewayz_provider_is_active",
+                               f"1 if the provider is active, 0 if not {POLL}.", ps,
+                               lambda p: _flag(p.is_active))
+        yield _provider_family("gatewayz_provider_health_status",
+                               f"Provider health: 0 unknown, 1 healthy, 2 degraded, 3 down {POLL}.", ps,
+                               lambda p: p.health_status)
+        yield _provider_family("gatewayz_provider_response_time_ms",
+                               f"Provider average response time in milliseconds {POLL}.", ps,
+                               lambda p: p.response_time_ms)
+        for index, capability in enumerate(CAPABILITIES):
+            yield _provider_family(f"gatewayz_provider_supports_{capability}",
+                                   f"1 if the provider supports {capability.replace('_', ' ')}, 0 if not {POLL}.",
+                                   ps, lambda p, i=index: _flag(p.supports[i]))
+        yield _provider_family("gatewayz_provider_last_health_check_timestamp_seconds",
+                               f"Unix time of the provider's last health check, in seconds {POLL}.", ps,
+                               lambda p: p.last_health_check_seconds)
+        yield _provider_family("gatewayz_provider_rate_limit",
+                               f"Provider rate limit from its metadata, in requests {POLL}.", ps,
+                               lambda p: p.rate_limit)
+        yield _provider_family("gatewayz_provider_max_tokens",
+                               f"Provider maximum tokens from its metadata, in tokens {POLL}.", ps,
+                               lambda p: p.max_tokens)
+        yield _provider_family("gatewayz_provider_supported_models",
+                               f"Number of models listed in the provider's metadata {POLL}.", ps,
+                               lambda p: p.supported_models)
+
+    status = snapshot.status
+    attempted = [e for e in ENDPOINTS if status[e].attempted]
+    yield Family("gatewayz_provider_scrape_success",
+                 "1 if the exporter's latest poll of the API endpoint succeeded, 0 if it failed.",
+                 "gauge", ("endpoint",), [((e,), 1.0 if status[e].success else 0.0) for e in attempted])
+    yield Family("gatewayz_provider_scrape_duration_seconds",
+                 "Duration of the exporter's latest poll of the API endpoint, in seconds.",
+                 "gauge", ("endpoint",), [((e,), status[e].duration_seconds) for e in attempted])
+    yield Family("gatewayz_provider_last_successful_scrape_timestamp_seconds",
+                 "Unix time of the exporter's latest successful poll of the API endpoint, in seconds.",
+                 "gauge", ("endpoint",),
+                 [((e,), status[e].last_success_unix) for e in ENDPOINTS
+                  if status[e].last_success_unix is not None])
+    yield Family("gatewayz_provider_scrape_errors",
+                 "Failed polls of the API, by endpoint and reason.",
+                 "counter", ("endpoint", "reason"),
+                 [((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS])
+    yield Family("gatewayz_provider_invalid_records",
+                 "Provider records with an invalid field or no usable slug, dropped in part or whole.",
+                 "counter", (), [((), float(snapshot.invalid_records))])
+    yield Family("gatewayz_exporter_build", "Exporter build information; always 1.", "info",
+                 ("version", "python_version"), [((version, platform.python_version()), 1.0)])
+
+
+def to_metric(family: Family) -> Metric:
+    """A Family as the prometheus_client metric family object."""
+    if family.kind == "info":
+        metric = InfoMetricFamily(family.name, family.documentation, labels=())
+        for values, _ in family.rows:
+            metric.add_metric((), dict(zip(family.label_names, values)))
+        return metric
+    cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+    metric = cls(family.name, family.documentation, labels=family.label_names)
+    for values, value in family.rows:
+        metric.add_metric(values, value)
+    return metric
+
+
+class SnapshotCollector:
+    """A prometheus_client collector that only reads the store's newest Snapshot."""
+
+    def __init__(self, store, *, max_staleness: float, version: str,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._store = store
+        self._max_staleness = max_staleness
+        self._version = version
+        self._monotonic = monotonic
+
+    def freshness(self, snapshot: Snapshot) -> tuple[bool, bool]:
+        now = self._monotonic()
+        return (snapshot.fresh("providers", now, self._max_staleness),
+                snapshot.fresh("stats", now, self._max_staleness))
+
+    def families(self, snapshot: Snapshot, freshness: tuple[bool, bool]) -> Iterator[Family]:
+        return snapshot_families(snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1],
+                                 version=self._version)
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._store.current
+        for family in self.families(snapshot, self.freshness(snapshot)):
+            yield to_metric(family)
+
+
+# --- direct rendering -------------------------------------------------------
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+_COMMON_VALUES = {float(v): floatToGoString(v) for v in range(0, 4)}
+
+
+def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> str:
+    """Families to the text exposition (0.0.4) or OpenMetrics 1.0 without ``# EOF``.
+
+    Equivalent to prometheus_client's ``generate_latest`` for these families;
+    it skips the per-sample generic work, and escapes each provider slug once.
+    """
+    out: list[str] = []
+    append = out.append
+    escaped: dict[str, str] = {}
+    common = _COMMON_VALUES
+    for family in families:
+        name, kind = family.name, family.kind
+        sample = name + "_total" if kind == "counter" else name + "_info" if kind == "info" else name
+        if openmetrics:
+            append(f"# HELP {name} {_escape(family.documentation)}\n# TYPE {name} {kind}\n")
+        else:
+            exposed_kind = "gauge" if kind == "info" else kind
+            append(f"# HELP {sample} {family.documentation}\n# TYPE {sample} {exposed_kind}\n")
+        names = family.label_names
+        if not names:
+            for _, value in family.rows:
+                append(f"{sample} {common.get(value) or floatToGoString(value)}\n")
+        elif names == ("provider",):
+            prefix = sample + '{provider="'
+            for (slug,), value in family.rows:
+                label = escaped.get(slug)
+                if label is None:
+                    label = escaped[slug] = _escape(slug)
+                append(f'{prefix}{label}"}} {common.get(value) or floatToGoString(value)}\n')
+        else:
+            order = sorted(range(len(names)), key=names.__getitem__)
+            for values, value in family.rows:
+                labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in order)
+                append(f"{sample}{{{labels}}} {common.get(value) or floatToGoString(value)}\n")
+    return "".join(out)

@@ -1,0 +1,59 @@
+"""JSON log lines on stdout, one object per line, with the current trace and span ids.
+
+Every logger, including urllib3's and OpenTelemetry's, goes through the root
+logger's handlers, so third-party lines come out in the same format.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+from opentelemetry import trace
+from pythonjsonlogger.json import JsonFormatter
+
+SERVICE_NAME = "provider-metrics-exporter"
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` (hex) to a record written inside a span."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
+class ExporterJsonFormatter(JsonFormatter):
+    """python-json-logger with the field names the seed's Loki query expects."""
+
+    def __init__(self, service: str = SERVICE_NAME):
+        super().__init__(["levelname", "name", "message"], timestamp=True,
+                         rename_fields={"levelname": "level", "name": "logger"},
+                         static_fields={"service": service})
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data["level"] = str(log_data.get("level", "")).lower()
+        stamp = log_data.pop("timestamp")
+        return {"timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"), **log_data}
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None,
+                      extra_handlers: tuple[logging.Handler, ...] = ()) -> logging.Handler:
+    """Replace the root logger's handlers with one JSON handler on ``stream`` (stdout by default)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(ExporterJsonFormatter())
+    handler.addFilter(TraceContextFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    for extra in extra_handlers:
+        extra.addFilter(TraceContextFilter())
+        root.addHandler(extra)
+    root.setLevel(level)
+    logging.captureWarnings(True)
+    return handler

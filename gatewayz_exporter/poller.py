@@ -1,0 +1,185 @@
+"""The poll loop: fetch both endpoints, validate, publish one new Snapshot.
+
+``poll_once`` is the unit tests drive; ``run`` repeats it every interval until
+the stop Event is set. Nothing in here can end the loop: an unexpected error is
+logged and the next poll happens on time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
+from typing import Callable
+
+from opentelemetry import trace
+
+from .client import ApiClient, FetchResult
+from .model import ENDPOINTS, EndpointStatus, Snapshot
+from .parse import ParsedProviders, ParsedStats, PayloadError, parse_providers, parse_stats
+
+log = logging.getLogger("gatewayz_exporter.poller")
+
+MAX_RETRY_AFTER_SECONDS = 600.0
+
+
+class SnapshotStore:
+    """Holds the newest Snapshot. Publishing is one reference swap, so readers never lock."""
+
+    def __init__(self, snapshot: Snapshot | None = None):
+        self._snapshot = snapshot or Snapshot()
+        self._listeners: list[Callable[[Snapshot], None]] = []
+
+    @property
+    def current(self) -> Snapshot:
+        return self._snapshot
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener(snapshot)`` in the poller thread after each publish (e.g. to pre-render)."""
+        self._listeners.append(listener)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        for listener in self._listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # a listener must not stop polling
+                log.exception("snapshot listener failed")
+
+
+class Poller:
+    """Polls the API into ``store``. Owns the error counts, which only grow."""
+
+    def __init__(self, client: ApiClient, store: SnapshotStore, *, interval: float,
+                 tracer: trace.Tracer | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time):
+        self._client = client
+        self._store = store
+        self._interval = interval
+        self._tracer = tracer or trace.NoOpTracer()
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._not_before = {endpoint: 0.0 for endpoint in ENDPOINTS}
+        self._pool = ThreadPoolExecutor(max_workers=len(ENDPOINTS), thread_name_prefix="fetch")
+        self.polls = 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll now, then every ``interval`` seconds (from the start of each poll) until ``stop``."""
+        while not stop.is_set():
+            started = self._monotonic()
+            try:
+                self.poll_once()
+            except Exception:  # the loop never dies; the next poll may succeed
+                log.exception("poll failed unexpectedly")
+            stop.wait(max(0.0, self._interval - (self._monotonic() - started)))
+
+    def poll_once(self) -> Snapshot:
+        """Fetch due endpoints concurrently, validate, publish and return the new Snapshot."""
+        self.polls += 1
+        with self._tracer.start_as_current_span("poll") as span:
+            started = self._monotonic()
+            due = [e for e in ENDPOINTS if started >= self._not_before[e]]
+            futures = {e: self._pool.submit(contextvars.copy_context().run, self._client.fetch, e)
+                       for e in due}
+            results = {e: f.result() for e, f in futures.items()}
+            with self._tracer.start_as_current_span("convert") as convert_span:
+                snapshot, parsed, reasons = self._build(self._store.current, results)
+                self._store.publish(snapshot)
+                count = len(snapshot.providers) if snapshot.providers is not None else 0
+                convert_span.set_attribute("provider_count", count)
+            duration = self._monotonic() - started
+            span.set_attribute("provider_count", count)
+            span.set_attribute("duration_ms", round(duration * 1000, 3))
+            self._log(snapshot, results, parsed, reasons, duration)
+        return snapshot
+
+    def _build(self, previous: Snapshot, results: dict[str, FetchResult]):
+        now_mono, now_wall = self._monotonic(), self._wall_clock()
+        parsed: dict[str, ParsedProviders | ParsedStats] = {}
+        reasons: dict[str, str | None] = {}
+        for endpoint, result in results.items():
+            reasons[endpoint] = result.reason
+            if result.ok:
+                try:
+                    parser = parse_providers if endpoint == "providers" else parse_stats
+                    parsed[endpoint] = parser(result.payload)
+                except PayloadError as error:
+                    reasons[endpoint] = error.reason
+            elif result.reason == "rate_limited" or result.retry_after_seconds:
+                wait = min(result.retry_after_seconds or self._interval, MAX_RETRY_AFTER_SECONDS)
+                self._not_before[endpoint] = now_mono + wait
+        self._cross_check(parsed, reasons)
+
+        errors = dict(previous.errors)
+        status = dict(previous.status)
+        providers, stats = previous.providers, previous.stats
+        invalid = previous.invalid_records
+        for endpoint, result in results.items():
+            reason = reasons[endpoint]
+            old = previous.status[endpoint]
+            if reason is None:
+                status[endpoint] = EndpointStatus(True, True, result.duration_seconds, now_wall, now_mono)
+                if endpoint == "providers":
+                    providers = parsed[endpoint].providers
+                    invalid += parsed[endpoint].invalid_records
+                else:
+                    stats = parsed[endpoint].stats
+            else:
+                errors[(endpoint, reason)] += 1
+                status[endpoint] = EndpointStatus(True, False, result.duration_seconds,
+                                                  old.last_success_unix, old.last_success_monotonic)
+        snapshot = Snapshot(previous.generation + 1, providers, stats, MappingProxyType(status),
+                            MappingProxyType(errors), invalid)
+        return snapshot, {e: p for e, p in parsed.items() if reasons[e] is None}, reasons
+
+    @staticmethod
+    def _cross_check(parsed: dict, reasons: dict[str, str | None]) -> None:
+        """The backend answers a database error with 200 and an empty list or all-zero stats.
+
+        When both endpoints answered in this poll and one reports providers the
+        other's emptiness denies, the empty one is treated as a failure, so the
+        last good data stays instead of every series dropping to zero.
+        """
+        p, s = parsed.get("providers"), parsed.get("stats")
+        if p is None or s is None or reasons["providers"] or reasons["stats"]:
+            return
+        stat_values = [v for v in s.stats.values if v is not None]
+        if not p.providers and (s.stats.get("total") or 0) > 0:
+            reasons["providers"] = "inconsistent"
+        elif p.providers and not any(stat_values):
+            reasons["stats"] = "inconsistent"
+
+    def _log(self, snapshot: Snapshot, results: dict[str, FetchResult], parsed: dict,
+             reasons: dict[str, str | None], duration: float) -> None:
+        for endpoint, reason in reasons.items():
+            if reason is not None:
+                result = results[endpoint]
+                log.warning("Provider API poll failed", extra={
+                    "endpoint": endpoint, "reason": reason, "status_code": result.status_code,
+                    "duration_ms": round(result.duration_seconds * 1000, 1)})
+        for endpoint, result in parsed.items():
+            if result.dropped:
+                log.warning("Dropped invalid provider data", extra={
+                    "endpoint": endpoint, "dropped": result.dropped,
+                    "invalid_records": getattr(result, "invalid_records", 0)})
+        if any(s.success for s in snapshot.status.values()):
+            stats = snapshot.stats
+            log.info("Updated provider metrics", extra={
+                "providers_total": _int(stats.get("total")) if stats else None,
+                "providers_active": _int(stats.get("active")) if stats else None,
+                "providers_healthy": _int(stats.get("healthy")) if stats else None,
+                "provider_count": len(snapshot.providers or ()),
+                "poll_duration_ms": round(duration * 1000, 1),
+            })
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)

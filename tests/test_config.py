@@ -1,0 +1,95 @@
+"""Configuration: defaults, every problem reported at once, exit code 2, no secret in messages."""
+
+import subprocess
+import sys
+
+import pytest
+
+from config import Config, ConfigError
+from conftest import ROOT, TEST_KEY
+from gatewayz_exporter.app import main
+
+
+def test_defaults_follow_the_documented_table():
+    config = Config.from_env({"ADMIN_KEY": TEST_KEY})
+    assert config.gateway_api_url == "https://api.gatewayz.ai"
+    assert config.scrape_interval == 60.0
+    assert config.metrics_port == 8001
+    assert config.metrics_addr is None
+    assert config.request_timeout == 10.0
+    assert config.max_staleness == 300.0
+
+
+def test_max_staleness_defaults_to_five_intervals_and_fractions_are_allowed():
+    config = Config.from_env({"ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "0.5"})
+    assert config.scrape_interval == 0.5
+    assert config.max_staleness == 2.5
+
+
+def test_admin_key_is_required_without_demo_and_optional_with_it():
+    with pytest.raises(ConfigError, match="ADMIN_KEY"):
+        Config.from_env({})
+    assert Config.from_env({}, demo=True).admin_key is None
+
+
+def test_every_bad_variable_is_named_in_one_error():
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"GATEWAY_API_URL": "ftp://x", "SCRAPE_INTERVAL": "-1", "METRICS_PORT": "70000",
+                         "REQUEST_TIMEOUT": "nan", "MAX_STALENESS": "abc"})
+    message = str(caught.value)
+    for name in ("GATEWAY_API_URL", "SCRAPE_INTERVAL", "METRICS_PORT", "REQUEST_TIMEOUT", "MAX_STALENESS",
+                 "ADMIN_KEY"):
+        assert name in message
+    assert len(caught.value.problems) == 6
+
+
+@pytest.mark.parametrize("value", ["0", "inf", "", "  ", "1e400", "ten"])
+def test_scrape_interval_must_be_a_positive_finite_number(value):
+    env = {"ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": value}
+    if value.strip() == "":  # empty means unset: the default applies
+        assert Config.from_env(env).scrape_interval == 60.0
+        return
+    with pytest.raises(ConfigError, match="SCRAPE_INTERVAL"):
+        Config.from_env(env)
+
+
+def test_max_staleness_shorter_than_the_interval_is_rejected():
+    with pytest.raises(ConfigError, match="MAX_STALENESS"):
+        Config.from_env({"ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "60", "MAX_STALENESS": "30"})
+
+
+def test_railway_port_is_used_only_when_metrics_port_is_unset():
+    assert Config.from_env({"ADMIN_KEY": TEST_KEY, "PORT": "9100"}).metrics_port == 9100
+    assert Config.from_env({"ADMIN_KEY": TEST_KEY, "PORT": "9100", "METRICS_PORT": "8001"}).metrics_port == 8001
+
+
+def test_admin_key_never_appears_in_errors_or_repr():
+    secret = "gw_live_secret value"
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"ADMIN_KEY": secret})
+    assert "gw_live" not in str(caught.value)
+    config = Config.from_env({"ADMIN_KEY": "gw_live_secret"})
+    assert "gw_live_secret" not in repr(config)
+
+
+def test_url_with_credentials_is_rejected_without_echoing_them():
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"ADMIN_KEY": TEST_KEY, "GATEWAY_API_URL": "https://user:pw@api.example"})
+    assert "GATEWAY_API_URL" in str(caught.value)
+
+
+def test_main_exits_2_with_one_message_naming_the_variable(capsys):
+    assert main([], env={"ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "soon"}) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "SCRAPE_INTERVAL" in lines[0]
+
+
+def test_process_exit_code_is_2_and_no_traceback():
+    result = subprocess.run([sys.executable, "provider_metrics_exporter.py"], cwd=ROOT,
+                            env={"PATH": "/usr/bin:/bin", "METRICS_PORT": "0"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "ADMIN_KEY" in result.stderr and "METRICS_PORT" in result.stderr
