@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import socket
+
 import requests
+import urllib3
 
 MAX_REDIRECTS = 5
 PATHS = {
@@ -152,23 +155,25 @@ class ApiClient:
             raise _Failure("too_large", response.status_code)
         chunks: list[bytes] = []
         size = 0
+        raw = response.raw
         try:
-            for chunk in response.iter_content(chunk_size=256 * 1024):
+            while True:
+                self._shrink_read_timeout(response, deadline)
+                # read1 returns what has arrived instead of waiting for a full chunk,
+                # so the deadline is checked even when the body trickles in.
+                chunk = raw.read1(256 * 1024, decode_content=True)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > self._max_bytes:
                     raise _Failure("too_large", response.status_code)
                 if time.monotonic() > deadline:
                     raise _Failure("timeout", response.status_code)
                 chunks.append(chunk)
-                self._shrink_read_timeout(response, deadline)
-        except requests.exceptions.ConnectionError as error:
-            # urllib3 wraps a read timeout in a ConnectionError while streaming.
-            reason = "timeout" if "timed out" in str(error).lower() else "truncated"
-            raise _Failure(reason, response.status_code) from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-            raise _Failure("truncated", response.status_code) from None
-        except requests.Timeout:
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout):
             raise _Failure("timeout", response.status_code) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
+            raise _Failure("truncated", response.status_code) from None
         return b"".join(chunks)
 
     @staticmethod
