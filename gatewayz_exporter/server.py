@@ -123,6 +123,11 @@ class MetricsServer:
                 self._server.close()
             for writer in list(self._connections):
                 writer.transport.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop)

@@ -1,0 +1,108 @@
+"""The command line as an operator runs it: real processes, real signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from conftest import ROOT, TEST_KEY, Reply, free_port
+
+SCRIPT = str(ROOT / "provider_metrics_exporter.py")
+
+
+def run(args, env, timeout=60):
+    return subprocess.run([sys.executable, SCRIPT, *args], env={"PATH": os.environ["PATH"], **env},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(url, deadline=20.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            return requests.get(url, timeout=1)
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} never answered")
+
+
+def test_version_and_help():
+    version = run(["--version"], {})
+    assert version.returncode == 0 and "1.0.0" in version.stdout
+    usage = run(["--help"], {})
+    assert usage.returncode == 0 and "--once" in usage.stdout and "--demo" in usage.stdout
+
+
+def test_once_prints_the_exposition_alone_on_stdout_and_logs_on_stderr(api):
+    result = run(["--once"], {"GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})
+    assert result.returncode == 0, result.stderr
+    assert 'gatewayz_provider_health_status{provider="openai"} 1.0' in result.stdout
+    assert all(not line.startswith("{") for line in result.stdout.splitlines())
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(line["message"] == "Updated provider metrics" for line in lines)
+
+
+def test_once_exits_non_zero_with_the_reason_when_the_api_fails(api):
+    api.routes["/providers/stats"] = Reply(401, b'{"detail":"bad key"}')
+    result = run(["--once"], {"GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})
+    assert result.returncode == 1
+    assert "stats: unauthorized" in result.stderr
+    assert TEST_KEY not in result.stderr + result.stdout
+
+
+def test_demo_serves_metrics_without_a_key_and_sigterm_exits_0_quickly():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, SCRIPT, "--demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port),
+                                    "SCRAPE_INTERVAL": "0.5"}, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            if "gatewayz_providers_total" in body:
+                break
+            time.sleep(0.05)
+        assert 'gatewayz_provider_is_active{provider="cohere"} 0.0' in body  # inactive ones are asked for
+        assert requests.get(f"http://[::1]:{port}/healthz", timeout=2).status_code == 200  # IPv6 too
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+    out, err = process.communicate()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert {"Exporter started", "Updated provider metrics", "Exporter stopped"} <= {l["message"] for l in lines}
+    assert err == ""
+
+
+def test_sigint_also_stops_cleanly(api):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, SCRIPT], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port),
+                                    "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY}, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_busy_port_is_reported_not_a_traceback(api):
+    import socket
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run([], {"METRICS_PORT": str(port), "METRICS_ADDR": "127.0.0.1",
+                          "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Cannot listen" in result.stdout

@@ -1,0 +1,167 @@
+"""The exposition: direct rendering equals prometheus_client's, any payload renders, polls are atomic."""
+
+import gzip
+import threading
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as om
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.registry import CollectorRegistry
+
+from conftest import SEED_PROVIDERS, SEED_STATS
+from gatewayz_exporter.collector import SnapshotCollector, render_snapshot
+from gatewayz_exporter.exposition import Exposition
+from gatewayz_exporter.model import EndpointStatus, Snapshot
+from gatewayz_exporter.parse import parse_providers, parse_stats
+from gatewayz_exporter.poller import SnapshotStore
+
+from types import MappingProxyType
+
+NOW = 1000.0
+
+
+def snapshot_of(providers_payload, stats_payload=SEED_STATS, generation=1) -> Snapshot:
+    ok = EndpointStatus(True, True, 0.01, 1765944551.0, NOW)
+    return Snapshot(generation, parse_providers(providers_payload).providers,
+                    parse_stats(stats_payload).stats, MappingProxyType({"providers": ok, "stats": ok}))
+
+
+def collector_for(snapshot) -> SnapshotCollector:
+    return SnapshotCollector(SnapshotStore(snapshot), max_staleness=300, version="test", monotonic=lambda: NOW)
+
+
+def reference(collector, openmetrics) -> str:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    if openmetrics:
+        return om.generate_latest(registry).decode()
+    return generate_latest(registry).decode()
+
+
+def direct(collector, openmetrics) -> str:
+    snapshot = collector._store.current
+    body = render_snapshot(list(collector.families(snapshot, collector.freshness(snapshot))),
+                           openmetrics=openmetrics)
+    return body + ("# EOF\n" if openmetrics else "")
+
+
+json_scalars = st.none() | st.booleans() | st.integers(-10**20, 10**20) | \
+    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) |
+                           st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=8)
+field_values = {
+    "slug": st.text(min_size=0, max_size=20) | json_scalars,
+    "name": st.text(max_size=20) | json_scalars,
+    "base_url": st.text(max_size=20) | st.none(),
+    "health_status": st.sampled_from(["healthy", "DOWN", "degraded", "unknown", "weird"]) | json_scalars,
+    "is_active": json_scalars,
+    "average_response_time_ms": json_scalars,
+    "supports_vision": json_scalars,
+    "last_health_check_at": st.sampled_from(["2025-12-17T04:09:11.817Z", "2025-12-17T04:09:11+00:00"]) |
+    json_scalars,
+    "metadata": json_values | st.fixed_dictionaries({"rate_limit": json_scalars, "max_tokens": json_scalars,
+                                                    "supported_models": json_values}),
+}
+provider_records = st.fixed_dictionaries({}, optional=field_values) | json_values
+provider_payloads = st.lists(provider_records, max_size=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(provider_payloads)
+def test_any_provider_payload_renders_exactly_like_prometheus_client(payload):
+    collector = collector_for(snapshot_of(payload))
+    for openmetrics in (False, True):
+        assert direct(collector, openmetrics) == reference(collector, openmetrics)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(provider_payloads)
+def test_any_provider_payload_gives_an_exposition_prometheus_can_parse(payload):
+    collector = collector_for(snapshot_of(payload))
+    text = direct(collector, False)
+    families = {f.name: f for f in parse_text(text)}
+    assert "gatewayz_provider_scrape_errors" in families
+    slugs = {p.slug for p in collector._store.current.providers}
+    health = families.get("gatewayz_provider_health_status")
+    assert {s.labels["provider"] for s in health.samples} == slugs if health else not slugs
+    list(parse_openmetrics(direct(collector, True)))  # raises on any invalid line
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(min_size=1, max_size=40).filter(lambda s: s.strip()))
+def test_label_values_of_any_unicode_or_punctuation_round_trip(slug):
+    collector = collector_for(snapshot_of([{"slug": slug, "health_status": "down"}]))
+    families = {f.name: f for f in parse_text(direct(collector, False))}
+    (sample,) = families["gatewayz_provider_health_status"].samples
+    expected = slug.encode("utf-8", "replace").decode("utf-8")
+    assert sample.labels["provider"] == expected and sample.value == 3
+
+
+@given(json_values)
+@settings(max_examples=100, deadline=None)
+def test_any_stats_payload_is_either_rejected_or_rendered(payload):
+    try:
+        snapshot = snapshot_of(SEED_PROVIDERS, payload)
+    except ValueError:
+        return
+    collector = collector_for(snapshot)
+    assert direct(collector, False) == reference(collector, False)
+
+
+def test_gzip_body_decompresses_to_the_plain_body_in_both_formats():
+    store = SnapshotStore(snapshot_of(SEED_PROVIDERS))
+    collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
+    live = CollectorRegistry()
+    exposition = Exposition(collector, store, live)
+    for openmetrics in (False, True):
+        plain, plain_type = exposition.body(openmetrics=openmetrics, gzip=False)
+        packed, packed_type = exposition.body(openmetrics=openmetrics, gzip=True)
+        assert gzip.decompress(packed) == plain and plain_type == packed_type
+    body, content_type = exposition.body(openmetrics=True, gzip=False)
+    assert content_type.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+    assert body.count(b"# EOF") == 1
+    body, content_type = exposition.body(openmetrics=False, gzip=False)
+    assert content_type.startswith("text/plain; version=0.0.4") and b"# EOF" not in body
+
+
+def test_concurrent_scrapes_during_polls_never_see_a_mix_of_two_polls():
+    """Each poll sets every provider's response time to its generation; a scrape must see one value."""
+    store = SnapshotStore(snapshot_of([{"slug": f"p{i}", "average_response_time_ms": 0} for i in range(200)]))
+    collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
+    exposition = Exposition(collector, store, CollectorRegistry())
+    stop = threading.Event()
+    problems = []
+
+    def scrape():
+        while not stop.is_set():
+            body, _ = exposition.body(openmetrics=False, gzip=False)
+            values = {s.value for f in parse_text(body.decode()) if f.name == "gatewayz_provider_response_time_ms"
+                      for s in f.samples}
+            if len(values) != 1:
+                problems.append(values)
+
+    scrapers = [threading.Thread(target=scrape) for _ in range(3)]
+    for thread in scrapers:
+        thread.start()
+    for generation in range(2, 60):
+        payload = [{"slug": f"p{i}", "average_response_time_ms": generation} for i in range(200)]
+        snapshot = snapshot_of(payload, generation=generation)
+        store.publish(snapshot)
+        exposition.prerender(snapshot)
+    stop.set()
+    for thread in scrapers:
+        thread.join()
+    assert problems == []
+
+
+def test_render_of_seed_matches_the_seed_lines():
+    text = direct(collector_for(snapshot_of(SEED_PROVIDERS)), False)
+    for line in ['gatewayz_providers_total 4.0', 'gatewayz_provider_response_time_ms{provider="openai"} 245.0',
+                 'gatewayz_provider_is_active{provider="mistral"} 0.0',
+                 'gatewayz_provider_health_status{provider="google"} 2.0',
+                 'gatewayz_provider_supports_image_generation{provider="openai"} 0.0',
+                 '# TYPE gatewayz_providers_total gauge', '# TYPE gatewayz_provider_scrape_errors_total counter']:
+        assert line in text.splitlines()

@@ -1,0 +1,119 @@
+"""The HTTP server: routes, readiness, negotiation, and never waiting on the API."""
+
+import gzip
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from conftest import Reply
+
+
+@pytest.fixture
+def running(api, exporter_for):
+    """An exporter whose server is listening; polls are driven by the test."""
+    exporter = exporter_for(api, METRICS_ADDR="127.0.0.1")
+    exporter.server.start()
+    exporter.base = f"http://127.0.0.1:{exporter.server.port}"
+    return exporter
+
+
+def test_healthz_is_up_while_serving_and_readyz_waits_for_a_successful_poll(running):
+    assert requests.get(running.base + "/healthz", timeout=5).status_code == 200
+    assert requests.get(running.base + "/readyz", timeout=5).status_code == 503
+    running.poller.poll_once()
+    assert requests.get(running.base + "/readyz", timeout=5).status_code == 200
+
+
+def test_landing_page_links_the_endpoints(running):
+    response = requests.get(running.base + "/", timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    for link in ("/metrics", "/healthz", "/readyz"):
+        assert f'href="{link}"' in response.text
+
+
+def test_unknown_paths_and_methods_get_404_and_405(running):
+    assert requests.get(running.base + "/nope", timeout=5).status_code == 404
+    response = requests.post(running.base + "/metrics", data=b"x", timeout=5)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
+
+
+def test_metrics_are_prometheus_text_by_default_and_include_process_metrics(running):
+    running.poller.poll_once()
+    response = requests.get(running.base + "/metrics", timeout=5, headers={"Accept-Encoding": "identity"})
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    names = {f.name for f in parse_text(response.text)}
+    assert {"gatewayz_providers_total", "gatewayz_provider_health_status", "process_resident_memory_bytes",
+            "gatewayz_provider_scrape_errors"} <= names
+
+
+def test_openmetrics_and_gzip_are_negotiated(running):
+    running.poller.poll_once()
+    response = requests.get(running.base + "/metrics", timeout=5, stream=True, headers={
+        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        "Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    body = gzip.decompress(response.raw.read(decode_content=False))
+    assert body.endswith(b"# EOF\n") and b"# TYPE gatewayz_provider info" in body
+
+
+def test_head_returns_headers_without_a_body(running):
+    response = requests.head(running.base + "/metrics", timeout=5)
+    assert response.status_code == 200 and int(response.headers["Content-Length"]) > 0
+    assert response.content == b""
+
+
+def test_metrics_answer_at_once_while_the_api_hangs(api, running):
+    running.poller.poll_once()
+    api.routes["/providers/"] = Reply(body=[], delay=30)
+    api.routes["/providers/stats"] = Reply(body={}, delay=30)
+    poll = threading.Thread(target=running.poller.poll_once, daemon=True)
+    poll.start()
+    time.sleep(0.1)  # the poll is now blocked inside the API
+    started = time.monotonic()
+    response = requests.get(running.base + "/metrics", timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert 'gatewayz_provider_health_status{provider="openai"} 1.0' in response.text
+    assert poll.is_alive()
+
+
+def test_idle_and_half_sent_connections_do_not_block_a_scrape(running):
+    idle = []
+    for index in range(200):
+        sock = socket.create_connection(("127.0.0.1", running.server.port))
+        if index % 2:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+        idle.append(sock)
+    try:
+        started = time.monotonic()
+        response = requests.get(running.base + "/metrics", timeout=5)
+        assert response.status_code == 200 and time.monotonic() - started < 1.0
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_keep_alive_connections_serve_several_requests(running):
+    with requests.Session() as session:
+        for _ in range(5):
+            assert session.get(running.base + "/metrics", timeout=5).status_code == 200
+
+
+def test_oversized_or_malformed_request_heads_are_refused(running):
+    with socket.create_connection(("127.0.0.1", running.server.port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 431")
+    with socket.create_connection(("127.0.0.1", running.server.port), timeout=5) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+
+
+def test_stop_closes_the_listening_socket(running):
+    port = running.server.port
+    running.server.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
