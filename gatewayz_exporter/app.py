@@ -68,7 +68,7 @@ class Exporter:
         if self.thread is not None:
             self.thread.join(timeout)
         self.poller.close()
-        self.telemetry.shutdown(timeout)
+        self.telemetry.shutdown(min(timeout, 2.0))
 
 
 def build(config: Config, *, api_url: str | None = None, telemetry=None, web=None) -> Exporter:
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             return EXIT_CONFIG
     stream = sys.stderr if args.once else sys.stdout
     try:
-        telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once)
+        telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)
     except TelemetryError as error:
         print(f"provider-metrics-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG

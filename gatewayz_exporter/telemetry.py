@@ -1,34 +1,181 @@
-"""Traces (OTLP to Tempo) and log shipping (Loki): optional, never in the exporter's way."""
+"""Optional telemetry: OTLP traces (to Tempo) and log shipping (to Loki).
+
+Both are off unless configured, and neither can slow the exporter: spans go
+through a bounded batch processor, log lines through a bounded queue, every
+network call has a timeout, and ``shutdown`` is bounded no matter how the
+receivers behave.
+
+The OpenTelemetry SDK reads several ``OTEL_*`` variables only under
+auto-instrumentation; here they are read from the given mapping explicitly.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
+import time
 from typing import Mapping
+from urllib.parse import unquote
 
 from opentelemetry import trace
+
+from .logs import SERVICE_NAME, ExporterJsonFormatter
+
+log = logging.getLogger("gatewayz_exporter.telemetry")
+
+PROTOCOLS = ("http/protobuf", "grpc")
+SPAN_EXPORT_TIMEOUT = 5.0
+# Header names the requests instrumentation must never record, whatever OTEL_* says.
+SENSITIVE_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key,.*key.*,.*token.*"
 
 
 class TelemetryError(ValueError):
     """A telemetry setting is invalid; start-up stops with exit code 2."""
 
 
-class Telemetry:
-    """The tracer and extra log handlers; ``shutdown`` flushes within a bounded time."""
+def tracing_settings(env: Mapping[str, str]) -> dict | None:
+    """The OTLP settings from ``env``, or None when tracing is off."""
+    def get(name: str) -> str:
+        return (env.get(name) or "").strip()
 
-    def __init__(self, tracer: trace.Tracer, log_handlers: tuple[logging.Handler, ...] = ()):
+    if get("OTEL_SDK_DISABLED").lower() == "true" or get("OTEL_TRACES_EXPORTER").lower() == "none":
+        return None
+    traces_endpoint, endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not traces_endpoint and not endpoint:
+        return None
+    protocol = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    if protocol not in PROTOCOLS:
+        raise TelemetryError(f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} "
+                             f"(got {protocol!r})")
+    if traces_endpoint:
+        url = traces_endpoint  # used as is, per the OTLP exporter specification
+    elif protocol == "http/protobuf":
+        url = endpoint.rstrip("/") + "/v1/traces"
+    else:
+        url = endpoint
+    attributes: dict[str, str] = {}
+    for item in get("OTEL_RESOURCE_ATTRIBUTES").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            attributes[unquote(key.strip())] = unquote(value.strip())
+    attributes["service.name"] = get("OTEL_SERVICE_NAME") or attributes.get("service.name") or SERVICE_NAME
+    headers: dict[str, str] = {}
+    for item in (get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or get("OTEL_EXPORTER_OTLP_HEADERS")).split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            headers[unquote(key.strip()).lower()] = unquote(value.strip())
+    return {"protocol": protocol, "endpoint": url, "resource": attributes, "headers": headers}
+
+
+class _Tracing:
+    """A TracerProvider with an OTLP exporter and the requests instrumentation."""
+
+    def __init__(self, settings: dict):
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        if settings["protocol"] == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            exporter = OTLPSpanExporter(endpoint=settings["endpoint"], headers=settings["headers"] or None,
+                                        timeout=SPAN_EXPORT_TIMEOUT,
+                                        insecure=settings["endpoint"].startswith("http://"))
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            exporter = OTLPSpanExporter(endpoint=settings["endpoint"], headers=settings["headers"] or None,
+                                        timeout=SPAN_EXPORT_TIMEOUT)
+        # Our own bounded shutdown replaces the SDK's atexit hook, which can wait on a hung receiver.
+        self.provider = TracerProvider(resource=Resource.create(settings["resource"]), shutdown_on_exit=False)
+        self.provider.add_span_processor(BatchSpanProcessor(
+            exporter, max_queue_size=2048, max_export_batch_size=512, schedule_delay_millis=2000,
+            export_timeout_millis=int(SPAN_EXPORT_TIMEOUT * 1000)))
+        self.tracer = self.provider.get_tracer("gatewayz_exporter")
+        # Never record credentials: extend (not replace) any sanitize list the operator set.
+        from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE
+        os.environ[SANITIZE] = ",".join(filter(None, [os.environ.get(SANITIZE, ""), SENSITIVE_HEADERS]))
+        self._instrumentor = RequestsInstrumentor()
+        self._instrumentor.instrument(tracer_provider=self.provider, response_hook=_response_hook)
+
+    def shutdown(self, timeout: float) -> None:
+        self._instrumentor.uninstrument()
+        self.provider.force_flush(int(timeout * 1000))
+        self.provider.shutdown()
+
+
+def _response_hook(span, request, response) -> None:
+    if span.is_recording() and response is not None and response.elapsed is not None:
+        span.set_attribute("duration_ms", round(response.elapsed.total_seconds() * 1000, 3))
+
+
+class Telemetry:
+    """The tracer, extra log handlers, and their metrics; ``shutdown`` is bounded."""
+
+    def __init__(self, tracer: trace.Tracer, log_handlers: tuple[logging.Handler, ...] = (),
+                 tracing: _Tracing | None = None):
         self.tracer = tracer
         self.log_handlers = log_handlers
+        self._tracing = tracing
+        self._stopped = False
 
     @classmethod
     def disabled(cls) -> "Telemetry":
         return cls(trace.NoOpTracer())
 
     @classmethod
-    def from_config(cls, config, env: Mapping[str, str], *, enable_tracing: bool = True) -> "Telemetry":
-        return cls.disabled()
+    def from_config(cls, config, env: Mapping[str, str], *, enable_tracing: bool = True,
+                    report_stream=None) -> "Telemetry":
+        """Tracing from the OTEL_* variables in ``env``; Loki from LOKI_* in ``config``."""
+        settings = tracing_settings(env) if enable_tracing else None
+        tracing = _Tracing(settings) if settings else None
+        handlers: tuple[logging.Handler, ...] = ()
+        if config.loki_url:
+            from .loki import LokiHandler, LokiPusher
+            pusher = LokiPusher(config.loki_url, username=config.loki_username, password=config.loki_password,
+                                tenant_id=config.loki_tenant_id)
+            handler = LokiHandler(pusher, report=_direct_reporter(report_stream or sys.stdout))
+            handlers = (handler,)
+        return cls(tracing.tracer if tracing else trace.NoOpTracer(), handlers, tracing)
 
     def register_metrics(self, registry) -> None:
-        pass
+        from .loki import LokiCollector, LokiHandler
+        for handler in self.log_handlers:
+            if isinstance(handler, LokiHandler):
+                registry.register(LokiCollector(handler))
 
     def shutdown(self, timeout: float) -> None:
-        pass
+        """Flush spans and log lines; returns within about ``timeout`` seconds whatever the receivers do."""
+        if self._stopped:
+            return
+        self._stopped = True
+        deadline = time.monotonic() + timeout
+        jobs = []
+        if self._tracing is not None:
+            jobs.append(lambda: self._tracing.shutdown(timeout))
+        for handler in self.log_handlers:
+            logging.getLogger().removeHandler(handler)
+            jobs.append(lambda h=handler: h.close(timeout))
+        # In parallel, on daemon threads: a receiver that never answers costs at most ``timeout``.
+        workers = [threading.Thread(target=job, name="telemetry-shutdown", daemon=True) for job in jobs]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+
+def _direct_reporter(stream):
+    """Report the Loki handler's own trouble as a JSON line on ``stream``, bypassing logging."""
+    formatter = ExporterJsonFormatter()
+
+    def report(message: str, fields: dict) -> None:
+        record = logging.LogRecord("gatewayz_exporter.loki", logging.WARNING, __file__, 0, message, None, None)
+        record.__dict__.update(fields)
+        try:
+            stream.write(formatter.format(record) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    return report

@@ -175,3 +175,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def eventually(predicate, timeout: float = 10.0, step: float = 0.01):
+    """Poll ``predicate`` until truthy (returned) or ``timeout`` passes (returns the last falsy value)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(step)

@@ -1,0 +1,313 @@
+"""Logs to Loki and traces to Tempo, against real receivers on loopback; and failure is harmless."""
+
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import ROOT, TEST_KEY, eventually, free_port, make_config
+from gatewayz_exporter.app import build
+from gatewayz_exporter.logs import configure_logging
+from gatewayz_exporter.loki import LokiHandler, LokiPusher
+from gatewayz_exporter.telemetry import Telemetry, TelemetryError, tracing_settings
+from receivers import LokiReceiver, OtlpReceiver
+
+
+@pytest.fixture
+def root_logging():
+    """Let a test replace the root logger's handlers; put pytest's back afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+@pytest.fixture
+def loki():
+    receiver = LokiReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def otlp():
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def telemetry_exporter(api, root_logging):
+    """``make(env)``: an exporter with telemetry from ``env``, logging JSON into a StringIO."""
+    made = []
+
+    def make(**env):
+        config = make_config(api.url, **{k: v for k, v in env.items() if k.startswith("LOKI")})
+        telemetry = Telemetry.from_config(config, env)
+        stream = io.StringIO()
+        configure_logging("INFO", stream, telemetry.log_handlers)
+        exporter = build(config, telemetry=telemetry)
+        exporter.log_stream = stream
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.stop(2.0)
+
+
+def log_lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+# --- logs --------------------------------------------------------------------
+
+def test_every_stdout_line_is_one_json_object_with_the_seed_fields(root_logging):
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream)
+    logging.getLogger("gatewayz_exporter.test").info("Updated provider metrics", extra={"providers_total": 5})
+    logging.getLogger("urllib3.connectionpool").debug("Starting new HTTP connection")
+    first, second = log_lines(stream)
+    assert first["message"] == "Updated provider metrics" and first["level"] == "info"
+    assert first["service"] == "provider-metrics-exporter" and first["providers_total"] == 5
+    assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
+    assert second["logger"] == "urllib3.connectionpool" and second["level"] == "debug"
+    assert "trace_id" not in first  # outside any span
+
+
+def test_lines_inside_a_span_carry_its_trace_and_span_ids(root_logging):
+    from opentelemetry.sdk.trace import TracerProvider
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        logging.getLogger("x").info("inside")
+    (line,) = log_lines(stream)
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert line["span_id"] == format(span.get_span_context().span_id, "016x")
+
+
+def test_update_lines_reach_loki_with_bounded_labels_and_auth(telemetry_exporter, loki):
+    exporter = telemetry_exporter(LOKI_URL=loki.url, LOKI_USERNAME="user", LOKI_PASSWORD="pass",
+                                  LOKI_TENANT_ID="tenant-1")
+    exporter.poller.poll_once()
+    updates = loki.wait_until(lambda r: [l for l in r.lines() if l[1]["message"] == "Updated provider metrics"])
+    assert updates, "no update line reached Loki"
+    labels, line = updates[0]
+    assert labels == {"service": "provider-metrics-exporter", "level": "info"}
+    # What the seed's `{service="provider-metrics-exporter"} | json | providers_total > 0` needs:
+    assert line["providers_total"] == 4 and line["providers_active"] == 3 and line["providers_healthy"] == 2
+    assert line["poll_duration_ms"] >= 0
+    headers = loki.bodies[0][0]
+    assert headers["Content-Encoding"] == "gzip" and headers["X-Scope-OrgID"] == "tenant-1"
+    assert headers["Authorization"] == "Basic dXNlcjpwYXNz"
+    stdout_update = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"][0]
+    assert stdout_update == line  # the same JSON object in both places
+
+
+def test_loki_push_retries_with_backoff_on_429_and_5xx(loki):
+    loki.statuses = [429, 503]
+    handler = LokiHandler(LokiPusher(loki.url), flush_interval=0.05, backoff=0.01)
+    try:
+        handler.handle(logging.LogRecord("t", logging.INFO, __file__, 1, "hello", None, None))
+        assert loki.wait_until(lambda r: r.lines())
+        assert eventually(lambda: handler.pushed == 1)
+        assert handler.failures == 2 and handler.dropped == 0
+    finally:
+        handler.close(1.0)
+
+
+def test_a_full_buffer_drops_and_counts_instead_of_blocking(loki):
+    loki.hang = True
+    handler = LokiHandler(LokiPusher(loki.url, timeout=0.5), capacity=100, flush_interval=0.05, max_retries=0)
+    try:
+        started = time.monotonic()
+        for index in range(5000):
+            handler.handle(logging.LogRecord("t", logging.INFO, __file__, 1, f"line {index}", None, None))
+        assert time.monotonic() - started < 2.0  # 5000 logging calls never waited on Loki
+        assert handler.queue.qsize() <= 100
+        assert handler.dropped >= 5000 - 100 - 500  # at most one batch in flight plus the buffer
+    finally:
+        handler.close(0.5)
+
+
+def test_dropped_lines_are_a_metric(telemetry_exporter, loki):
+    exporter = telemetry_exporter(LOKI_URL=loki.url)
+    assert exporter.live_registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") == 0
+
+
+# --- traces ------------------------------------------------------------------
+
+def test_tracing_is_off_unless_an_endpoint_is_set_and_can_be_disabled():
+    assert tracing_settings({}) is None
+    assert tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_SDK_DISABLED": "true"}) is None
+    assert tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_TRACES_EXPORTER": "none"}) is None
+    settings = tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318/"})
+    assert settings["endpoint"] == "http://t:4318/v1/traces" and settings["protocol"] == "http/protobuf"
+    settings = tracing_settings({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom",
+                                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert settings["endpoint"] == "http://t:4318/custom" and settings["protocol"] == "grpc"
+    with pytest.raises(TelemetryError, match="OTEL_EXPORTER_OTLP_PROTOCOL"):
+        tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
+
+
+def test_one_trace_per_poll_with_client_and_convert_spans(telemetry_exporter, otlp):
+    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,
+                                  OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test,team=sre")
+    exporter.poller.poll_once()
+    exporter.telemetry.shutdown(5.0)
+    spans = otlp.wait_until(lambda r: r.spans())
+    (root,) = [s for s in spans if s["name"] == "poll"]
+    trace = [s for s in spans if s["trace_id"] == root["trace_id"]]
+    assert root["parent_id"] == "" and root["attributes"]["provider_count"] == 4
+    (convert,) = [s for s in trace if s["name"] == "convert"]
+    assert convert["parent_id"] == root["span_id"] and convert["attributes"]["provider_count"] == 4
+    clients = [s for s in trace if s["attributes"].get("http.method") == "GET"]
+    urls = sorted(s["attributes"]["http.url"] for s in clients)
+    assert urls == [f"{exporter.config.gateway_api_url}/providers/?include_inactive=true",
+                    f"{exporter.config.gateway_api_url}/providers/stats",
+                    f"{exporter.config.gateway_api_url}/providers?include_inactive=true"]
+    assert all(s["parent_id"] == root["span_id"] for s in clients)
+    assert sorted(s["attributes"]["http.status_code"] for s in clients) == [200, 200, 307]
+    assert all(s["attributes"]["duration_ms"] >= 0 for s in clients)
+    resource = root["resource"]
+    assert resource["service.name"] == "provider-metrics-exporter"
+    assert resource["deployment.environment"] == "test" and resource["team"] == "sre"
+    # The log line of the poll names the poll's trace.
+    update = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"][0]
+    assert update["trace_id"] == root["trace_id"]
+    assert TEST_KEY not in json.dumps(spans)
+
+
+def test_service_name_comes_from_otel_service_name(telemetry_exporter, otlp):
+    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=otlp.url + "/v1/traces",
+                                  OTEL_SERVICE_NAME="exporter-eu")
+    exporter.poller.poll_once()
+    exporter.telemetry.shutdown(5.0)
+    spans = otlp.wait_until(lambda r: r.spans())
+    assert {s["resource"]["service.name"] for s in spans} == {"exporter-eu"}
+
+
+def test_each_scrape_is_a_span_and_loki_pushes_are_not_traced(telemetry_exporter, otlp, loki):
+    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOKI_URL=loki.url)
+    exporter.server.start()
+    exporter.poller.poll_once()
+    requests.get(f"http://127.0.0.1:{exporter.server.port}/metrics", timeout=5)
+    assert loki.wait_until(lambda r: r.lines())
+    exporter.telemetry.shutdown(5.0)
+    spans = otlp.wait_until(lambda r: [s for s in r.spans() if s["name"] == "scrape"])
+    assert spans and spans[0]["attributes"]["http.route"] == "/metrics"
+    assert not [s for s in otlp.spans() if str(loki.port) in json.dumps(s["attributes"])]
+
+
+def test_captured_headers_never_include_the_admin_key(telemetry_exporter, otlp, monkeypatch):
+    # An operator asking the instrumentation to capture every request header still gets no key.
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
+    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url)
+    exporter.poller.poll_once()
+    exporter.telemetry.shutdown(5.0)
+    spans = otlp.wait_until(lambda r: r.spans())
+    clients = [s for s in spans if "http.request.header.user_agent" in s["attributes"]]
+    assert clients, "header capture was not on, so the test proves nothing"
+    assert all(s["attributes"]["http.request.header.authorization"] == ["[REDACTED]"] for s in clients)
+    assert TEST_KEY not in json.dumps(spans)
+
+
+def test_grpc_protocol_exports_spans():
+    import grpc
+    from concurrent.futures import ThreadPoolExecutor
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    received = []
+
+    class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            received.extend(s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        telemetry = Telemetry.from_config(make_config("http://127.0.0.1:1"), {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+        with telemetry.tracer.start_as_current_span("poll"):
+            pass
+        telemetry.shutdown(5.0)
+        assert received == ["poll"]
+    finally:
+        server.stop(0)
+
+
+# --- failure is harmless ------------------------------------------------------
+
+def test_hanging_receivers_do_not_slow_polling_or_scrapes(telemetry_exporter, otlp, loki):
+    otlp.hang = loki.hang = True
+    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOKI_URL=loki.url)
+    exporter.server.start()
+    exporter.poller._interval = 0.1
+    stop = threading.Event()
+    thread = threading.Thread(target=exporter.poller.run, args=(stop,))
+    thread.start()
+    time.sleep(1.5)
+    latencies = []
+    for _ in range(10):
+        started = time.monotonic()
+        requests.get(f"http://127.0.0.1:{exporter.server.port}/metrics", timeout=5)
+        latencies.append(time.monotonic() - started)
+    stop.set()
+    thread.join(2)
+    assert exporter.poller.polls >= 10  # ~15 at a 0.1 s interval in 1.5 s
+    assert max(latencies) < 0.5
+    started = time.monotonic()
+    exporter.telemetry.shutdown(2.0)
+    assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("mode", ["refuse", "hang"])
+def test_sigterm_exits_within_seconds_whatever_the_receivers_do(api, otlp, loki, mode):
+    if mode == "refuse":
+        otlp.close()
+        loki.close()
+    else:
+        otlp.hang = loki.hang = True
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "provider_metrics_exporter.py")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port), "GATEWAY_API_URL": api.url,
+             "ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "0.2", "LOKI_URL": loki.url,
+             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url})
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if "gatewayz_providers_total" in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        time.sleep(0.5)  # let some pushes and span exports start (and hang)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+        elapsed = time.monotonic() - started
+        print(f"SIGTERM to exit with receivers that {mode}: {elapsed:.2f}s")
+        assert elapsed < 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate()
+    assert TEST_KEY.encode() not in out + err
