@@ -1,0 +1,29 @@
+# GatewayZ provider metrics exporter.
+# The Python version matches the one the test suite runs on (3.11.7).
+FROM python:3.11.7-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, from the hash-pinned list, so source edits reuse this layer.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
+    && groupadd --system --gid 10001 exporter \
+    && useradd --system --uid 10001 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter
+
+COPY config.py provider_metrics_exporter.py ./
+COPY gatewayz_exporter/ ./gatewayz_exporter/
+
+USER 10001:10001
+EXPOSE 8001
+
+# No curl in a slim image: the exporter ships its own probe of /healthz.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-m", "gatewayz_exporter.healthcheck"]
+
+# Exec form: Python is PID 1 and receives SIGTERM directly.
+ENTRYPOINT ["python", "provider_metrics_exporter.py"]
