@@ -173,23 +173,23 @@ class LokiHandler(logging.handlers.QueueHandler):
 
 
 class LokiCollector:
-    """Exports the handler's counters; the only live (per scrape) exporter metrics besides process ones.
+    """Exports the handler's counters, at 0 when Loki is not configured (``handler`` None).
 
-    ::
+    Live metrics, read at each scrape::
 
         # TYPE gatewayz_exporter_loki_dropped_lines_total counter
         gatewayz_exporter_loki_dropped_lines_total 0.0
     """
 
-    def __init__(self, handler: LokiHandler):
+    def __init__(self, handler: LokiHandler | None):
         self._handler = handler
 
     def collect(self):
         handler = self._handler
+        counts = (handler.dropped, handler.pushed, handler.failures) if handler else (0, 0, 0)
         yield CounterMetricFamily("gatewayz_exporter_loki_dropped_lines",
-                                  "Log lines not delivered to Loki (buffer full or push failed).",
-                                  value=handler.dropped)
+                                  "Log lines not delivered to Loki (buffer full or push failed).", value=counts[0])
         yield CounterMetricFamily("gatewayz_exporter_loki_pushed_lines", "Log lines accepted by Loki.",
-                                  value=handler.pushed)
+                                  value=counts[1])
         yield CounterMetricFamily("gatewayz_exporter_loki_push_failures",
-                                  "Failed push attempts to Loki, retries included.", value=handler.failures)
+                                  "Failed push attempts to Loki, retries included.", value=counts[2])

@@ -141,9 +141,8 @@ class Telemetry:
 
     def register_metrics(self, registry) -> None:
         from .loki import LokiCollector, LokiHandler
-        for handler in self.log_handlers:
-            if isinstance(handler, LokiHandler):
-                registry.register(LokiCollector(handler))
+        loki = next((h for h in self.log_handlers if isinstance(h, LokiHandler)), None)
+        registry.register(LokiCollector(loki))
 
     def shutdown(self, timeout: float) -> None:
         """Flush spans and log lines; returns within about ``timeout`` seconds whatever the receivers do."""

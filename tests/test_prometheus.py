@@ -1,0 +1,182 @@
+"""Prometheus is the subject here: promtool on the shipped files, and a real Prometheus
+scraping a live exporter with the project's rules and the dashboard's queries."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import ROOT, SEED_PROVIDERS, SEED_STATS, free_port
+
+pytestmark = pytest.mark.prometheus
+PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
+MISSING = "Debian's prometheus package is needed (apt-get install prometheus); .ci/run installs it"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    assert PROMTOOL, MISSING
+    return subprocess.run([PROMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_promtool_checks_the_prometheus_config():
+    result = promtool("check", "config", "prometheus/prom.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_checks_the_alert_rules():
+    result = promtool("check", "rules", "prometheus/alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_of_the_alert_rules_pass():
+    result = promtool("test", "rules", "prometheus/alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_prom_yml_has_the_seeds_job_exactly():
+    config = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job == {"job_name": "provider_metrics", "scheme": "http", "metrics_path": "/metrics",
+                   "static_configs": [{"targets": ["provider-metrics-exporter:8001"]}],
+                   "scrape_interval": "60s", "scrape_timeout": "10s"}
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+class Prometheus:
+    """A real Prometheus on loopback with the given scrape targets and the project's rules."""
+
+    def __init__(self, tmp: Path, scrape_config: dict):
+        assert PROMETHEUS, MISSING
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                  "rule_files": [str(ROOT / "prometheus" / "alerts.yml")],
+                  "scrape_configs": [scrape_config]}
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.process = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
+        self.log = tmp / "prometheus.log"
+        self._wait(lambda: requests.get(self.url + "/-/ready", timeout=1).status_code == 200, "ready")
+
+    def _wait(self, predicate, what: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                result = predicate()
+                if result:
+                    return result
+            except requests.RequestException:
+                pass
+            assert self.process.poll() is None, self.log.read_text()
+            time.sleep(0.1)
+        raise AssertionError(f"Prometheus never became {what}:\n{self.log.read_text()[-3000:]}")
+
+    def query(self, expr: str) -> list:
+        response = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert response["status"] == "success", (expr, response)
+        return response["data"]["result"]
+
+    def wait_for(self, expr: str, what: str, timeout: float = 30.0):
+        return self._wait(lambda: self.query(expr), what, timeout)
+
+    def api(self, path: str) -> dict:
+        return requests.get(self.url + path, timeout=5).json()["data"]
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture
+def stack(tmp_path, api, exporter_for):
+    """Exporter (polling a fake API every 0.5 s) scraped every second by a real Prometheus."""
+    providers = copy.deepcopy(SEED_PROVIDERS)
+    providers[2]["health_status"] = "down"  # google: active and down
+    api.set_data(providers, {**SEED_STATS, "down": 2, "degraded": 0})
+    exporter = exporter_for(api, METRICS_ADDR="127.0.0.1", SCRAPE_INTERVAL="0.5")
+    exporter.start()
+    prometheus = Prometheus(tmp_path, {
+        "job_name": "provider_metrics", "metrics_path": "/metrics",
+        "static_configs": [{"targets": [f"127.0.0.1:{exporter.server.port}"]}]})
+    yield prometheus, exporter
+    prometheus.stop()
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads((ROOT / "grafana/dashboards/gatewayz-provider-management.json").read_text())
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            if target["datasource"]["type"] == "prometheus":
+                queries.append((panel["title"], target["expr"]))
+    variable = dashboard["templating"]["list"][0]["query"]["query"]
+    return queries, variable
+
+
+def grafana_to_promql(expr: str) -> str:
+    """Substitute what Grafana would: the provider variable (All) and the rate interval."""
+    return expr.replace("$provider", ".*").replace("$__rate_interval", "1m")
+
+
+def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provider_down(stack):
+    prometheus, exporter = stack
+    prometheus.wait_for('gatewayz_provider_health_status{provider="google"} == 3', "scraping the exporter")
+    # increase() over 1m needs two samples of each counter
+    prometheus.wait_for("count_over_time(gatewayz_provider_scrape_errors_total[1m]) >= 2", "two scrapes deep")
+
+    target = prometheus.api("/api/v1/targets")["activeTargets"][0]
+    assert target["health"] == "up", target
+
+    queries, _ = dashboard_queries()
+    empty = [(title, expr) for title, expr in queries if not prometheus.query(grafana_to_promql(expr))]
+    assert empty == [], f"dashboard queries without data: {empty}"
+
+    def evaluated_rules():
+        rules = [r for g in prometheus.api("/api/v1/rules")["groups"] for r in g["rules"]]
+        return rules if rules and not any(r["lastEvaluation"].startswith("0001") for r in rules) else None
+
+    rules = prometheus._wait(evaluated_rules, "evaluating every rule")
+    assert len(rules) == 9
+    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+
+    alerts = prometheus._wait(
+        lambda: [a for a in prometheus.api("/api/v1/alerts")["alerts"]
+                 if a["labels"]["alertname"] == "GatewayzProviderDown"], "alerting")
+    assert [a["labels"]["provider"] for a in alerts] == ["google"]  # mistral is down but inactive
+    assert alerts[0]["state"] in ("pending", "firing")
+    assert alerts[0]["annotations"]["summary"] == "GatewayZ provider google is down"
+
+
+def test_prometheus_parses_the_openmetrics_exposition_too(stack):
+    """Prometheus asks for OpenMetrics first; the suffix-breaking seed names must still ingest."""
+    prometheus, _ = stack
+    result = prometheus.wait_for("gatewayz_providers_total", "scraping")
+    assert float(result[0]["value"][1]) == 4
+    assert prometheus.query('gatewayz_provider_info{provider="openai",name="OpenAI"}')
+    assert prometheus.query('gatewayz_provider_scrape_errors_total{endpoint="stats",reason="timeout"}')
+    assert prometheus.query("gatewayz_exporter_build_info")
+
+
+def test_the_provider_variable_query_lists_every_provider(stack):
+    prometheus, _ = stack
+    _, variable = dashboard_queries()
+    assert variable == "label_values(gatewayz_provider_health_status, provider)"
+    prometheus.wait_for("gatewayz_provider_health_status", "scraping")
+    values = requests.get(prometheus.url + "/api/v1/label/provider/values",
+                          params={"match[]": "gatewayz_provider_health_status"}, timeout=5).json()["data"]
+    assert sorted(values) == ["anthropic", "google", "mistral", "openai"]
