@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         return EXIT_CONFIG
 
     from .telemetry import Telemetry, TelemetryError
-    from .webconfig import WebConfigError, load_web_config
 
     web = None
     if config.web_config_file:
+        from .webconfig import WebConfigError, load_web_config
         try:
             web = load_web_config(config.web_config_file)
         except WebConfigError as error:

@@ -1,0 +1,266 @@
+"""Access control the Prometheus way (web config: TLS, basic auth) and a server that holds under load."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import ssl
+import threading
+import time
+
+import bcrypt
+import pytest
+import requests
+import trustme
+import yaml
+
+from conftest import SEED_PROVIDERS, SEED_STATS, TEST_KEY, Reply, eventually, make_config
+from gatewayz_exporter.app import build, main
+from gatewayz_exporter.webconfig import WebConfigError, load_web_config
+
+PASSWORD = "correct horse battery staple"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cost 4 keeps tests fast
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def certs(tmp_path, ca):
+    """Server certificate for 127.0.0.1/localhost, a client certificate, and the CA, as files."""
+    server = ca.issue_cert("127.0.0.1", "localhost", "provider-metrics-exporter")
+    client = ca.issue_cert("prometheus@example.com")
+    server.cert_chain_pems[0].write_to_path(tmp_path / "server.crt")
+    server.private_key_pem.write_to_path(tmp_path / "server.key")
+    client.cert_chain_pems[0].write_to_path(tmp_path / "client.crt")
+    client.private_key_pem.write_to_path(tmp_path / "client.key")
+    ca.cert_pem.write_to_path(tmp_path / "ca.crt")
+    return tmp_path
+
+
+def write_config(tmp_path, document) -> str:
+    path = tmp_path / "web.yml"
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    return str(path)
+
+
+@pytest.fixture
+def served(api):
+    made = []
+
+    def make(web_path):
+        exporter = build(make_config(api.url, METRICS_ADDR="127.0.0.1"), web=load_web_config(web_path))
+        exporter.server.start()
+        exporter.poller.poll_once()
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.stop(1.0)
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# --- the web config file --------------------------------------------------------
+
+@pytest.mark.parametrize("document,problem", [
+    ("tls_server_config: [unclosed", "not valid YAML"),
+    ("- a\n- b\n", "must be a YAML mapping"),
+    ({"tls_config": {}}, "unknown keys tls_config"),
+    ({"tls_server_config": {"cert_file": "missing.crt", "key_file": "missing.key"}}, "no such file 'missing.crt'"),
+    ({"tls_server_config": {"cert_file": "server.crt"}}, "needs cert_file and key_file"),
+    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "TLS10"}},
+     "min_version must be TLS12 or TLS13"),
+    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
+                            "client_auth_type": "RequireAndVerifyClientCert"}}, "needs client_ca_file"),
+    ({"tls_server_config": {"cert_file": "server.key", "key_file": "server.crt"}}, "cannot be loaded"),
+    ({"basic_auth_users": {"prometheus": "plain-text-password"}}, "must be a bcrypt hash"),
+    ({"basic_auth_users": ["prometheus"]}, "must map user names"),
+])
+def test_a_bad_web_config_is_refused_with_the_problem_named(certs, document, problem):
+    with pytest.raises(WebConfigError, match=problem):
+        load_web_config(write_config(certs, document))
+
+
+def test_a_missing_web_config_file_is_refused():
+    with pytest.raises(WebConfigError, match="no such file"):
+        load_web_config("/nonexistent/web.yml")
+
+
+def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys):
+    path = write_config(tmp_path, {"basic_auth_users": {"u": "nope"}})
+    assert main(["--web.config.file", path], env={"ADMIN_KEY": TEST_KEY}) == 2
+    err = capsys.readouterr().err
+    assert "WEB_CONFIG_FILE" in err and "bcrypt" in err and len(err.strip().splitlines()) == 1
+    assert main([], env={"ADMIN_KEY": TEST_KEY, "WEB_CONFIG_FILE": "/nope.yml"}) == 2
+
+
+# --- basic auth -------------------------------------------------------------------
+
+def test_basic_auth_protects_metrics_and_landing_page_but_not_health(tmp_path, served):
+    exporter = served(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}))
+    base = f"http://127.0.0.1:{exporter.server.port}"
+    for path in ("/metrics", "/"):
+        response = requests.get(base + path, timeout=5)
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Basic ")
+        assert "gatewayz_" not in response.text
+        assert requests.get(base + path, headers=basic("prometheus", "wrong"), timeout=5).status_code == 401
+        assert requests.get(base + path, headers=basic("intruder", PASSWORD), timeout=5).status_code == 401
+        assert requests.get(base + path, headers={"Authorization": "Basic !!!"}, timeout=5).status_code == 401
+        assert requests.get(base + path, headers={"Authorization": "Bearer x"}, timeout=5).status_code == 401
+    response = requests.get(base + "/metrics", headers=basic("prometheus", PASSWORD), timeout=5)
+    assert response.status_code == 200 and "gatewayz_providers_total 4.0" in response.text
+    assert requests.get(base + "/healthz", timeout=5).status_code == 200
+    assert requests.get(base + "/readyz", timeout=5).status_code == 200
+
+
+def test_verified_credentials_are_cached_by_digest_and_failures_are_not(tmp_path):
+    web = load_web_config(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}))
+    good, bad = basic("prometheus", PASSWORD)["Authorization"], basic("prometheus", "nope")["Authorization"]
+    assert web.authenticate(good) and not web.authenticate(bad)
+    assert len(web._verified) == 1
+    assert PASSWORD.encode() not in b"".join(web._verified)  # only digests are kept
+    assert web.authenticate(good)
+
+
+# --- TLS -------------------------------------------------------------------------
+
+def tls_config(certs, **extra):
+    return write_config(certs, {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", **extra},
+                                "basic_auth_users": {"prometheus": HASH}})
+
+
+def test_tls_serves_metrics_and_plain_http_gets_none(certs, served):
+    exporter = served(tls_config(certs))
+    port = exporter.server.port
+    response = requests.get(f"https://127.0.0.1:{port}/metrics", verify=str(certs / "ca.crt"),
+                            headers=basic("prometheus", PASSWORD), timeout=5)
+    assert response.status_code == 200 and "gatewayz_providers_total" in response.text
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/metrics", headers=basic("prometheus", PASSWORD), timeout=5)
+
+
+def test_client_certificates_are_required_when_configured(certs, served):
+    exporter = served(tls_config(certs, client_ca_file="ca.crt", client_auth_type="RequireAndVerifyClientCert"))
+    url = f"https://127.0.0.1:{exporter.server.port}/metrics"
+    with pytest.raises(requests.RequestException):  # handshake refused without a client certificate
+        requests.get(url, verify=str(certs / "ca.crt"), headers=basic("prometheus", PASSWORD), timeout=5)
+    response = requests.get(url, verify=str(certs / "ca.crt"), cert=(str(certs / "client.crt"),
+                            str(certs / "client.key")), headers=basic("prometheus", PASSWORD), timeout=5)
+    assert response.status_code == 200
+
+
+def test_minimum_tls_version_is_enforced(certs, served):
+    exporter = served(tls_config(certs, min_version="TLS13"))
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", exporter.server.port), timeout=5) as sock:
+        with pytest.raises(ssl.SSLError):
+            context.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+def test_a_real_prometheus_scrapes_over_tls_with_basic_auth(certs, served, tmp_path):
+    from test_prometheus import PROMETHEUS, Prometheus
+    if PROMETHEUS is None:
+        pytest.fail("Debian's prometheus package is needed (apt-get install prometheus)")
+    exporter = served(tls_config(certs))
+    (tmp_path / "password").write_text(PASSWORD)
+    prometheus = Prometheus(tmp_path, {
+        "job_name": "provider_metrics", "scheme": "https",
+        "basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "password")},
+        "tls_config": {"ca_file": str(certs / "ca.crt"), "server_name": "provider-metrics-exporter"},
+        "static_configs": [{"targets": [f"127.0.0.1:{exporter.server.port}"]}]})
+    try:
+        result = prometheus.wait_for("gatewayz_providers_total", "scraping over TLS")
+        assert float(result[0]["value"][1]) == 4
+        (target,) = prometheus.api("/api/v1/targets")["activeTargets"]
+        assert target["health"] == "up" and target["scrapeUrl"].startswith("https://")
+    finally:
+        prometheus.stop()
+
+
+# --- load, floods and a flapping API ---------------------------------------------------
+
+def many_providers(count: int) -> list[dict]:
+    template = SEED_PROVIDERS[0]
+    return [dict(template, slug=f"provider-{i}", name=f"Provider {i}", average_response_time_ms=i % 900)
+            for i in range(count)]
+
+
+def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(api, exporter_for):
+    api.set_data(many_providers(1000), {**SEED_STATS, "total": 1000})
+    exporter = exporter_for(api, METRICS_ADDR="127.0.0.1", SCRAPE_INTERVAL="0.5")
+    exporter.start()
+    base = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    assert eventually(lambda: "provider-999" in requests.get(base, timeout=5).text)
+    polls_before, started = exporter.poller.polls, time.monotonic()
+    stop, errors, counts = threading.Event(), [], []
+
+    def scraper(gzip: bool):
+        done = 0
+        with requests.Session() as session:
+            headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
+            while not stop.is_set():
+                try:
+                    response = session.get(base, headers=headers, timeout=10)
+                    if response.status_code != 200 or not response.text.endswith("\n") or \
+                            'provider="provider-999"' not in response.text:
+                        errors.append(response.status_code)
+                    done += 1
+                except requests.RequestException as error:
+                    errors.append(type(error).__name__)
+        counts.append(done)
+
+    threads = [threading.Thread(target=scraper, args=(i % 2 == 0,)) for i in range(32)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    elapsed = time.monotonic() - started
+    polls = exporter.poller.polls - polls_before
+    assert errors == []
+    assert sum(counts) >= 32
+    assert polls >= int(elapsed / 0.5) - 2, f"{polls} polls in {elapsed:.1f}s at a 0.5s interval"
+    print(f"32 scrapers: {sum(counts)} scrapes in {elapsed:.1f}s, {polls} polls")
+
+
+def process_state() -> tuple[int, int, int]:
+    """(resident KiB, threads, open file descriptors) of this process."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return (int(fields["VmRSS"].split()[0]), threading.active_count(), len(os.listdir("/proc/self/fd")))
+
+
+def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
+    good, big = SEED_PROVIDERS, many_providers(3000)
+    phases = [Reply(body=good), Reply(500, b"down"), Reply(200, b"<html>garbage</html>"), Reply(body=big),
+              Reply(200, b'[{"slug": "trunc'), Reply(401, b"no"), Reply(body=good)]
+    exporter = exporter_for(api, METRICS_ADDR="127.0.0.1", SCRAPE_INTERVAL="0.05")
+    exporter.start()
+    base = f"http://127.0.0.1:{exporter.server.port}/metrics"
+
+    def flap(rounds: int):
+        for index in range(rounds):
+            api.routes["/providers/"] = phases[index % len(phases)]
+            api.routes["/providers/stats"] = Reply(body=SEED_STATS) if index % 3 else Reply(503, b"")
+            polls = exporter.poller.polls
+            assert eventually(lambda: exporter.poller.polls >= polls + 2, timeout=10)
+            assert requests.get(base, timeout=5).status_code == 200
+
+    flap(len(phases) * 2)  # warm up: every phase seen, caches and pools at their size
+    before = process_state()
+    flap(len(phases) * 6)
+    after = process_state()
+    print(f"flapping soak: rss {before[0]}->{after[0]} KiB, threads {before[1]}->{after[1]}, "
+          f"fds {before[2]}->{after[2]}")
+    assert after[1] <= before[1] + 2
+    assert after[2] <= before[2] + 5
+    assert after[0] - before[0] < 30 * 1024  # KiB: no growth with the number of polls
