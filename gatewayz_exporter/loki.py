@@ -28,6 +28,7 @@ from prometheus_client.metrics_core import CounterMetricFamily
 from .logs import SERVICE_NAME, ExporterJsonFormatter
 
 PUSH_PATH = "/loki/api/v1/push"
+_WAKE = object()  # queued by close() to wake the pusher thread
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -119,16 +120,23 @@ class LokiHandler(logging.handlers.QueueHandler):
                 self._send(batch)
 
     def _collect(self) -> list:
-        batch: list = []
+        # Block until a line arrives (no timer wakes an idle exporter), then gather a batch.
+        first = self.queue.get()
+        if first is _WAKE:
+            return []
+        batch: list = [first]
         deadline = time.monotonic() + self._flush_interval
-        while len(batch) < self._batch_size:
+        while len(batch) < self._batch_size and not self._stop.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stop.is_set():
+            if remaining <= 0:
                 break
             try:
-                batch.append(self.queue.get(timeout=remaining))
+                item = self.queue.get(timeout=remaining)
             except queue.Empty:
                 break
+            if item is _WAKE:
+                break
+            batch.append(item)
         return batch
 
     def _send(self, batch: list) -> None:
@@ -168,6 +176,10 @@ class LokiHandler(logging.handlers.QueueHandler):
             while not self.queue.empty() and time.monotonic() < deadline:
                 time.sleep(0.02)
             self._stop.set()
+            try:
+                self.queue.put_nowait(_WAKE)
+            except queue.Full:
+                pass  # the pusher is busy and will see the stop flag
             self._thread.join(max(0.0, deadline - time.monotonic()))
         super().close()
 

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Callable
@@ -90,8 +91,11 @@ class Poller:
             futures = {e: self._pool.submit(contextvars.copy_context().run, self._client.fetch, e)
                        for e in due}
             results = {e: f.result() for e, f in futures.items()}
+            del futures  # a finished Future still holds its result, the decoded JSON
             with self._tracer.start_as_current_span("convert") as convert_span:
                 snapshot, parsed, reasons = self._build(self._store.current, results)
+                # The decoded JSON can be large; let it go before the new snapshot is rendered.
+                results = {e: replace(r, payload=None) for e, r in results.items()}
                 self._store.publish(snapshot)
                 count = len(snapshot.providers) if snapshot.providers is not None else 0
                 convert_span.set_attribute("provider_count", count)

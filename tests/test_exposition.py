@@ -44,7 +44,7 @@ def reference(collector, openmetrics) -> str:
 def direct(collector, openmetrics) -> str:
     snapshot = collector._store.current
     body = render_snapshot(list(collector.families(snapshot, collector.freshness(snapshot))),
-                           openmetrics=openmetrics)
+                           openmetrics=openmetrics).decode("utf-8")
     return body + ("# EOF\n" if openmetrics else "")
 
 

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Benchmark: this exporter against the straightforward design, side by side, same machine, same fake API.
+
+    python bench/benchmark.py                      # N = 50, 1000, 10000
+    python bench/benchmark.py --providers 10000 --scrapes 50
+
+For each N a stand-in API on loopback serves N generated providers. Both
+exporters run as separate processes (ours with OpenTelemetry tracing and Loki
+shipping switched on, pointed at stand-in receivers, so their cost is counted),
+and the benchmark measures:
+
+* time from process start to the first complete /metrics (last provider present);
+* poll time (each exporter's own report of a whole poll: fetch, parse, publish);
+* CPU per interval: CPU seconds used between two poll completions with one
+  gzip scrape in between, as Prometheus does, averaged over several intervals;
+* scrape latency (median and p99), plain and gzip, and exposition size;
+* resident memory after the measurements;
+* for the smallest N, CPU used while idle between polls.
+
+It prints a table with each ratio (reference / ours; above 1 means ours is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import os
+import platform
+import queue
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def providers_payload(count: int) -> list[dict]:
+    healths = ("healthy", "healthy", "healthy", "degraded", "down", "unknown")
+    return [{
+        "id": i, "name": f"Provider {i}", "slug": f"provider-{i}", "description": "generated",
+        "base_url": f"https://api.provider-{i}.example", "api_key_env_var": f"P{i}_KEY", "logo_url": None,
+        "site_url": f"https://provider-{i}.example", "privacy_policy_url": None, "terms_of_service_url": None,
+        "status_page_url": f"https://status.provider-{i}.example", "is_active": i % 7 != 0,
+        "supports_streaming": True, "supports_function_calling": i % 2 == 0, "supports_vision": i % 3 == 0,
+        "supports_image_generation": i % 5 == 0,
+        "metadata": {"rate_limit": 1000 + i, "max_tokens": 8192 * (1 + i % 16),
+                     "supported_models": [f"m{j}" for j in range(i % 4)]},
+        "average_response_time_ms": 100 + (i * 37) % 900, "health_status": healths[i % len(healths)],
+        "last_health_check_at": "2026-11-28T04:09:11.817Z", "created_at": "2025-12-17T04:09:11.817Z",
+        "updated_at": "2026-11-28T04:09:11.817Z",
+    } for i in range(count)]
+
+
+class StandIn:
+    """The fake API plus sinks for OTLP and Loki, on one loopback port."""
+
+    def __init__(self, count: int):
+        providers = providers_payload(count)
+        bodies = {
+            "/providers/": json.dumps(providers).encode(),
+            "/providers/stats": json.dumps({"total": count, "active": sum(p["is_active"] for p in providers),
+                                            "inactive": sum(not p["is_active"] for p in providers),
+                                            "healthy": 0, "degraded": 0, "down": 0, "unknown": 0}).encode()}
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_GET(self):  # noqa: N802
+                path = self.path.split("?")[0]
+                if path == "/providers":
+                    return self._reply(307, b"", {"Location": "/providers/?include_inactive=true"})
+                body = bodies.get(path)
+                self._reply(200 if body else 404, body or b"{}")
+
+            def do_POST(self):  # noqa: N802  OTLP and Loki sinks
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self._reply(200 if self.path == "/v1/traces" else 204, b"")
+
+            def _reply(self, status, body, headers=()):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in dict(headers).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Subject:
+    """One exporter process; its poll completions are read from its JSON stdout."""
+
+    def __init__(self, name: str, command: list[str], env: dict):
+        self.name = name
+        self.port = int(env["METRICS_PORT"])
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env},
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.polls: queue.Queue = queue.Queue()
+        self.poll_ms: list[float] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("message") == "Updated provider metrics":
+                self.poll_ms.append(event["poll_duration_ms"])
+                self.polls.put(time.monotonic())
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def cpu_ns_live_threads(self) -> int:
+        """On-CPU nanoseconds of the live threads (schedstat): fine-grained, for short idle windows."""
+        total = 0
+        for task in os.listdir(f"/proc/{self.process.pid}/task"):
+            try:
+                with open(f"/proc/{self.process.pid}/task/{task}/schedstat") as stat:
+                    total += int(stat.read().split()[0])
+            except OSError:
+                pass
+        return total
+
+    def rss_mib(self) -> float:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def scrape(self, gzip_wanted: bool) -> tuple[float, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Accept-Encoding": "gzip"} if gzip_wanted else {}
+        started = time.perf_counter()
+        connection.request("GET", "/metrics", headers=headers)
+        body = connection.getresponse().read()
+        elapsed = time.perf_counter() - started
+        connection.close()
+        return elapsed, body
+
+    def wait_first_complete(self, last_slug: str, timeout: float = 120) -> float:
+        marker = f'provider="{last_slug}"'.encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                _, body = self.scrape(False)
+                if marker in body and b"gatewayz_providers_total" in body:
+                    return time.monotonic() - self.started
+            except OSError:
+                pass
+            time.sleep(0.005)
+        raise RuntimeError(f"{self.name}: no complete /metrics within {timeout}s")
+
+    def next_poll(self, timeout: float = 120) -> float:
+        return self.polls.get(timeout=timeout)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def measure(subject: Subject, count: int, scrapes: int, intervals: int, interval: float, idle: bool) -> dict:
+    result = {"first_complete_s": subject.wait_first_complete(f"provider-{count - 1}")}
+    plain, packed = [], []
+    for _ in range(scrapes):
+        elapsed, body = subject.scrape(False)
+        plain.append(elapsed)
+        result["size_plain"] = len(body)
+        elapsed, body = subject.scrape(True)
+        packed.append(elapsed)
+        result["size_gzip"] = len(body)
+        assert gzip.decompress(body).count(b"\n") > count, f"{subject.name}: gzip body incomplete"
+    result.update(plain_p50=statistics.median(plain), plain_p99=percentile(plain, 0.99),
+                  gzip_p50=statistics.median(packed), gzip_p99=percentile(packed, 0.99))
+    while not subject.polls.empty():  # only completions from now on count
+        subject.polls.get()
+    subject.next_poll()
+    cpu_start = subject.cpu_seconds()
+    for _ in range(intervals):  # one gzip scrape per interval, as one Prometheus would
+        subject.scrape(True)
+        subject.next_poll()
+    result["cpu_per_interval_s"] = (subject.cpu_seconds() - cpu_start) / intervals
+    if idle:  # between two polls, no scrapes: what does an idle exporter burn?
+        subject.next_poll()
+        time.sleep(0.25)
+        window = max(0.5, interval - 0.75)
+        cpu_start = subject.cpu_ns_live_threads()
+        time.sleep(window)
+        result["idle_cpu_ms_per_s"] = (subject.cpu_ns_live_threads() - cpu_start) / 1e6 / window
+    result["poll_s"] = statistics.median(subject.poll_ms) / 1000
+    result["rss_mib"] = subject.rss_mib()
+    return result
+
+
+def run(count: int, scrapes: int, intervals: int, interval: float, idle: bool) -> dict[str, dict]:
+    api = StandIn(count)
+    results = {}
+    try:
+        for name in ("ours", "reference"):
+            env = {"GATEWAY_API_URL": api.url, "ADMIN_KEY": "benchmark-key", "SCRAPE_INTERVAL": str(interval),
+                   "METRICS_PORT": str(free_port()), "METRICS_ADDR": "127.0.0.1"}
+            if name == "ours":
+                env.update(LOKI_URL=api.url, OTEL_EXPORTER_OTLP_ENDPOINT=api.url)
+                command = [sys.executable, "provider_metrics_exporter.py"]
+            else:
+                command = [sys.executable, "bench/reference_exporter.py"]
+            subject = Subject(name, command, env)
+            try:
+                results[name] = measure(subject, count, scrapes, intervals, interval, idle)
+            finally:
+                subject.stop()
+    finally:
+        api.close()
+    return results
+
+
+ROWS = [
+    ("time to first complete /metrics", "first_complete_s", "s", False),
+    ("poll time (median)", "poll_s", "s", False),
+    ("CPU per interval (1 poll + 1 gzip scrape)", "cpu_per_interval_s", "s", False),
+    ("scrape latency plain, median", "plain_p50", "ms", False),
+    ("scrape latency plain, p99", "plain_p99", "ms", False),
+    ("scrape latency gzip, median", "gzip_p50", "ms", False),
+    ("scrape latency gzip, p99", "gzip_p99", "ms", False),
+    ("exposition size plain", "size_plain", "KiB", True),
+    ("exposition size gzip", "size_gzip", "KiB", True),
+    ("resident memory", "rss_mib", "MiB", False),
+    ("idle CPU between polls", "idle_cpu_ms_per_s", "ms/s", False),
+]
+
+
+def format_table(count: int, results: dict[str, dict]) -> str:
+    ours, reference = results["ours"], results["reference"]
+    lines = [f"| {count:,} providers | ours | reference | reference / ours |", "|---|---:|---:|---:|"]
+    for label, key, unit, informational in ROWS:
+        if key not in ours:
+            continue
+        scale = {"ms": 1000, "KiB": 1 / 1024}.get(unit, 1)
+        a, b = ours[key] * scale, reference[key] * scale
+        ratio = "" if informational else (f"{b / a:.1f}×" if a > 0 else "–")
+        shown_unit = unit
+        lines.append(f"| {label} ({shown_unit}) | {a:,.3g} | {b:,.3g} | {ratio} |")
+
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--providers", type=int, nargs="+", default=[50, 1000, 10000])
+    parser.add_argument("--scrapes", type=int, default=30, help="scrapes per format for latency")
+    parser.add_argument("--intervals", type=int, default=3, help="poll intervals for CPU per interval")
+    parser.add_argument("--interval", type=float, default=None,
+                        help="SCRAPE_INTERVAL for both (default: 2 s, 4 s from 5,000 providers)")
+    args = parser.parse_args(argv)
+    print(f"# {platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    smallest = min(args.providers)
+    for count in args.providers:
+        interval = args.interval or (4.0 if count >= 5000 or count == smallest else 2.0)
+        results = run(count, args.scrapes, args.intervals, interval, idle=count == smallest)
+        print()
+        print(format_table(count, results))
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
