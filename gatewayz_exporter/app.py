@@ -51,8 +51,8 @@ class Exporter:
     thread: threading.Thread | None = None
 
     def is_ready(self) -> bool:
-        fresh = self.collector.freshness(self.store.current)
-        return any(fresh)
+        """A poll of either endpoint succeeded within MAX_STALENESS."""
+        return self.collector.ready()
 
     def start(self) -> None:
         """Bind the server, then start polling in the background."""
@@ -87,15 +87,14 @@ def build(config: Config, *, api_url: str | None = None, telemetry=None, web=Non
     telemetry.register_metrics(live_registry)
     exposition = Exposition(collector, store, live_registry)
     store.subscribe(exposition.prerender)
-    stop_event = threading.Event()
-    exporter = Exporter(config, store, poller, collector, live_registry, exposition, None,
-                        telemetry, web, stop_event)
-    exporter.server = MetricsServer(
-        exposition, exporter.is_ready, host=config.metrics_addr, port=config.metrics_port,
+    server = MetricsServer(
+        exposition, collector.ready,
+        host=config.metrics_addr, port=config.metrics_port,
         ssl_context=web.ssl_context if web else None,
         authenticate=web.authenticate if web and web.users else None,
         tracer=telemetry.tracer)
-    return exporter
+    return Exporter(config, store, poller, collector, live_registry, exposition, server, telemetry, web,
+                    threading.Event())
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

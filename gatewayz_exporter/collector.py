@@ -157,6 +157,10 @@ class SnapshotCollector:
         return (snapshot.fresh("providers", now, self._max_staleness),
                 snapshot.fresh("stats", now, self._max_staleness))
 
+    def ready(self) -> bool:
+        """Readiness: a poll of either endpoint succeeded within MAX_STALENESS."""
+        return any(self.freshness(self._store.current))
+
     def families(self, snapshot: Snapshot, freshness: tuple[bool, bool]) -> Iterator[Family]:
         return snapshot_families(snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1],
                                  version=self._version)

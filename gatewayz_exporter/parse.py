@@ -65,7 +65,11 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.problems.append(key)
             return None
-        number = float(value) if not isinstance(value, float) else value
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            self.problems.append(key)
+            return None
         if not math.isfinite(number) or number < 0:
             self.problems.append(key)
             return None

@@ -117,6 +117,9 @@ class Poller:
                     parsed[endpoint] = parser(result.payload)
                 except PayloadError as error:
                     reasons[endpoint] = error.reason
+                except Exception:  # a payload the validator did not foresee is still just a bad payload
+                    log.exception("Unexpected payload", extra={"endpoint": endpoint})
+                    reasons[endpoint] = "invalid_payload"
             elif result.reason == "rate_limited" or result.retry_after_seconds:
                 wait = min(result.retry_after_seconds or self._interval, MAX_RETRY_AFTER_SECONDS)
                 self._not_before[endpoint] = now_mono + wait

@@ -48,7 +48,7 @@ def direct(collector, openmetrics) -> str:
     return body + ("# EOF\n" if openmetrics else "")
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-10**20, 10**20) | \
+json_scalars = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.integers(10**300, 10**400) | \
     st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) |
                            st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=8)

@@ -41,7 +41,7 @@ def test_records_without_a_usable_slug_or_not_objects_are_dropped_and_counted():
     assert parsed.dropped == {"record_without_slug": 5, "record_not_object": 3}
 
 
-@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "245", True, [245], {"ms": 1}])
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "245", True, [245], {"ms": 1}, 10**400])
 def test_a_bad_response_time_drops_only_that_series(value):
     parsed = parse_providers([{"slug": "a", "average_response_time_ms": value, "is_active": True}])
     provider = parsed.providers[0]

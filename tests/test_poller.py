@@ -306,3 +306,32 @@ def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api, expor
     assert not thread.is_alive()
     assert len(calls) >= 3
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_exposition import json_values, provider_payloads  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(providers=provider_payloads | json_values, stats=json_values)
+def test_any_api_payload_over_http_is_counted_or_exported_and_never_breaks_the_exposition(
+        api, exporter_for, providers, stats):
+    import json
+    import math
+    from prometheus_client.parser import text_string_to_metric_families
+    # What the backend could send as JSON (Python's encoder writes NaN/Infinity, which real APIs do too).
+    api.routes["/providers/"] = Reply(body=json.dumps(providers).encode())
+    api.routes["/providers/stats"] = Reply(body=json.dumps(stats).encode())
+    exporter = exporter_for(api)
+    snapshot = exporter.poller.poll_once()
+    for endpoint in ("providers", "stats"):
+        status = snapshot.status[endpoint]
+        failures = sum(count for (e, _), count in snapshot.errors.items() if e == endpoint)
+        assert status.success != (failures == 1)  # either exported or counted, never neither
+    body, _ = exporter.exposition.body(openmetrics=False, gzip=False)
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert "gatewayz_provider_scrape_errors" in families
+    assert all(not math.isnan(s.value) for f in families.values() for s in f.samples if f.name.startswith("gatewayz"))
