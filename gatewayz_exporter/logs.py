@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 from opentelemetry import trace
@@ -56,4 +57,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None,
         root.addHandler(extra)
     root.setLevel(level)
     logging.captureWarnings(True)
+    # An exception that escapes a thread becomes a JSON line too, not a bare traceback.
+    threading.excepthook = lambda args: logging.getLogger("gatewayz_exporter").error(
+        "Uncaught exception in thread", exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"thread_name": getattr(args.thread, "name", None)})
     return handler

@@ -36,7 +36,10 @@ CLIENT_AUTH = {
 }
 TOP_LEVEL = {"tls_server_config", "basic_auth_users", "http_server_config"}
 TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version",
-            "cipher_suites", "curve_preferences", "prefer_server_cipher_suites", "client_allowed_sans"}
+            "prefer_server_cipher_suites"}
+# exporter-toolkit options this exporter cannot honour: refused rather than silently ignored,
+# since an operator relying on them would believe in a protection that is not there.
+UNSUPPORTED = {"cipher_suites", "curve_preferences", "client_allowed_sans", "headers"}
 SUCCESS_CACHE_SIZE = 64
 
 
@@ -101,10 +104,19 @@ def load_web_config(path: str) -> WebConfig:
     unknown = set(document) - TOP_LEVEL
     if unknown:
         raise WebConfigError(f"{path}: unknown keys {', '.join(sorted(map(str, unknown)))}")
+    http = document.get("http_server_config") or {}
+    if not isinstance(http, dict) or set(http) - {"http2"} - UNSUPPORTED:
+        raise WebConfigError(f"{path}: http_server_config may only hold http2")
+    _refuse_unsupported(http, "http_server_config", path)
     base = file.resolve().parent
     context = _tls_context(document.get("tls_server_config"), base, path)
     users = _users(document.get("basic_auth_users"), path)
     return WebConfig(context, users)
+
+
+def _refuse_unsupported(section: dict, name: str, path: str) -> None:
+    for key in sorted(UNSUPPORTED & set(section)):
+        raise WebConfigError(f"{path}: {name}.{key} is not supported by this exporter; remove it")
 
 
 def _file(value, key: str, base: Path, path: str) -> str:
@@ -121,6 +133,7 @@ def _tls_context(tls, base: Path, path: str) -> ssl.SSLContext | None:
         return None
     if not isinstance(tls, dict):
         raise WebConfigError(f"{path}: tls_server_config must be a mapping")
+    _refuse_unsupported(tls, "tls_server_config", path)
     unknown = set(tls) - TLS_KEYS
     if unknown:
         raise WebConfigError(f"{path}: unknown tls_server_config keys {', '.join(sorted(map(str, unknown)))}")

@@ -82,6 +82,9 @@ def basic(user, password):
     ({"tls_server_config": {"cert_file": "server.key", "key_file": "server.crt"}}, "cannot be loaded"),
     ({"basic_auth_users": {"prometheus": "plain-text-password"}}, "must be a bcrypt hash"),
     ({"basic_auth_users": ["prometheus"]}, "must map user names"),
+    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
+                            "client_allowed_sans": ["prometheus"]}}, "client_allowed_sans is not supported"),
+    ({"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}, "headers is not supported"),
 ])
 def test_a_bad_web_config_is_refused_with_the_problem_named(certs, document, problem):
     with pytest.raises(WebConfigError, match=problem):

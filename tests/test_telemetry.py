@@ -87,6 +87,21 @@ def test_every_stdout_line_is_one_json_object_with_the_seed_fields(root_logging)
     assert "trace_id" not in first  # outside any span
 
 
+def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+
+    def crash():
+        raise RuntimeError("boom")
+
+    thread = threading.Thread(target=crash, name="crasher")
+    thread.start()
+    thread.join()
+    (line,) = log_lines(stream)
+    assert line["message"] == "Uncaught exception in thread" and line["thread_name"] == "crasher"
+    assert "RuntimeError: boom" in line["exc_info"]
+
+
 def test_lines_inside_a_span_carry_its_trace_and_span_ids(root_logging):
     from opentelemetry.sdk.trace import TracerProvider
     stream = io.StringIO()
