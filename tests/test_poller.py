@@ -1,12 +1,18 @@
 """Polling against a real HTTP server: the seed's metrics, failures by reason, staleness, recovery."""
 
+import json
+import math
+import platform
 import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import SEED_PROVIDERS, SEED_STATS, TEST_KEY, FakeApi, Reply, registry_of
 from gatewayz_exporter.model import REASONS
+from test_exposition import json_values, provider_payloads
 
 
 def value(exporter, metric, /, **labels):
@@ -49,7 +55,7 @@ def test_seed_payload_becomes_the_seed_metrics(api, exporter_for):
                  endpoint="stats") == pytest.approx(time.time(), abs=5)
     assert value(exporter, "gatewayz_provider_invalid_records_total") == 0
     assert value(exporter, "gatewayz_exporter_build_info", version="1.0.0",
-                 python_version=__import__("platform").python_version()) == 1
+                 python_version=platform.python_version()) == 1
 
 
 def test_requests_carry_the_bearer_key_and_ask_for_inactive_providers(api, exporter_for):
@@ -308,20 +314,11 @@ def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api, expor
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from test_exposition import json_values, provider_payloads  # noqa: E402
-
-
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(providers=provider_payloads | json_values, stats=json_values)
 def test_any_api_payload_over_http_is_counted_or_exported_and_never_breaks_the_exposition(
         api, exporter_for, providers, stats):
-    import json
-    import math
-    from prometheus_client.parser import text_string_to_metric_families
     # What the backend could send as JSON (Python's encoder writes NaN/Infinity, which real APIs do too).
     api.routes["/providers/"] = Reply(body=json.dumps(providers).encode())
     api.routes["/providers/stats"] = Reply(body=json.dumps(stats).encode())
