@@ -245,3 +245,23 @@ def test_dashboard_provider_path_and_compose_mounts_agree():
 def test_no_admin_key_example_in_the_repository(path):
     text = (ROOT / path).read_text()
     assert not re.search(r"gw_live_[A-Za-z0-9]{8,}", text)
+
+
+def test_the_readme_metric_table_names_every_exported_metric_and_nothing_else(api, exporter_for):
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    body, _ = exporter.exposition.body(openmetrics=False, gzip=False)
+    exported = set(re.findall(r"^# TYPE (gatewayz_\w+)", body.decode(), re.M))
+    section = (ROOT / "README.md").read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`(gatewayz_\w+)`", section))
+    assert exported - documented == set()
+    assert documented - exported == set()
+
+
+def test_the_readme_configuration_table_matches_what_config_reads():
+    readme = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
+    documented = {name for cell in first_cells for name in re.findall(r"`([A-Z_]+)", cell)}
+    source = (ROOT / "config.py").read_text()
+    read = set(re.findall(r'(?:text|number|env\.get)\("([A-Z_]+)"', source))
+    assert read - documented == set()
