@@ -122,7 +122,7 @@ def snapshot_families(snapshot: Snapshot, *, providers_fresh: bool, stats_fresh:
                  "counter", ("endpoint", "reason"),
                  [((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS])
     yield Family("gatewayz_provider_invalid_records",
-                 "Provider records with an invalid field or no usable slug, dropped in part or whole.",
+                 "Provider records (and stats objects) with an invalid field or no usable slug, dropped in part or whole.",
                  "counter", (), [((), float(snapshot.invalid_records))])
     yield Family("gatewayz_exporter_build", "Exporter build information; always 1.", "info",
                  ("version", "python_version"), [((version, platform.python_version()), 1.0)])

@@ -37,6 +37,11 @@ class ParsedStats:
     stats: ProviderStats
     dropped: dict[str, int]
 
+    @property
+    def invalid_records(self) -> int:
+        """The stats object is one record: 1 when any of its fields was dropped."""
+        return 1 if self.dropped else 0
+
 
 def clean_text(value: str, limit: int = MAX_LABEL_LENGTH) -> str:
     """A label-safe string: lone surrogates replaced (they cannot be encoded), length capped."""

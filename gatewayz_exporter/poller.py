@@ -134,9 +134,9 @@ class Poller:
             old = previous.status[endpoint]
             if reason is None:
                 status[endpoint] = EndpointStatus(True, True, result.duration_seconds, now_wall, now_mono)
+                invalid += parsed[endpoint].invalid_records
                 if endpoint == "providers":
                     providers = parsed[endpoint].providers
-                    invalid += parsed[endpoint].invalid_records
                 else:
                     stats = parsed[endpoint].stats
             else:
@@ -175,8 +175,7 @@ class Poller:
         for endpoint, result in parsed.items():
             if result.dropped:
                 log.warning("Dropped invalid provider data", extra={
-                    "endpoint": endpoint, "dropped": result.dropped,
-                    "invalid_records": getattr(result, "invalid_records", 0)})
+                    "endpoint": endpoint, "dropped": result.dropped, "invalid_records": result.invalid_records})
         if any(s.success for s in snapshot.status.values()):
             stats = snapshot.stats
             log.info("Updated provider metrics", extra={

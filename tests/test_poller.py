@@ -263,6 +263,16 @@ def test_bad_records_drop_only_themselves_and_are_counted(api, exporter_for, cap
                                         "average_response_time_ms": 1, "duplicate_slug": 1}
 
 
+def test_a_bad_stats_field_drops_only_its_series_and_is_counted(api, exporter_for):
+    api.routes["/providers/stats"] = Reply(body={**SEED_STATS, "down": "one", "unknown": -1})
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    assert value(exporter, "gatewayz_providers_down") is None
+    assert value(exporter, "gatewayz_providers_unknown") is None
+    assert value(exporter, "gatewayz_providers_total") == 4
+    assert value(exporter, "gatewayz_provider_invalid_records_total") == 1
+
+
 def test_an_empty_list_that_the_stats_contradict_keeps_the_last_good_data(api, exporter_for):
     exporter = exporter_for(api)
     exporter.poller.poll_once()
