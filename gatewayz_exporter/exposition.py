@@ -45,14 +45,15 @@ class _Rendered:
     gzip_state: object = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gzip(self, tail: bytes) -> bytes:
+    def gzip(self, tail: bytes) -> tuple[bytes, bytes]:
+        """One gzip stream in two pieces: the cached compressed body, then ``tail`` and the trailer."""
         with self.lock:
             if self.gzip_state is None:
                 compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
                 self.gzip_prefix = compressor.compress(self.body)
                 self.gzip_state = compressor
             state = self.gzip_state.copy()
-        return self.gzip_prefix + state.compress(tail) + state.flush()
+        return self.gzip_prefix, state.compress(tail) + state.flush()
 
 
 class Exposition:
@@ -95,8 +96,12 @@ class Exposition:
                 self._cache = cache
         return entry
 
-    def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, str]:
-        """The full exposition and its content type."""
+    def parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
+        """The exposition as pieces to send one after another, and its content type.
+
+        The cached part is shared by every scrape, never copied: a server that
+        joined it with the live part would hold one full copy per slow scraper.
+        """
         snapshot = self._store.current
         self._requested.add(openmetrics)
         entry = self._entry(snapshot, self._collector.freshness(snapshot), openmetrics)
@@ -106,4 +111,9 @@ class Exposition:
             tail, content_type = text_format.generate_latest(self._live), TEXT_CONTENT_TYPE
         if gzip:
             return entry.gzip(tail), content_type
-        return entry.body + tail, content_type
+        return (entry.body, tail), content_type
+
+    def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, str]:
+        """The full exposition as one bytes object, and its content type."""
+        parts, content_type = self.parts(openmetrics=openmetrics, gzip=gzip)
+        return b"".join(parts), content_type

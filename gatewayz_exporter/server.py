@@ -27,6 +27,7 @@ log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_IGNORED_BODY_BYTES = 64 * 1024
+WRITE_SLICE = 256 * 1024
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -229,30 +230,35 @@ class MetricsServer:
             return keep_alive
         openmetrics = wants_openmetrics(request.headers.get("accept"))
         gzip = accepts_gzip(request.headers.get("accept-encoding"))
-        body, content_type = await loop.run_in_executor(self._pool, self._metrics, openmetrics, gzip)
+        parts, content_type = await loop.run_in_executor(self._pool, self._metrics, openmetrics, gzip)
         extra = (("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")) if gzip else ()
-        await self._send(writer, HTTPStatus.OK, body, keep_alive=keep_alive, head_only=head_only,
+        await self._send(writer, HTTPStatus.OK, parts, keep_alive=keep_alive, head_only=head_only,
                          content_type=content_type, extra=extra)
         return keep_alive
 
-    def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[bytes, str]:
+    def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
         with self._tracer.start_as_current_span("scrape", kind=trace.SpanKind.SERVER) as span:
-            body, content_type = self._exposition.body(openmetrics=openmetrics, gzip=gzip)
+            parts, content_type = self._exposition.parts(openmetrics=openmetrics, gzip=gzip)
             span.set_attribute("http.method", "GET")
             span.set_attribute("http.route", "/metrics")
             span.set_attribute("http.status_code", 200)
-            span.set_attribute("response_bytes", len(body))
-        return body, content_type
+            span.set_attribute("response_bytes", sum(map(len, parts)))
+        return parts, content_type
 
-    async def _send(self, writer, status: HTTPStatus, body: bytes, *, keep_alive: bool, head_only: bool = False,
-                    content_type: str = "text/plain; charset=utf-8", extra=()) -> None:
+    async def _send(self, writer, status: HTTPStatus, body: bytes | tuple[bytes, ...], *, keep_alive: bool,
+                    head_only: bool = False, content_type: str = "text/plain; charset=utf-8", extra=()) -> None:
+        parts = (body,) if isinstance(body, bytes) else body
         headers = [f"HTTP/1.1 {status.value} {status.phrase}",
                    f"Content-Type: {content_type}",
-                   f"Content-Length: {len(body)}",
+                   f"Content-Length: {sum(map(len, parts))}",
                    "Connection: keep-alive" if keep_alive else "Connection: close"]
         headers.extend(f"{name}: {value}" for name, value in extra)
         writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
-        if not head_only:
-            writer.write(body)
-        # A scraper that stops reading must not hold the connection forever.
+        # In slices, waiting for each to drain: a slow reader then holds one slice of
+        # buffer, not a copy of a 10 MB exposition. A reader that stops is cut off.
+        for part in () if head_only else parts:
+            view = memoryview(part)
+            for start in range(0, len(view), WRITE_SLICE):
+                writer.write(view[start:start + WRITE_SLICE])
+                await asyncio.wait_for(writer.drain(), self._idle_timeout)
         await asyncio.wait_for(writer.drain(), self._idle_timeout)
