@@ -130,6 +130,15 @@ class Telemetry:
         """Tracing from the OTEL_* variables in ``env``; Loki from LOKI_* in ``config``."""
         settings = tracing_settings(env) if enable_tracing else None
         tracing = _Tracing(settings) if settings else None
+        if tracing is not None:
+            tracer = tracing.tracer
+        elif (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+            tracer = trace.NoOpTracer()
+        else:
+            # No trace backend: spans are still made (and dropped), so every log line of a
+            # poll carries the same trace_id and the lines of one poll can be grouped.
+            from opentelemetry.sdk.trace import TracerProvider
+            tracer = TracerProvider(shutdown_on_exit=False).get_tracer("gatewayz_exporter")
         handlers: tuple[logging.Handler, ...] = ()
         if config.loki_url:
             from .loki import LokiHandler, LokiPusher
@@ -137,7 +146,7 @@ class Telemetry:
                                 tenant_id=config.loki_tenant_id)
             handler = LokiHandler(pusher, report=_direct_reporter(report_stream or sys.stdout))
             handlers = (handler,)
-        return cls(tracing.tracer if tracing else trace.NoOpTracer(), handlers, tracing)
+        return cls(tracer, handlers, tracing)
 
     def register_metrics(self, registry) -> None:
         from .loki import LokiCollector, LokiHandler

@@ -163,6 +163,20 @@ def test_dropped_lines_are_a_metric(telemetry_exporter, loki):
     assert exporter.live_registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") == 0
 
 
+def test_without_a_trace_backend_the_lines_of_a_poll_still_share_a_trace_id(telemetry_exporter):
+    exporter = telemetry_exporter()
+    exporter.poller.poll_once()
+    (update,) = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"]
+    assert len(update["trace_id"]) == 32 and int(update["trace_id"], 16) != 0
+
+
+def test_otel_sdk_disabled_means_no_trace_ids_at_all(telemetry_exporter):
+    exporter = telemetry_exporter(OTEL_SDK_DISABLED="true", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    exporter.poller.poll_once()
+    (update,) = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"]
+    assert "trace_id" not in update
+
+
 # --- traces ------------------------------------------------------------------
 
 def test_tracing_is_off_unless_an_endpoint_is_set_and_can_be_disabled():
