@@ -158,6 +158,24 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(loki):
         handler.close(0.5)
 
 
+def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_logging(
+        loki, root_logging):
+    loki.default = 400  # Loki refuses the batch: not retryable
+    stream, report_stream = io.StringIO(), io.StringIO()
+    telemetry = Telemetry.from_config(make_config("http://127.0.0.1:1", LOKI_URL=loki.url), {},
+                                      report_stream=report_stream)
+    configure_logging("INFO", stream, telemetry.log_handlers)
+    try:
+        logging.getLogger("gatewayz_exporter.test").info("hello")
+        (handler,) = telemetry.log_handlers
+        assert eventually(lambda: handler.dropped == 1)
+        (report,) = log_lines(report_stream)
+        assert report["message"] == "Loki push failed; lines dropped" and report["error"] == "HTTP 400"
+        assert [l["message"] for l in log_lines(stream)] == ["hello"]  # nothing re-entered logging
+    finally:
+        telemetry.shutdown(1.0)
+
+
 def test_dropped_lines_are_a_metric(telemetry_exporter, loki):
     exporter = telemetry_exporter(LOKI_URL=loki.url)
     assert exporter.live_registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") == 0
