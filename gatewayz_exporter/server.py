@@ -156,6 +156,12 @@ class MetricsServer:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ssl.SSLError, OSError):
             return
+        except Exception:  # a bug must cost one response, not the server
+            log.exception("Request failed")
+            try:
+                await self._send(writer, HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", keep_alive=False)
+            except Exception:
+                pass
         finally:
             self._connections.discard(writer)
             try:

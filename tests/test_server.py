@@ -145,3 +145,17 @@ def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_an_unexpected_error_while_rendering_is_a_500_and_the_server_keeps_serving(running, caplog):
+    original = running.exposition.parts
+
+    def broken(**kwargs):
+        raise RuntimeError("render bug")
+
+    running.exposition.parts = broken
+    with caplog.at_level("ERROR"):
+        assert requests.get(running.base + "/metrics", timeout=5).status_code == 500
+    assert any(r.getMessage() == "Request failed" for r in caplog.records)
+    running.exposition.parts = original
+    assert requests.get(running.base + "/metrics", timeout=5).status_code == 200
