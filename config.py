@@ -7,7 +7,9 @@ operator fixes a bad deployment in one round trip. Secrets (``ADMIN_KEY``,
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -131,6 +133,15 @@ class Config:
 
         web_config = web_config_file or text("WEB_CONFIG_FILE")
 
+        metrics_addr = text("METRICS_ADDR")
+        if metrics_addr is not None and not _is_address(metrics_addr):
+            problems.append(f"METRICS_ADDR: must be an IP address or host name (got {metrics_addr!r})")
+        for name in ("LOKI_USERNAME", "LOKI_TENANT_ID"):
+            if text(name) is not None and not _is_header_safe(text(name)):
+                problems.append(f"{name}: must not contain control characters")
+        if loki_password is not None and not _is_header_safe(loki_password):
+            problems.append("LOKI_PASSWORD: must not contain control characters")
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -138,7 +149,7 @@ class Config:
             admin_key=admin_key,
             scrape_interval=interval,
             metrics_port=metrics_port,
-            metrics_addr=text("METRICS_ADDR"),
+            metrics_addr=metrics_addr,
             request_timeout=timeout,
             max_staleness=staleness,
             max_response_bytes=max_bytes,
@@ -150,3 +161,16 @@ class Config:
             web_config_file=web_config,
             demo=demo,
         )
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return True
+    except ValueError:
+        return re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}"
+                            r"[A-Za-z0-9])?)*", value) is not None
+
+
+def _is_header_safe(value: str) -> bool:
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)

@@ -115,9 +115,12 @@ class LokiHandler(logging.handlers.QueueHandler):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._collect()
-            if batch:
-                self._send(batch)
+            try:
+                batch = self._collect()
+                if batch:
+                    self._send(batch)
+            except Exception as error:  # the pusher thread must outlive any surprise
+                self._report_failure(type(error).__name__, 0)
 
     def _collect(self) -> list:
         # Block until a line arrives (no timer wakes an idle exporter), then gather a batch.

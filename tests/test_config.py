@@ -93,3 +93,20 @@ def test_process_exit_code_is_2_and_no_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "ADMIN_KEY" in result.stderr and "METRICS_PORT" in result.stderr
+
+
+@pytest.mark.parametrize("address,ok", [("::", True), ("0.0.0.0", True), ("[::1]", True), ("127.0.0.1", True),
+                                        ("exporter.internal", True), ("not an address", False),
+                                        ("http://x", False)])
+def test_metrics_addr_must_be_an_address_or_host_name(address, ok):
+    env = {"ADMIN_KEY": TEST_KEY, "METRICS_ADDR": address}
+    if ok:
+        assert Config.from_env(env).metrics_addr == address
+    else:
+        with pytest.raises(ConfigError, match="METRICS_ADDR"):
+            Config.from_env(env)
+
+
+def test_loki_header_values_cannot_smuggle_headers():
+    with pytest.raises(ConfigError, match="LOKI_TENANT_ID"):
+        Config.from_env({"ADMIN_KEY": TEST_KEY, "LOKI_URL": "http://loki:3100", "LOKI_TENANT_ID": "a\r\nX-Evil: 1"})
