@@ -77,7 +77,8 @@ def build(config: Config, *, api_url: str | None = None, telemetry=None, web=Non
 
     telemetry = telemetry or Telemetry.disabled()
     store = SnapshotStore()
-    client = ApiClient(api_url or config.gateway_api_url, config.admin_key,
+    # The demo backend needs no key, so a real one set in the environment is never sent to it.
+    client = ApiClient(api_url or config.gateway_api_url, None if config.demo else config.admin_key,
                        timeout=config.request_timeout, max_bytes=config.max_response_bytes,
                        user_agent=f"gatewayz-provider-metrics-exporter/{__version__}")
     poller = Poller(client, store, interval=config.scrape_interval, tracer=telemetry.tracer)
