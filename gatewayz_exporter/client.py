@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import socket
-
 import requests
 import urllib3
 
@@ -129,12 +127,9 @@ class ApiClient:
         try:
             return self._session.get(url, headers=self._headers, timeout=remaining,
                                      stream=True, allow_redirects=False)
-        except requests.Timeout:
+        except requests.Timeout:  # connect, or waiting for the status line and headers
             raise _Failure("timeout") from None
-        except (requests.ConnectionError, requests.exceptions.InvalidURL,
-                requests.exceptions.InvalidHeader, requests.exceptions.ContentDecodingError):
-            raise _Failure("connection") from None
-        except requests.RequestException:
+        except requests.RequestException:  # refused, reset, DNS, TLS, malformed response head
             raise _Failure("connection") from None
 
     @staticmethod
@@ -168,7 +163,7 @@ class ApiClient:
                     raise _Failure("too_large", response.status_code)
                 if time.monotonic() > deadline:
                     raise _Failure("timeout", response.status_code)
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout):
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
             raise _Failure("timeout", response.status_code) from None
         except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError, OSError):
             raise _Failure("truncated", response.status_code) from None
