@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from prometheus_client import ProcessCollector
 from prometheus_client.exposition import generate_latest
@@ -28,6 +28,10 @@ from .exposition import Exposition
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .server import MetricsServer
+
+if TYPE_CHECKING:  # imported lazily at run time: OpenTelemetry and bcrypt are heavy
+    from .telemetry import Telemetry
+    from .webconfig import WebConfig
 
 log = logging.getLogger("gatewayz_exporter")
 
@@ -45,8 +49,8 @@ class Exporter:
     live_registry: CollectorRegistry
     exposition: Exposition
     server: MetricsServer
-    telemetry: object
-    web: object
+    telemetry: Telemetry
+    web: WebConfig | None
     stop_event: threading.Event
     thread: threading.Thread | None = None
 
@@ -71,7 +75,8 @@ class Exporter:
         self.telemetry.shutdown(min(timeout, 2.0))
 
 
-def build(config: Config, *, api_url: str | None = None, telemetry=None, web=None) -> Exporter:
+def build(config: Config, *, api_url: str | None = None, telemetry: Telemetry | None = None,
+          web: WebConfig | None = None) -> Exporter:
     """Make every part from ``config``; nothing starts yet."""
     from .telemetry import Telemetry  # OpenTelemetry set-up is heavy; only the daemon needs it
 
