@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_API_URL = "https://api.gatewayz.ai"
@@ -48,8 +48,9 @@ class Config:
     demo: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, demo: bool = False,
-                 web_config_file: str | None = None) -> "Config":
+    def from_env(
+        cls, env: Mapping[str, str], *, demo: bool = False, web_config_file: str | None = None
+    ) -> Config:
         """Build and validate a Config from ``env``; raise ConfigError listing every problem."""
         problems: list[str] = []
 
@@ -119,7 +120,9 @@ class Config:
             if raw_max.isdigit() and int(raw_max) >= 1024:
                 max_bytes = int(raw_max)
             else:
-                problems.append(f"MAX_RESPONSE_BYTES: must be a whole number of bytes, at least 1024 (got {raw_max!r})")
+                problems.append(
+                    f"MAX_RESPONSE_BYTES: must be a whole number of bytes, at least 1024 (got {raw_max!r})"
+                )
 
         log_level = (text("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -168,8 +171,14 @@ def _is_address(value: str) -> bool:
         ipaddress.ip_address(value.strip("[]"))
         return True
     except ValueError:
-        return re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}"
-                            r"[A-Za-z0-9])?)*", value) is not None
+        return (
+            re.fullmatch(
+                r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}"
+                r"[A-Za-z0-9])?)*",
+                value,
+            )
+            is not None
+        )
 
 
 def _is_header_safe(value: str) -> bool:

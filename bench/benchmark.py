@@ -44,19 +44,37 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def providers_payload(count: int) -> list[dict]:
     healths = ("healthy", "healthy", "healthy", "degraded", "down", "unknown")
-    return [{
-        "id": i, "name": f"Provider {i}", "slug": f"provider-{i}", "description": "generated",
-        "base_url": f"https://api.provider-{i}.example", "api_key_env_var": f"P{i}_KEY", "logo_url": None,
-        "site_url": f"https://provider-{i}.example", "privacy_policy_url": None, "terms_of_service_url": None,
-        "status_page_url": f"https://status.provider-{i}.example", "is_active": i % 7 != 0,
-        "supports_streaming": True, "supports_function_calling": i % 2 == 0, "supports_vision": i % 3 == 0,
-        "supports_image_generation": i % 5 == 0,
-        "metadata": {"rate_limit": 1000 + i, "max_tokens": 8192 * (1 + i % 16),
-                     "supported_models": [f"m{j}" for j in range(i % 4)]},
-        "average_response_time_ms": 100 + (i * 37) % 900, "health_status": healths[i % len(healths)],
-        "last_health_check_at": "2026-11-28T04:09:11.817Z", "created_at": "2025-12-17T04:09:11.817Z",
-        "updated_at": "2026-11-28T04:09:11.817Z",
-    } for i in range(count)]
+    return [
+        {
+            "id": i,
+            "name": f"Provider {i}",
+            "slug": f"provider-{i}",
+            "description": "generated",
+            "base_url": f"https://api.provider-{i}.example",
+            "api_key_env_var": f"P{i}_KEY",
+            "logo_url": None,
+            "site_url": f"https://provider-{i}.example",
+            "privacy_policy_url": None,
+            "terms_of_service_url": None,
+            "status_page_url": f"https://status.provider-{i}.example",
+            "is_active": i % 7 != 0,
+            "supports_streaming": True,
+            "supports_function_calling": i % 2 == 0,
+            "supports_vision": i % 3 == 0,
+            "supports_image_generation": i % 5 == 0,
+            "metadata": {
+                "rate_limit": 1000 + i,
+                "max_tokens": 8192 * (1 + i % 16),
+                "supported_models": [f"m{j}" for j in range(i % 4)],
+            },
+            "average_response_time_ms": 100 + (i * 37) % 900,
+            "health_status": healths[i % len(healths)],
+            "last_health_check_at": "2026-11-28T04:09:11.817Z",
+            "created_at": "2025-12-17T04:09:11.817Z",
+            "updated_at": "2026-11-28T04:09:11.817Z",
+        }
+        for i in range(count)
+    ]
 
 
 class StandIn:
@@ -66,22 +84,32 @@ class StandIn:
         providers = providers_payload(count)
         bodies = {
             "/providers/": json.dumps(providers).encode(),
-            "/providers/stats": json.dumps({"total": count, "active": sum(p["is_active"] for p in providers),
-                                            "inactive": sum(not p["is_active"] for p in providers),
-                                            "healthy": 0, "degraded": 0, "down": 0, "unknown": 0}).encode()}
+            "/providers/stats": json.dumps(
+                {
+                    "total": count,
+                    "active": sum(p["is_active"] for p in providers),
+                    "inactive": sum(not p["is_active"] for p in providers),
+                    "healthy": 0,
+                    "degraded": 0,
+                    "down": 0,
+                    "unknown": 0,
+                }
+            ).encode(),
+        }
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = self.path.split("?")[0]
                 if path == "/providers":
-                    return self._reply(307, b"", {"Location": "/providers/?include_inactive=true"})
+                    self._reply(307, b"", {"Location": "/providers/?include_inactive=true"})
+                    return
                 body = bodies.get(path)
                 self._reply(200 if body else 404, body or b"{}")
 
-            def do_POST(self):  # noqa: N802  OTLP and Loki sinks
+            def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 self._reply(200 if self.path == "/v1/traces" else 204, b"")
 
@@ -120,8 +148,14 @@ class Subject:
         self.name = name
         self.port = int(env["METRICS_PORT"])
         self.started = time.monotonic()
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env},
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         self.polls: queue.Queue = queue.Queue()
         self.poll_ms: list[float] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -195,7 +229,7 @@ class Subject:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(subject: Subject, count: int, scrapes: int, intervals: int, interval: float, idle: bool) -> dict:
@@ -209,8 +243,12 @@ def measure(subject: Subject, count: int, scrapes: int, intervals: int, interval
         packed.append(elapsed)
         result["size_gzip"] = len(body)
         assert gzip.decompress(body).count(b"\n") > count, f"{subject.name}: gzip body incomplete"
-    result.update(plain_p50=statistics.median(plain), plain_p99=percentile(plain, 0.99),
-                  gzip_p50=statistics.median(packed), gzip_p99=percentile(packed, 0.99))
+    result.update(
+        plain_p50=statistics.median(plain),
+        plain_p99=percentile(plain, 0.99),
+        gzip_p50=statistics.median(packed),
+        gzip_p99=percentile(packed, 0.99),
+    )
     while not subject.polls.empty():  # only completions from now on count
         subject.polls.get()
     subject.next_poll()
@@ -236,8 +274,13 @@ def run(count: int, scrapes: int, intervals: int, interval: float, idle: bool) -
     results = {}
     try:
         for name in ("ours", "reference"):
-            env = {"GATEWAY_API_URL": api.url, "ADMIN_KEY": "benchmark-key", "SCRAPE_INTERVAL": str(interval),
-                   "METRICS_PORT": str(free_port()), "METRICS_ADDR": "127.0.0.1"}
+            env = {
+                "GATEWAY_API_URL": api.url,
+                "ADMIN_KEY": "benchmark-key",
+                "SCRAPE_INTERVAL": str(interval),
+                "METRICS_PORT": str(free_port()),
+                "METRICS_ADDR": "127.0.0.1",
+            }
             if name == "ours":
                 env.update(LOKI_URL=api.url, OTEL_EXPORTER_OTLP_ENDPOINT=api.url)
                 command = [sys.executable, "provider_metrics_exporter.py"]
@@ -288,11 +331,17 @@ def main(argv=None) -> int:
     parser.add_argument("--providers", type=int, nargs="+", default=[50, 1000, 10000])
     parser.add_argument("--scrapes", type=int, default=30, help="scrapes per format for latency")
     parser.add_argument("--intervals", type=int, default=3, help="poll intervals for CPU per interval")
-    parser.add_argument("--interval", type=float, default=None,
-                        help="SCRAPE_INTERVAL for both (default: 2 s, 4 s from 5,000 providers)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="SCRAPE_INTERVAL for both (default: 2 s, 4 s from 5,000 providers)",
+    )
     args = parser.parse_args(argv)
-    print(f"# {platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
+    print(
+        f"# {platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
     smallest = min(args.providers)
     for count in args.providers:
         interval = args.interval or (4.0 if count >= 5000 or count == smallest else 2.0)

@@ -17,19 +17,24 @@ import requests
 from prometheus_client import Gauge, start_http_server
 
 LABEL = ["provider"]
-INFO = Gauge("gatewayz_provider_info", "Provider info", ["provider", "name", "base_url", "site_url",
-                                                         "status_page_url"])
+INFO = Gauge(
+    "gatewayz_provider_info", "Provider info", ["provider", "name", "base_url", "site_url", "status_page_url"]
+)
 ACTIVE = Gauge("gatewayz_provider_is_active", "Active", LABEL)
 HEALTH = Gauge("gatewayz_provider_health_status", "Health", LABEL)
 RESPONSE = Gauge("gatewayz_provider_response_time_ms", "Response time", LABEL)
-SUPPORTS = {c: Gauge(f"gatewayz_provider_supports_{c}", c, LABEL)
-            for c in ("streaming", "function_calling", "vision", "image_generation")}
+SUPPORTS = {
+    c: Gauge(f"gatewayz_provider_supports_{c}", c, LABEL)
+    for c in ("streaming", "function_calling", "vision", "image_generation")
+}
 CHECKED = Gauge("gatewayz_provider_last_health_check_timestamp_seconds", "Last check", LABEL)
 RATE = Gauge("gatewayz_provider_rate_limit", "Rate limit", LABEL)
 TOKENS = Gauge("gatewayz_provider_max_tokens", "Max tokens", LABEL)
 MODELS = Gauge("gatewayz_provider_supported_models", "Models", LABEL)
-STATS = {f: Gauge(f"gatewayz_providers_{f}", f) for f in
-         ("total", "active", "inactive", "healthy", "degraded", "down", "unknown")}
+STATS = {
+    f: Gauge(f"gatewayz_providers_{f}", f)
+    for f in ("total", "active", "inactive", "healthy", "degraded", "down", "unknown")
+}
 HEALTH_CODES = {"unknown": 0, "healthy": 1, "degraded": 2, "down": 3}
 
 
@@ -37,8 +42,13 @@ def poll(session: requests.Session, base: str, headers: dict) -> None:
     providers = session.get(f"{base}/providers?include_inactive=true", headers=headers, timeout=10).json()
     for p in providers:
         slug = p["slug"]
-        INFO.labels(slug, p.get("name") or "", p.get("base_url") or "", p.get("site_url") or "",
-                    p.get("status_page_url") or "").set(1)
+        INFO.labels(
+            slug,
+            p.get("name") or "",
+            p.get("base_url") or "",
+            p.get("site_url") or "",
+            p.get("status_page_url") or "",
+        ).set(1)
         ACTIVE.labels(slug).set(1 if p.get("is_active") else 0)
         HEALTH.labels(slug).set(HEALTH_CODES.get(str(p.get("health_status")).lower(), 0))
         if p.get("average_response_time_ms") is not None:
@@ -69,7 +79,10 @@ def main() -> None:
         started = time.monotonic()
         poll(session, base, headers)
         duration = time.monotonic() - started
-        print(json.dumps({"message": "Updated provider metrics", "poll_duration_ms": duration * 1000}), flush=True)
+        print(
+            json.dumps({"message": "Updated provider metrics", "poll_duration_ms": duration * 1000}),
+            flush=True,
+        )
         time.sleep(max(0.0, interval - duration))
 
 

@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import ProcessCollector
 from prometheus_client.exposition import generate_latest
@@ -61,8 +62,9 @@ class Exporter:
     def start(self) -> None:
         """Bind the server, then start polling in the background."""
         self.server.start()
-        self.thread = threading.Thread(target=self.poller.run, args=(self.stop_event,),
-                                       name="poller", daemon=True)
+        self.thread = threading.Thread(
+            target=self.poller.run, args=(self.stop_event,), name="poller", daemon=True
+        )
         self.thread.start()
 
     def stop(self, timeout: float = 3.0) -> None:
@@ -75,17 +77,26 @@ class Exporter:
         self.telemetry.shutdown(min(timeout, 2.0))
 
 
-def build(config: Config, *, api_url: str | None = None, telemetry: Telemetry | None = None,
-          web: WebConfig | None = None) -> Exporter:
+def build(
+    config: Config,
+    *,
+    api_url: str | None = None,
+    telemetry: Telemetry | None = None,
+    web: WebConfig | None = None,
+) -> Exporter:
     """Make every part from ``config``; nothing starts yet."""
     from .telemetry import Telemetry  # OpenTelemetry set-up is heavy; only the daemon needs it
 
     telemetry = telemetry or Telemetry.disabled()
     store = SnapshotStore()
     # The demo backend needs no key, so a real one set in the environment is never sent to it.
-    client = ApiClient(api_url or config.gateway_api_url, None if config.demo else config.admin_key,
-                       timeout=config.request_timeout, max_bytes=config.max_response_bytes,
-                       user_agent=f"gatewayz-provider-metrics-exporter/{__version__}")
+    client = ApiClient(
+        api_url or config.gateway_api_url,
+        None if config.demo else config.admin_key,
+        timeout=config.request_timeout,
+        max_bytes=config.max_response_bytes,
+        user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
+    )
     poller = Poller(client, store, interval=config.scrape_interval, tracer=telemetry.tracer)
     collector = SnapshotCollector(store, max_staleness=config.max_staleness, version=__version__)
     live_registry = CollectorRegistry()
@@ -94,26 +105,41 @@ def build(config: Config, *, api_url: str | None = None, telemetry: Telemetry | 
     exposition = Exposition(collector, store, live_registry)
     store.subscribe(exposition.prerender)
     server = MetricsServer(
-        exposition, collector.ready,
-        host=config.metrics_addr, port=config.metrics_port,
+        exposition,
+        collector.ready,
+        host=config.metrics_addr,
+        port=config.metrics_port,
         ssl_context=web.ssl_context if web else None,
         authenticate=web.authenticate if web and web.users else None,
-        tracer=telemetry.tracer)
-    return Exporter(config, store, poller, collector, live_registry, exposition, server, telemetry, web,
-                    threading.Event())
+        tracer=telemetry.tracer,
+    )
+    return Exporter(
+        config, store, poller, collector, live_registry, exposition, server, telemetry, web, threading.Event()
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="provider_metrics_exporter.py",
         description="Poll the GatewayZ provider API and serve Prometheus metrics. "
-                    "Configured by environment variables; see README.md.")
-    parser.add_argument("--once", action="store_true",
-                        help="poll once, print the metrics to stdout and exit (non-zero if the API failed)")
-    parser.add_argument("--demo", action="store_true",
-                        help="poll a built-in sample API on loopback instead of GATEWAY_API_URL; no key needed")
-    parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
-                        help="exporter-toolkit web config (TLS, basic auth); overrides WEB_CONFIG_FILE")
+        "Configured by environment variables; see README.md.",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="poll once, print the metrics to stdout and exit (non-zero if the API failed)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="poll a built-in sample API on loopback instead of GATEWAY_API_URL; no key needed",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="exporter-toolkit web config (TLS, basic auth); overrides WEB_CONFIG_FILE",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
@@ -145,6 +171,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     web = None
     if config.web_config_file:
         from .webconfig import WebConfigError, load_web_config
+
         try:
             web = load_web_config(config.web_config_file)
         except WebConfigError as error:
@@ -162,6 +189,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     api_url = None
     if config.demo:
         from .demo import DemoBackend
+
         demo = DemoBackend().start()
         api_url = demo.url
     exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
@@ -191,13 +219,26 @@ def serve(exporter: Exporter) -> int:
         log.error("Cannot listen", extra={"port": exporter.config.metrics_port, "error": error.strerror})
         return 1
     config = exporter.config
-    log.info("Exporter started", extra={
-        "version": __version__, "port": exporter.server.port, "api_url": None if config.demo else
-        config.gateway_api_url, "demo": config.demo, "scrape_interval": config.scrape_interval,
-        "max_staleness": config.max_staleness, "tls": bool(exporter.web and exporter.web.ssl_context),
-        "basic_auth": bool(exporter.web and exporter.web.users)})
+    log.info(
+        "Exporter started",
+        extra={
+            "version": __version__,
+            "port": exporter.server.port,
+            "api_url": None if config.demo else config.gateway_api_url,
+            "demo": config.demo,
+            "scrape_interval": config.scrape_interval,
+            "max_staleness": config.max_staleness,
+            "tls": bool(exporter.web and exporter.web.ssl_context),
+            "basic_auth": bool(exporter.web and exporter.web.users),
+        },
+    )
     while not stop.wait(3600):
         pass
     exporter.stop()
     log.info("Exporter stopped")
     return 0
+
+
+def console_main() -> None:
+    """Entry point of the installed ``provider-metrics-exporter`` command."""
+    sys.exit(main(sys.argv[1:]))

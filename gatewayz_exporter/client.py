@@ -29,7 +29,7 @@ PATHS = {
 class FetchResult:
     endpoint: str
     payload: object = None
-    reason: str | None = None          # None on success
+    reason: str | None = None  # None on success
     status_code: int | None = None
     retry_after_seconds: float | None = None
     duration_seconds: float = 0.0
@@ -67,16 +67,24 @@ def _same_origin(a: str, b: str) -> bool:
     if pb.scheme not in ("http", "https") or (pa.scheme == "https" and pb.scheme != "https"):
         return False
     default = {"http": 80, "https": 443}
-    return (pa.hostname or "").lower() == (pb.hostname or "").lower() and \
-        (pa.port or default[pa.scheme]) == (pb.port or default[pb.scheme])
+    return (pa.hostname or "").lower() == (pb.hostname or "").lower() and (pa.port or default[pa.scheme]) == (
+        pb.port or default[pb.scheme]
+    )
 
 
 class ApiClient:
     """Fetches one endpoint with a whole-request deadline and a body size cap."""
 
-    def __init__(self, base_url: str, admin_key: str | None, *, timeout: float,
-                 max_bytes: int, session: requests.Session | None = None,
-                 user_agent: str = "gatewayz-provider-metrics-exporter"):
+    def __init__(
+        self,
+        base_url: str,
+        admin_key: str | None,
+        *,
+        timeout: float,
+        max_bytes: int,
+        session: requests.Session | None = None,
+        user_agent: str = "gatewayz-provider-metrics-exporter",
+    ):
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -98,11 +106,16 @@ class ApiClient:
         try:
             payload = self._get_json(self.url(endpoint), deadline)
         except _Failure as failure:
-            return FetchResult(endpoint, reason=failure.reason, status_code=failure.status_code,
-                               retry_after_seconds=failure.retry_after,
-                               duration_seconds=time.monotonic() - started)
-        return FetchResult(endpoint, payload=payload, status_code=200,
-                           duration_seconds=time.monotonic() - started)
+            return FetchResult(
+                endpoint,
+                reason=failure.reason,
+                status_code=failure.status_code,
+                retry_after_seconds=failure.retry_after,
+                duration_seconds=time.monotonic() - started,
+            )
+        return FetchResult(
+            endpoint, payload=payload, status_code=200, duration_seconds=time.monotonic() - started
+        )
 
     def _get_json(self, url: str, deadline: float) -> object:
         origin = url
@@ -125,8 +138,9 @@ class ApiClient:
         if remaining <= 0:
             raise _Failure("timeout")
         try:
-            return self._session.get(url, headers=self._headers, timeout=remaining,
-                                     stream=True, allow_redirects=False)
+            return self._session.get(
+                url, headers=self._headers, timeout=remaining, stream=True, allow_redirects=False
+            )
         except requests.Timeout:  # connect, or waiting for the status line and headers
             raise _Failure("timeout") from None
         except requests.RequestException:  # refused, reset, DNS, TLS, malformed response head
@@ -141,8 +155,11 @@ class ApiClient:
             raise _Failure("unauthorized", status)
         if status == 429:
             raise _Failure("rate_limited", status, parse_retry_after(response.headers.get("Retry-After")))
-        raise _Failure("http_error", status, parse_retry_after(response.headers.get("Retry-After"))
-                       if status == 503 else None)
+        raise _Failure(
+            "http_error",
+            status,
+            parse_retry_after(response.headers.get("Retry-After")) if status == 503 else None,
+        )
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
         declared = response.headers.get("Content-Length", "")

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable, Iterator, NamedTuple, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
-from prometheus_client.metrics_core import (CounterMetricFamily, GaugeMetricFamily,
-                                            InfoMetricFamily, Metric)
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from .model import CAPABILITIES, ENDPOINTS, REASONS, STAT_FIELDS, Provider, Snapshot
@@ -38,15 +38,16 @@ POLL = "(background poll of the GatewayZ API)"
 class Family(NamedTuple):
     """One metric family as data: ``rows`` are (label values, value) in label_names order."""
 
-    name: str            # OpenMetrics family name (no _total/_info suffix)
+    name: str  # OpenMetrics family name (no _total/_info suffix)
     documentation: str
-    kind: str            # gauge | counter | info
+    kind: str  # gauge | counter | info
     label_names: tuple[str, ...]
     rows: Sequence[tuple[tuple[str, ...], float]]
 
 
-def _provider_family(name: str, doc: str, providers: Sequence[Provider],
-                     value: Callable[[Provider], float | None]) -> Family:
+def _provider_family(
+    name: str, doc: str, providers: Sequence[Provider], value: Callable[[Provider], float | None]
+) -> Family:
     rows = []
     for provider in providers:
         v = value(provider)
@@ -62,70 +63,125 @@ def _flag(value: bool | None) -> float | None:
 INFO_LABELS = ("provider", "name", "base_url", "site_url", "status_page_url")
 
 
-def snapshot_families(snapshot: Snapshot, *, providers_fresh: bool, stats_fresh: bool,
-                      version: str) -> Iterator[Family]:
+def snapshot_families(
+    snapshot: Snapshot, *, providers_fresh: bool, stats_fresh: bool, version: str
+) -> Iterator[Family]:
     """Every family for one snapshot; an endpoint's data families are left out once stale."""
     if stats_fresh and snapshot.stats is not None:
-        for field, value in zip(STAT_FIELDS, snapshot.stats.values):
+        for field, value in zip(STAT_FIELDS, snapshot.stats.values, strict=True):
             if value is not None:
                 label = "in total" if field == "total" else f"that are {field}"
-                yield Family(f"gatewayz_providers_{field}",
-                             f"Number of providers {label}, from /providers/stats {POLL}.",
-                             "gauge", (), [((), value)])
+                yield Family(
+                    f"gatewayz_providers_{field}",
+                    f"Number of providers {label}, from /providers/stats {POLL}.",
+                    "gauge",
+                    (),
+                    [((), value)],
+                )
 
     if providers_fresh and snapshot.providers is not None:
         ps = snapshot.providers
-        yield Family("gatewayz_provider",
-                     f"Static provider details; always 1 {POLL}.", "info", INFO_LABELS,
-                     [((p.slug, p.name, p.base_url, p.site_url, p.status_page_url), 1.0) for p in ps])
-        yield _provider_family("gatewayz_provider_is_active",
-                               f"1 if the provider is active, 0 if not {POLL}.", ps,
-                               lambda p: _flag(p.is_active))
-        yield _provider_family("gatewayz_provider_health_status",
-                               f"Provider health: 0 unknown, 1 healthy, 2 degraded, 3 down {POLL}.", ps,
-                               lambda p: p.health_status)
-        yield _provider_family("gatewayz_provider_response_time_ms",
-                               f"Provider average response time in milliseconds {POLL}.", ps,
-                               lambda p: p.response_time_ms)
+        yield Family(
+            "gatewayz_provider",
+            f"Static provider details; always 1 {POLL}.",
+            "info",
+            INFO_LABELS,
+            [((p.slug, p.name, p.base_url, p.site_url, p.status_page_url), 1.0) for p in ps],
+        )
+        yield _provider_family(
+            "gatewayz_provider_is_active",
+            f"1 if the provider is active, 0 if not {POLL}.",
+            ps,
+            lambda p: _flag(p.is_active),
+        )
+        yield _provider_family(
+            "gatewayz_provider_health_status",
+            f"Provider health: 0 unknown, 1 healthy, 2 degraded, 3 down {POLL}.",
+            ps,
+            lambda p: p.health_status,
+        )
+        yield _provider_family(
+            "gatewayz_provider_response_time_ms",
+            f"Provider average response time in milliseconds {POLL}.",
+            ps,
+            lambda p: p.response_time_ms,
+        )
         for index, capability in enumerate(CAPABILITIES):
-            yield _provider_family(f"gatewayz_provider_supports_{capability}",
-                                   f"1 if the provider supports {capability.replace('_', ' ')}, 0 if not {POLL}.",
-                                   ps, lambda p, i=index: _flag(p.supports[i]))
-        yield _provider_family("gatewayz_provider_last_health_check_timestamp_seconds",
-                               f"Unix time of the provider's last health check, in seconds {POLL}.", ps,
-                               lambda p: p.last_health_check_seconds)
-        yield _provider_family("gatewayz_provider_rate_limit",
-                               f"Provider rate limit from its metadata, in requests {POLL}.", ps,
-                               lambda p: p.rate_limit)
-        yield _provider_family("gatewayz_provider_max_tokens",
-                               f"Provider maximum tokens from its metadata, in tokens {POLL}.", ps,
-                               lambda p: p.max_tokens)
-        yield _provider_family("gatewayz_provider_supported_models",
-                               f"Number of models listed in the provider's metadata {POLL}.", ps,
-                               lambda p: p.supported_models)
+            yield _provider_family(
+                f"gatewayz_provider_supports_{capability}",
+                f"1 if the provider supports {capability.replace('_', ' ')}, 0 if not {POLL}.",
+                ps,
+                lambda p, i=index: _flag(p.supports[i]),
+            )
+        yield _provider_family(
+            "gatewayz_provider_last_health_check_timestamp_seconds",
+            f"Unix time of the provider's last health check, in seconds {POLL}.",
+            ps,
+            lambda p: p.last_health_check_seconds,
+        )
+        yield _provider_family(
+            "gatewayz_provider_rate_limit",
+            f"Provider rate limit from its metadata, in requests {POLL}.",
+            ps,
+            lambda p: p.rate_limit,
+        )
+        yield _provider_family(
+            "gatewayz_provider_max_tokens",
+            f"Provider maximum tokens from its metadata, in tokens {POLL}.",
+            ps,
+            lambda p: p.max_tokens,
+        )
+        yield _provider_family(
+            "gatewayz_provider_supported_models",
+            f"Number of models listed in the provider's metadata {POLL}.",
+            ps,
+            lambda p: p.supported_models,
+        )
 
     status = snapshot.status
     attempted = [e for e in ENDPOINTS if status[e].attempted]
-    yield Family("gatewayz_provider_scrape_success",
-                 "1 if the exporter's latest poll of the API endpoint succeeded, 0 if it failed.",
-                 "gauge", ("endpoint",), [((e,), 1.0 if status[e].success else 0.0) for e in attempted])
-    yield Family("gatewayz_provider_scrape_duration_seconds",
-                 "Duration of the exporter's latest poll of the API endpoint, in seconds.",
-                 "gauge", ("endpoint",), [((e,), status[e].duration_seconds) for e in attempted])
-    yield Family("gatewayz_provider_last_successful_scrape_timestamp_seconds",
-                 "Unix time of the exporter's latest successful poll of the API endpoint, in seconds.",
-                 "gauge", ("endpoint",),
-                 [((e,), status[e].last_success_unix) for e in ENDPOINTS
-                  if status[e].last_success_unix is not None])
-    yield Family("gatewayz_provider_scrape_errors",
-                 "Failed polls of the API, by endpoint and reason.",
-                 "counter", ("endpoint", "reason"),
-                 [((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS])
-    yield Family("gatewayz_provider_invalid_records",
-                 "Provider records (and stats objects) with an invalid field or no usable slug, dropped in part or whole.",
-                 "counter", (), [((), float(snapshot.invalid_records))])
-    yield Family("gatewayz_exporter_build", "Exporter build information; always 1.", "info",
-                 ("version", "python_version"), [((version, platform.python_version()), 1.0)])
+    yield Family(
+        "gatewayz_provider_scrape_success",
+        "1 if the exporter's latest poll of the API endpoint succeeded, 0 if it failed.",
+        "gauge",
+        ("endpoint",),
+        [((e,), 1.0 if status[e].success else 0.0) for e in attempted],
+    )
+    yield Family(
+        "gatewayz_provider_scrape_duration_seconds",
+        "Duration of the exporter's latest poll of the API endpoint, in seconds.",
+        "gauge",
+        ("endpoint",),
+        [((e,), status[e].duration_seconds) for e in attempted],
+    )
+    yield Family(
+        "gatewayz_provider_last_successful_scrape_timestamp_seconds",
+        "Unix time of the exporter's latest successful poll of the API endpoint, in seconds.",
+        "gauge",
+        ("endpoint",),
+        [((e,), status[e].last_success_unix) for e in ENDPOINTS if status[e].last_success_unix is not None],
+    )
+    yield Family(
+        "gatewayz_provider_scrape_errors",
+        "Failed polls of the API, by endpoint and reason.",
+        "counter",
+        ("endpoint", "reason"),
+        [((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS],
+    )
+    yield Family(
+        "gatewayz_provider_invalid_records",
+        "Provider records (and stats objects) with an invalid field or no usable slug, dropped in part or whole.",
+        "counter",
+        (),
+        [((), float(snapshot.invalid_records))],
+    )
+    yield Family(
+        "gatewayz_exporter_build",
+        "Exporter build information; always 1.",
+        "info",
+        ("version", "python_version"),
+        [((version, platform.python_version()), 1.0)],
+    )
 
 
 def to_metric(family: Family) -> Metric:
@@ -133,7 +189,7 @@ def to_metric(family: Family) -> Metric:
     if family.kind == "info":
         metric = InfoMetricFamily(family.name, family.documentation, labels=())
         for values, _ in family.rows:
-            metric.add_metric((), dict(zip(family.label_names, values)))
+            metric.add_metric((), dict(zip(family.label_names, values, strict=True)))
         return metric
     cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
     metric = cls(family.name, family.documentation, labels=family.label_names)
@@ -145,8 +201,9 @@ def to_metric(family: Family) -> Metric:
 class SnapshotCollector:
     """A prometheus_client collector that only reads the store's newest Snapshot."""
 
-    def __init__(self, store, *, max_staleness: float, version: str,
-                 monotonic: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, store, *, max_staleness: float, version: str, monotonic: Callable[[], float] = time.monotonic
+    ):
         self._store = store
         self._max_staleness = max_staleness
         self._version = version
@@ -154,16 +211,19 @@ class SnapshotCollector:
 
     def freshness(self, snapshot: Snapshot) -> tuple[bool, bool]:
         now = self._monotonic()
-        return (snapshot.fresh("providers", now, self._max_staleness),
-                snapshot.fresh("stats", now, self._max_staleness))
+        return (
+            snapshot.fresh("providers", now, self._max_staleness),
+            snapshot.fresh("stats", now, self._max_staleness),
+        )
 
     def ready(self) -> bool:
         """Readiness: a poll of either endpoint succeeded within MAX_STALENESS."""
         return any(self.freshness(self._store.current))
 
     def families(self, snapshot: Snapshot, freshness: tuple[bool, bool]) -> Iterator[Family]:
-        return snapshot_families(snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1],
-                                 version=self._version)
+        return snapshot_families(
+            snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1], version=self._version
+        )
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._store.current
@@ -173,11 +233,12 @@ class SnapshotCollector:
 
 # --- direct rendering -------------------------------------------------------
 
+
 def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-_COMMON_VALUES = {float(v): floatToGoString(v) for v in range(0, 4)}
+_COMMON_VALUES = {float(v): floatToGoString(v) for v in range(4)}
 
 
 def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> bytes:

@@ -11,7 +11,7 @@ import json
 import math
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,29 +29,44 @@ DEMO_PROVIDERS = (
 def demo_providers(now: float) -> list[dict]:
     """The demo payload at time ``now``: health and latency follow slow waves per provider."""
     records = []
-    stamp = datetime.fromtimestamp(now, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for index, (slug, name, base, streaming, functions, vision, images, active) in enumerate(DEMO_PROVIDERS):
         wave = math.sin(now / 90.0 + index * 1.7)
         health = "healthy" if wave < 0.55 else "degraded" if wave < 0.9 else "down"
         if not active:
             health = "unknown"
-        records.append({
-            "id": index + 1, "name": name, "slug": slug,
-            "description": f"{name} demo provider",
-            "base_url": f"https://api.{slug}.example", "api_key_env_var": f"{slug.upper()}_API_KEY",
-            "logo_url": None, "site_url": f"https://{slug}.example", "privacy_policy_url": None,
-            "terms_of_service_url": None,
-            "status_page_url": f"https://status.{slug}.example" if index % 2 == 0 else None,
-            "is_active": active, "supports_streaming": streaming, "supports_function_calling": functions,
-            "supports_vision": vision, "supports_image_generation": images,
-            "metadata": {"rate_limit": 1000 * (index + 1), "max_tokens": 32000 * (index + 1),
-                         "supported_models": [f"{slug}-model-{n}" for n in range(index + 1)]}
-            if index != 4 else None,
-            "average_response_time_ms": None if not active else round(base * (1 + 0.35 * wave), 1),
-            "health_status": health,
-            "last_health_check_at": stamp if active else None,
-            "created_at": "2025-12-17T04:09:11.817Z", "updated_at": stamp,
-        })
+        records.append(
+            {
+                "id": index + 1,
+                "name": name,
+                "slug": slug,
+                "description": f"{name} demo provider",
+                "base_url": f"https://api.{slug}.example",
+                "api_key_env_var": f"{slug.upper()}_API_KEY",
+                "logo_url": None,
+                "site_url": f"https://{slug}.example",
+                "privacy_policy_url": None,
+                "terms_of_service_url": None,
+                "status_page_url": f"https://status.{slug}.example" if index % 2 == 0 else None,
+                "is_active": active,
+                "supports_streaming": streaming,
+                "supports_function_calling": functions,
+                "supports_vision": vision,
+                "supports_image_generation": images,
+                "metadata": {
+                    "rate_limit": 1000 * (index + 1),
+                    "max_tokens": 32000 * (index + 1),
+                    "supported_models": [f"{slug}-model-{n}" for n in range(index + 1)],
+                }
+                if index != 4
+                else None,
+                "average_response_time_ms": None if not active else round(base * (1 + 0.35 * wave), 1),
+                "health_status": health,
+                "last_health_check_at": stamp if active else None,
+                "created_at": "2025-12-17T04:09:11.817Z",
+                "updated_at": stamp,
+            }
+        )
     return records
 
 
@@ -67,7 +82,7 @@ class _DemoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         records = demo_providers(time.time())
         if parts.path == "/providers":
@@ -90,7 +105,7 @@ class _DemoHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args) -> None:  # keep stdout for the JSON log lines
+    def log_message(self, fmt: str, *args: object) -> None:  # keep stdout for the JSON log lines
         pass
 
 
@@ -103,7 +118,7 @@ class DemoBackend:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="demo-api", daemon=True)
 
-    def start(self) -> "DemoBackend":
+    def start(self) -> DemoBackend:
         self._thread.start()
         return self
 

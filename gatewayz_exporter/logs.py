@@ -32,9 +32,12 @@ class ExporterJsonFormatter(JsonFormatter):
     """python-json-logger with the field names the seed's Loki query expects."""
 
     def __init__(self, service: str = SERVICE_NAME):
-        super().__init__(["levelname", "name", "message"], timestamp=True,
-                         rename_fields={"levelname": "level", "name": "logger"},
-                         static_fields={"service": service})
+        super().__init__(
+            ["levelname", "name", "message"],
+            timestamp=True,
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"service": service},
+        )
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         log_data["level"] = str(log_data.get("level", "")).lower()
@@ -42,8 +45,9 @@ class ExporterJsonFormatter(JsonFormatter):
         return {"timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"), **log_data}
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None,
-                      extra_handlers: tuple[logging.Handler, ...] = ()) -> logging.Handler:
+def configure_logging(
+    level: str = "INFO", stream: TextIO | None = None, extra_handlers: tuple[logging.Handler, ...] = ()
+) -> logging.Handler:
     """Replace the root logger's handlers with one JSON handler on ``stream`` (stdout by default)."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(ExporterJsonFormatter())
@@ -59,6 +63,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None,
     logging.captureWarnings(True)
     # An exception that escapes a thread becomes a JSON line too, not a bare traceback.
     threading.excepthook = lambda args: logging.getLogger("gatewayz_exporter").error(
-        "Uncaught exception in thread", exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
-        extra={"thread_name": getattr(args.thread, "name", None)})
+        "Uncaught exception in thread",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"thread_name": getattr(args.thread, "name", None)},
+    )
     return handler

@@ -12,6 +12,7 @@ to the stdout handler, never through logging, so it cannot recurse.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import http.client
 import json
@@ -20,7 +21,7 @@ import logging.handlers
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from prometheus_client.metrics_core import CounterMetricFamily
@@ -35,16 +36,26 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 class LokiPusher:
     """POSTs batches to Loki. Separate from the handler so it can be tested on its own."""
 
-    def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
-                 tenant_id: str | None = None, timeout: float = 5.0):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tenant_id: str | None = None,
+        timeout: float = 5.0,
+    ):
         parts = urlsplit(base_url.rstrip("/"))
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if self._https else 80)
         self._path = (parts.path or "") + PUSH_PATH
         self._timeout = timeout
-        self._headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                         "User-Agent": "gatewayz-provider-metrics-exporter"}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "User-Agent": "gatewayz-provider-metrics-exporter",
+        }
         if username is not None and password is not None:
             token = base64.b64encode(f"{username}:{password}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
@@ -57,8 +68,12 @@ class LokiPusher:
         streams: dict[str, list[list[str]]] = {}
         for stamp, level, line in batch:
             streams.setdefault(level, []).append([str(stamp), line])
-        payload = {"streams": [{"stream": {"service": SERVICE_NAME, "level": level}, "values": values}
-                               for level, values in streams.items()]}
+        payload = {
+            "streams": [
+                {"stream": {"service": SERVICE_NAME, "level": level}, "values": values}
+                for level, values in streams.items()
+            ]
+        }
         return gzip.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"), compresslevel=5)
 
     def push(self, body: bytes) -> int:
@@ -77,9 +92,17 @@ class LokiPusher:
 class LokiHandler(logging.handlers.QueueHandler):
     """A non-blocking handler: bounded queue in front, batching pusher thread behind."""
 
-    def __init__(self, pusher: LokiPusher, *, capacity: int = 10_000, batch_size: int = 500,
-                 flush_interval: float = 1.0, max_retries: int = 5, backoff: float = 0.5,
-                 report: Callable[[str, dict], None] | None = None):
+    def __init__(
+        self,
+        pusher: LokiPusher,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        report: Callable[[str, dict], None] | None = None,
+    ):
         super().__init__(queue.Queue(maxsize=capacity))
         self.setFormatter(ExporterJsonFormatter())
         self._pusher = pusher
@@ -90,8 +113,8 @@ class LokiHandler(logging.handlers.QueueHandler):
         self._report = report or (lambda message, fields: None)
         self._stop = threading.Event()
         self._counts_lock = threading.Lock()
-        self.dropped = 0   # lines lost: queue full, or retries exhausted
-        self.pushed = 0    # lines accepted by Loki
+        self.dropped = 0  # lines lost: queue full, or retries exhausted
+        self.pushed = 0  # lines accepted by Loki
         self.failures = 0  # failed POST attempts
         self._last_report = 0.0
         self._thread = threading.Thread(target=self._run, name="loki-pusher", daemon=True)
@@ -119,7 +142,7 @@ class LokiHandler(logging.handlers.QueueHandler):
                 batch = self._collect()
                 if batch:
                     self._send(batch)
-            except Exception as error:  # the pusher thread must outlive any surprise
+            except Exception as error:  # noqa: BLE001 -- the pusher thread must outlive any surprise
                 self._report_failure(type(error).__name__, 0)
 
     def _collect(self) -> list:
@@ -179,10 +202,8 @@ class LokiHandler(logging.handlers.QueueHandler):
             while not self.queue.empty() and time.monotonic() < deadline:
                 time.sleep(0.02)
             self._stop.set()
-            try:
+            with contextlib.suppress(queue.Full):  # the pusher is busy and will see the stop flag
                 self.queue.put_nowait(_WAKE)
-            except queue.Full:
-                pass  # the pusher is busy and will see the stop flag
             self._thread.join(max(0.0, deadline - time.monotonic()))
         super().close()
 
@@ -202,9 +223,16 @@ class LokiCollector:
     def collect(self):
         handler = self._handler
         counts = (handler.dropped, handler.pushed, handler.failures) if handler else (0, 0, 0)
-        yield CounterMetricFamily("gatewayz_exporter_loki_dropped_lines",
-                                  "Log lines not delivered to Loki (buffer full or push failed).", value=counts[0])
-        yield CounterMetricFamily("gatewayz_exporter_loki_pushed_lines", "Log lines accepted by Loki.",
-                                  value=counts[1])
-        yield CounterMetricFamily("gatewayz_exporter_loki_push_failures",
-                                  "Failed push attempts to Loki, retries included.", value=counts[2])
+        yield CounterMetricFamily(
+            "gatewayz_exporter_loki_dropped_lines",
+            "Log lines not delivered to Loki (buffer full or push failed).",
+            value=counts[0],
+        )
+        yield CounterMetricFamily(
+            "gatewayz_exporter_loki_pushed_lines", "Log lines accepted by Loki.", value=counts[1]
+        )
+        yield CounterMetricFamily(
+            "gatewayz_exporter_loki_push_failures",
+            "Failed push attempts to Loki, retries included.",
+            value=counts[2],
+        )

@@ -6,26 +6,26 @@ either the previous poll or the new one, never a mix.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 ENDPOINTS = ("providers", "stats")
 
 # Why a poll of one endpoint failed. A fixed set so the error counter's labels
 # stay bounded; every (endpoint, reason) pair is exported from the start at 0.
 REASONS = (
-    "timeout",          # connect, first byte or whole request over REQUEST_TIMEOUT
-    "connection",       # refused, reset, DNS, TLS
-    "unauthorized",     # 401 or 403: the admin key is wrong or expired
-    "rate_limited",     # 429
-    "http_error",       # any other non-2xx status
-    "redirect",         # a redirect to another host or too many redirects
-    "too_large",        # body over MAX_RESPONSE_BYTES
-    "truncated",        # body shorter than announced, connection dropped mid-body
-    "invalid_json",     # not JSON: HTML error page, garbage, truncated document
+    "timeout",  # connect, first byte or whole request over REQUEST_TIMEOUT
+    "connection",  # refused, reset, DNS, TLS
+    "unauthorized",  # 401 or 403: the admin key is wrong or expired
+    "rate_limited",  # 429
+    "http_error",  # any other non-2xx status
+    "redirect",  # a redirect to another host or too many redirects
+    "too_large",  # body over MAX_RESPONSE_BYTES
+    "truncated",  # body shorter than announced, connection dropped mid-body
+    "invalid_json",  # not JSON: HTML error page, garbage, truncated document
     "invalid_payload",  # JSON of the wrong shape
-    "inconsistent",     # 200 with empty data that the other endpoint contradicts
+    "inconsistent",  # 200 with empty data that the other endpoint contradicts
 )
 
 HEALTH_CODES = MappingProxyType({"unknown": 0, "healthy": 1, "degraded": 2, "down": 3})
@@ -69,7 +69,7 @@ class EndpointStatus:
     attempted: bool = False
     success: bool = False
     duration_seconds: float = 0.0
-    last_success_unix: float | None = None       # wall clock, for the timestamp metric
+    last_success_unix: float | None = None  # wall clock, for the timestamp metric
     last_success_monotonic: float | None = None  # monotonic, for staleness
 
 
@@ -81,9 +81,11 @@ class Snapshot:
     providers: tuple[Provider, ...] | None = None
     stats: ProviderStats | None = None
     status: Mapping[str, EndpointStatus] = field(
-        default_factory=lambda: MappingProxyType({e: EndpointStatus() for e in ENDPOINTS}))
+        default_factory=lambda: MappingProxyType({e: EndpointStatus() for e in ENDPOINTS})
+    )
     errors: Mapping[tuple[str, str], int] = field(
-        default_factory=lambda: MappingProxyType({(e, r): 0 for e in ENDPOINTS for r in REASONS}))
+        default_factory=lambda: MappingProxyType({(e, r): 0 for e in ENDPOINTS for r in REASONS})
+    )
     invalid_records: int = 0
 
     def fresh(self, endpoint: str, now_monotonic: float, max_staleness: float) -> bool:

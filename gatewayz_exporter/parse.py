@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .model import CAPABILITIES, HEALTH_CODES, STAT_FIELDS, Provider, ProviderStats
 
@@ -28,7 +28,7 @@ class PayloadError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ParsedProviders:
     providers: tuple[Provider, ...]
-    invalid_records: int     # records with any problem (dropped, duplicate, or a field dropped)
+    invalid_records: int  # records with any problem (dropped, duplicate, or a field dropped)
     dropped: dict[str, int]  # what was dropped, by kind, for one log line per poll
 
 
@@ -57,7 +57,7 @@ def clean_text(value: str, limit: int = MAX_LABEL_LENGTH) -> str:
 class _Fields:
     """Reads one record's fields, noting each invalid one."""
 
-    __slots__ = ("record", "problems")
+    __slots__ = ("problems", "record")
 
     def __init__(self, record: dict):
         self.record = record
@@ -123,7 +123,7 @@ def parse_timestamp(text: str) -> float | None:
     except (ValueError, OverflowError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         seconds = moment.timestamp()
     except (OverflowError, OSError, ValueError):

@@ -11,10 +11,10 @@ import contextvars
 import logging
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Callable
 
 from opentelemetry import trace
 
@@ -54,17 +54,23 @@ class SnapshotStore:
 class Poller:
     """Polls the API into ``store``. Owns the error counts, which only grow."""
 
-    def __init__(self, client: ApiClient, store: SnapshotStore, *, interval: float,
-                 tracer: trace.Tracer | None = None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        client: ApiClient,
+        store: SnapshotStore,
+        *,
+        interval: float,
+        tracer: trace.Tracer | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         self._client = client
         self._store = store
         self._interval = interval
         self._tracer = tracer or trace.NoOpTracer()
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._not_before = {endpoint: 0.0 for endpoint in ENDPOINTS}
+        self._not_before = dict.fromkeys(ENDPOINTS, 0.0)
         self._pool = ThreadPoolExecutor(max_workers=len(ENDPOINTS), thread_name_prefix="fetch")
         self.polls = 0
 
@@ -88,8 +94,9 @@ class Poller:
         with self._tracer.start_as_current_span("poll") as span:
             started = self._monotonic()
             due = [e for e in ENDPOINTS if started >= self._not_before[e]]
-            futures = {e: self._pool.submit(contextvars.copy_context().run, self._client.fetch, e)
-                       for e in due}
+            futures = {
+                e: self._pool.submit(contextvars.copy_context().run, self._client.fetch, e) for e in due
+            }
             results = {e: f.result() for e, f in futures.items()}
             del futures  # a finished Future still holds its result, the decoded JSON
             with self._tracer.start_as_current_span("convert") as convert_span:
@@ -141,10 +148,17 @@ class Poller:
                     stats = parsed[endpoint].stats
             else:
                 errors[(endpoint, reason)] += 1
-                status[endpoint] = EndpointStatus(True, False, result.duration_seconds,
-                                                  old.last_success_unix, old.last_success_monotonic)
-        snapshot = Snapshot(previous.generation + 1, providers, stats, MappingProxyType(status),
-                            MappingProxyType(errors), invalid)
+                status[endpoint] = EndpointStatus(
+                    True, False, result.duration_seconds, old.last_success_unix, old.last_success_monotonic
+                )
+        snapshot = Snapshot(
+            previous.generation + 1,
+            providers,
+            stats,
+            MappingProxyType(status),
+            MappingProxyType(errors),
+            invalid,
+        )
         return snapshot, {e: p for e, p in parsed.items() if reasons[e] is None}, reasons
 
     @staticmethod
@@ -164,27 +178,48 @@ class Poller:
         elif p.providers and not any(stat_values):
             reasons["stats"] = "inconsistent"
 
-    def _log(self, snapshot: Snapshot, results: dict[str, FetchResult], parsed: dict,
-             reasons: dict[str, str | None], duration: float) -> None:
+    def _log(
+        self,
+        snapshot: Snapshot,
+        results: dict[str, FetchResult],
+        parsed: dict,
+        reasons: dict[str, str | None],
+        duration: float,
+    ) -> None:
         for endpoint, reason in reasons.items():
             if reason is not None:
                 result = results[endpoint]
-                log.warning("Provider API poll failed", extra={
-                    "endpoint": endpoint, "reason": reason, "status_code": result.status_code,
-                    "duration_ms": round(result.duration_seconds * 1000, 1)})
+                log.warning(
+                    "Provider API poll failed",
+                    extra={
+                        "endpoint": endpoint,
+                        "reason": reason,
+                        "status_code": result.status_code,
+                        "duration_ms": round(result.duration_seconds * 1000, 1),
+                    },
+                )
         for endpoint, result in parsed.items():
             if result.dropped:
-                log.warning("Dropped invalid provider data", extra={
-                    "endpoint": endpoint, "dropped": result.dropped, "invalid_records": result.invalid_records})
+                log.warning(
+                    "Dropped invalid provider data",
+                    extra={
+                        "endpoint": endpoint,
+                        "dropped": result.dropped,
+                        "invalid_records": result.invalid_records,
+                    },
+                )
         if any(s.success for s in snapshot.status.values()):
             stats = snapshot.stats
-            log.info("Updated provider metrics", extra={
-                "providers_total": _int(stats.get("total")) if stats else None,
-                "providers_active": _int(stats.get("active")) if stats else None,
-                "providers_healthy": _int(stats.get("healthy")) if stats else None,
-                "provider_count": len(snapshot.providers or ()),
-                "poll_duration_ms": round(duration * 1000, 1),
-            })
+            log.info(
+                "Updated provider metrics",
+                extra={
+                    "providers_total": _int(stats.get("total")) if stats else None,
+                    "providers_active": _int(stats.get("active")) if stats else None,
+                    "providers_healthy": _int(stats.get("healthy")) if stats else None,
+                    "provider_count": len(snapshot.providers or ()),
+                    "poll_duration_ms": round(duration * 1000, 1),
+                },
+            )
 
 
 def _int(value: float | None) -> int | None:

@@ -14,9 +14,9 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Callable
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -43,15 +43,16 @@ def make_listen_socket(host: str | None, port: int) -> socket.socket:
     """Bind ``host:port``; with no host, every interface on IPv6 *and* IPv4 where the kernel allows."""
     if host is None:
         if socket.has_dualstack_ipv6():
-            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
-                                        reuse_port=False, backlog=1024)
+            return socket.create_server(
+                ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, reuse_port=False, backlog=1024
+            )
         return socket.create_server(("0.0.0.0", port), backlog=1024)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host.strip("[]"), port), family=family, backlog=1024)
 
 
 class _Request:
-    __slots__ = ("method", "path", "version", "headers")
+    __slots__ = ("headers", "method", "path", "version")
 
     def __init__(self, method: str, path: str, version: str, headers: dict[str, str]):
         self.method, self.path, self.version, self.headers = method, path, version, headers
@@ -67,13 +68,21 @@ class _Request:
 class MetricsServer:
     """Serves the exposition; ``start()`` binds and returns once listening, ``stop()`` closes."""
 
-    def __init__(self, exposition: Exposition, is_ready: Callable[[], bool], *,
-                 host: str | None = None, port: int = 8001,
-                 ssl_context: ssl.SSLContext | None = None,
-                 authenticate: Callable[[str | None], bool] | None = None,
-                 tracer: trace.Tracer | None = None,
-                 workers: int = 4, head_timeout: float = 10.0, idle_timeout: float = 60.0,
-                 max_connections: int = 1024):
+    def __init__(
+        self,
+        exposition: Exposition,
+        is_ready: Callable[[], bool],
+        *,
+        host: str | None = None,
+        port: int = 8001,
+        ssl_context: ssl.SSLContext | None = None,
+        authenticate: Callable[[str | None], bool] | None = None,
+        tracer: trace.Tracer | None = None,
+        workers: int = 4,
+        head_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+        max_connections: int = 1024,
+    ):
         self._exposition = exposition
         self._is_ready = is_ready
         self._host, self._port = host, port
@@ -100,8 +109,12 @@ class MetricsServer:
 
         async def serve() -> None:
             self._server = await asyncio.start_server(
-                self._handle, sock=sock, ssl=self._ssl, limit=MAX_HEAD_BYTES,
-                ssl_handshake_timeout=self._head_timeout if self._ssl else None)
+                self._handle,
+                sock=sock,
+                ssl=self._ssl,
+                limit=MAX_HEAD_BYTES,
+                ssl_handshake_timeout=self._head_timeout if self._ssl else None,
+            )
             ready.set()
 
         def run() -> None:
@@ -146,20 +159,23 @@ class MetricsServer:
         try:
             first = True
             while True:
-                request = await self._read_request(reader, writer,
-                                                   self._head_timeout if first else self._idle_timeout)
+                request = await self._read_request(
+                    reader, writer, self._head_timeout if first else self._idle_timeout
+                )
                 if request is None:
                     return
                 first = False
                 keep_alive = await self._respond(request, writer)
                 if not keep_alive:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ssl.SSLError, OSError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
             return
         except Exception:  # a bug must cost one response, not the server
             log.exception("Request failed")
             try:
-                await self._send(writer, HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", keep_alive=False)
+                await self._send(
+                    writer, HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", keep_alive=False
+                )
             except Exception:
                 pass
         finally:
@@ -172,11 +188,15 @@ class MetricsServer:
     async def _read_request(self, reader, writer, timeout: float) -> _Request | None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+        except (TimeoutError, asyncio.IncompleteReadError):
             return None
         except asyncio.LimitOverrunError:
-            await self._send(writer, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, b"request head too large\n",
-                             keep_alive=False)
+            await self._send(
+                writer,
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                b"request head too large\n",
+                keep_alive=False,
+            )
             return None
         try:
             lines = head.decode("latin-1").split("\r\n")
@@ -193,8 +213,9 @@ class MetricsServer:
             return None
         length = headers.get("content-length", "0")
         if "transfer-encoding" in headers or not length.isdigit() or int(length) > MAX_IGNORED_BODY_BYTES:
-            await self._send(writer, HTTPStatus.BAD_REQUEST, b"request bodies are not accepted\n",
-                             keep_alive=False)
+            await self._send(
+                writer, HTTPStatus.BAD_REQUEST, b"request bodies are not accepted\n", keep_alive=False
+            )
             return None
         if int(length):
             await asyncio.wait_for(reader.readexactly(int(length)), timeout)
@@ -203,8 +224,13 @@ class MetricsServer:
     async def _respond(self, request: _Request, writer) -> bool:
         keep_alive = request.keep_alive
         if request.method not in ("GET", "HEAD"):
-            await self._send(writer, HTTPStatus.METHOD_NOT_ALLOWED, b"only GET and HEAD\n",
-                             keep_alive=keep_alive, extra=(("Allow", "GET, HEAD"),))
+            await self._send(
+                writer,
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                b"only GET and HEAD\n",
+                keep_alive=keep_alive,
+                extra=(("Allow", "GET, HEAD"),),
+            )
             return keep_alive
         head_only = request.method == "HEAD"
         path = request.path.rstrip("/") or "/"
@@ -213,33 +239,61 @@ class MetricsServer:
             return keep_alive
         if path == "/readyz":
             ready = self._is_ready()
-            await self._send(writer, HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
-                             b"ready\n" if ready else b"no successful poll within MAX_STALENESS\n",
-                             keep_alive=keep_alive, head_only=head_only)
+            await self._send(
+                writer,
+                HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                b"ready\n" if ready else b"no successful poll within MAX_STALENESS\n",
+                keep_alive=keep_alive,
+                head_only=head_only,
+            )
             return keep_alive
         if path not in ("/", "/metrics"):
-            await self._send(writer, HTTPStatus.NOT_FOUND, b"not found; see /\n",
-                             keep_alive=keep_alive, head_only=head_only)
+            await self._send(
+                writer,
+                HTTPStatus.NOT_FOUND,
+                b"not found; see /\n",
+                keep_alive=keep_alive,
+                head_only=head_only,
+            )
             return keep_alive
         loop = asyncio.get_running_loop()
         if self._authenticate is not None:
-            allowed = await loop.run_in_executor(self._pool, self._authenticate,
-                                                 request.headers.get("authorization"))
+            allowed = await loop.run_in_executor(
+                self._pool, self._authenticate, request.headers.get("authorization")
+            )
             if not allowed:
-                await self._send(writer, HTTPStatus.UNAUTHORIZED, b"unauthorized\n", keep_alive=keep_alive,
-                                 head_only=head_only,
-                                 extra=(("WWW-Authenticate", 'Basic realm="gatewayz-exporter", charset="UTF-8"'),))
+                await self._send(
+                    writer,
+                    HTTPStatus.UNAUTHORIZED,
+                    b"unauthorized\n",
+                    keep_alive=keep_alive,
+                    head_only=head_only,
+                    extra=(("WWW-Authenticate", 'Basic realm="gatewayz-exporter", charset="UTF-8"'),),
+                )
                 return keep_alive
         if path == "/":
-            await self._send(writer, HTTPStatus.OK, LANDING_PAGE, keep_alive=keep_alive, head_only=head_only,
-                             content_type="text/html; charset=utf-8")
+            await self._send(
+                writer,
+                HTTPStatus.OK,
+                LANDING_PAGE,
+                keep_alive=keep_alive,
+                head_only=head_only,
+                content_type="text/html; charset=utf-8",
+            )
             return keep_alive
         openmetrics = wants_openmetrics(request.headers.get("accept"))
         gzip = accepts_gzip(request.headers.get("accept-encoding"))
         parts, content_type = await loop.run_in_executor(self._pool, self._metrics, openmetrics, gzip)
         extra = (("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")) if gzip else ()
-        await self._send(writer, HTTPStatus.OK, parts, keep_alive=keep_alive, head_only=head_only,
-                         content_type=content_type, extra=extra)
+        await self._send(
+            writer,
+            HTTPStatus.OK,
+            parts,
+            keep_alive=keep_alive,
+            head_only=head_only,
+            content_type=content_type,
+            extra=extra,
+        )
         return keep_alive
 
     def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
@@ -251,13 +305,24 @@ class MetricsServer:
             span.set_attribute("response_bytes", sum(map(len, parts)))
         return parts, content_type
 
-    async def _send(self, writer, status: HTTPStatus, body: bytes | tuple[bytes, ...], *, keep_alive: bool,
-                    head_only: bool = False, content_type: str = "text/plain; charset=utf-8", extra=()) -> None:
+    async def _send(
+        self,
+        writer,
+        status: HTTPStatus,
+        body: bytes | tuple[bytes, ...],
+        *,
+        keep_alive: bool,
+        head_only: bool = False,
+        content_type: str = "text/plain; charset=utf-8",
+        extra=(),
+    ) -> None:
         parts = (body,) if isinstance(body, bytes) else body
-        headers = [f"HTTP/1.1 {status.value} {status.phrase}",
-                   f"Content-Type: {content_type}",
-                   f"Content-Length: {sum(map(len, parts))}",
-                   "Connection: keep-alive" if keep_alive else "Connection: close"]
+        headers = [
+            f"HTTP/1.1 {status.value} {status.phrase}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {sum(map(len, parts))}",
+            "Connection: keep-alive" if keep_alive else "Connection: close",
+        ]
         headers.extend(f"{name}: {value}" for name, value in extra)
         writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
         # In slices, waiting for each to drain: a slow reader then holds one slice of
@@ -265,6 +330,6 @@ class MetricsServer:
         for part in () if head_only else parts:
             view = memoryview(part)
             for start in range(0, len(view), WRITE_SLICE):
-                writer.write(view[start:start + WRITE_SLICE])
+                writer.write(view[start : start + WRITE_SLICE])
                 await asyncio.wait_for(writer.drain(), self._idle_timeout)
         await asyncio.wait_for(writer.drain(), self._idle_timeout)

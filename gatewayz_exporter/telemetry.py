@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 from opentelemetry import trace
@@ -37,6 +37,7 @@ class TelemetryError(ValueError):
 
 def tracing_settings(env: Mapping[str, str]) -> dict | None:
     """The OTLP settings from ``env``, or None when tracing is off."""
+
     def get(name: str) -> str:
         return (env.get(name) or "").strip()
 
@@ -45,10 +46,13 @@ def tracing_settings(env: Mapping[str, str]) -> dict | None:
     traces_endpoint, endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if not traces_endpoint and not endpoint:
         return None
-    protocol = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    protocol = (
+        get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    )
     if protocol not in PROTOCOLS:
-        raise TelemetryError(f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} "
-                             f"(got {protocol!r})")
+        raise TelemetryError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} (got {protocol!r})"
+        )
     if traces_endpoint:
         url = traces_endpoint  # used as is, per the OTLP exporter specification
     elif protocol == "http/protobuf":
@@ -80,21 +84,38 @@ class _Tracing:
 
         if settings["protocol"] == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-            exporter = OTLPSpanExporter(endpoint=settings["endpoint"], headers=settings["headers"] or None,
-                                        timeout=SPAN_EXPORT_TIMEOUT,
-                                        insecure=settings["endpoint"].startswith("http://"))
+
+            exporter = OTLPSpanExporter(
+                endpoint=settings["endpoint"],
+                headers=settings["headers"] or None,
+                timeout=SPAN_EXPORT_TIMEOUT,
+                insecure=settings["endpoint"].startswith("http://"),
+            )
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            exporter = OTLPSpanExporter(endpoint=settings["endpoint"], headers=settings["headers"] or None,
-                                        timeout=SPAN_EXPORT_TIMEOUT)
+
+            exporter = OTLPSpanExporter(
+                endpoint=settings["endpoint"],
+                headers=settings["headers"] or None,
+                timeout=SPAN_EXPORT_TIMEOUT,
+            )
         # Our own bounded shutdown replaces the SDK's atexit hook, which can wait on a hung receiver.
         self.provider = TracerProvider(resource=Resource.create(settings["resource"]), shutdown_on_exit=False)
-        self.provider.add_span_processor(BatchSpanProcessor(
-            exporter, max_queue_size=2048, max_export_batch_size=512, schedule_delay_millis=2000,
-            export_timeout_millis=int(SPAN_EXPORT_TIMEOUT * 1000)))
+        self.provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=2048,
+                max_export_batch_size=512,
+                schedule_delay_millis=2000,
+                export_timeout_millis=int(SPAN_EXPORT_TIMEOUT * 1000),
+            )
+        )
         self.tracer = self.provider.get_tracer("gatewayz_exporter")
         # Never record credentials: extend (not replace) any sanitize list the operator set.
-        from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE
+        from opentelemetry.util.http import (
+            OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE,
+        )
+
         os.environ[SANITIZE] = ",".join(filter(None, [os.environ.get(SANITIZE, ""), SENSITIVE_HEADERS]))
         self._instrumentor = RequestsInstrumentor()
         self._instrumentor.instrument(tracer_provider=self.provider, response_hook=_response_hook)
@@ -113,20 +134,25 @@ def _response_hook(span, request, response) -> None:
 class Telemetry:
     """The tracer, extra log handlers, and their metrics; ``shutdown`` is bounded."""
 
-    def __init__(self, tracer: trace.Tracer, log_handlers: tuple[logging.Handler, ...] = (),
-                 tracing: _Tracing | None = None):
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        log_handlers: tuple[logging.Handler, ...] = (),
+        tracing: _Tracing | None = None,
+    ):
         self.tracer = tracer
         self.log_handlers = log_handlers
         self._tracing = tracing
         self._stopped = False
 
     @classmethod
-    def disabled(cls) -> "Telemetry":
+    def disabled(cls) -> Telemetry:
         return cls(trace.NoOpTracer())
 
     @classmethod
-    def from_config(cls, config, env: Mapping[str, str], *, enable_tracing: bool = True,
-                    report_stream=None) -> "Telemetry":
+    def from_config(
+        cls, config, env: Mapping[str, str], *, enable_tracing: bool = True, report_stream=None
+    ) -> Telemetry:
         """Tracing from the OTEL_* variables in ``env``; Loki from LOKI_* in ``config``."""
         settings = tracing_settings(env) if enable_tracing else None
         tracing = _Tracing(settings) if settings else None
@@ -138,18 +164,25 @@ class Telemetry:
             # No trace backend: spans are still made (and dropped), so every log line of a
             # poll carries the same trace_id and the lines of one poll can be grouped.
             from opentelemetry.sdk.trace import TracerProvider
+
             tracer = TracerProvider(shutdown_on_exit=False).get_tracer("gatewayz_exporter")
         handlers: tuple[logging.Handler, ...] = ()
         if config.loki_url:
             from .loki import LokiHandler, LokiPusher
-            pusher = LokiPusher(config.loki_url, username=config.loki_username, password=config.loki_password,
-                                tenant_id=config.loki_tenant_id)
+
+            pusher = LokiPusher(
+                config.loki_url,
+                username=config.loki_username,
+                password=config.loki_password,
+                tenant_id=config.loki_tenant_id,
+            )
             handler = LokiHandler(pusher, report=_direct_reporter(report_stream or sys.stdout))
             handlers = (handler,)
         return cls(tracer, handlers, tracing)
 
     def register_metrics(self, registry) -> None:
         from .loki import LokiCollector, LokiHandler
+
         loki = next((h for h in self.log_handlers if isinstance(h, LokiHandler)), None)
         registry.register(LokiCollector(loki))
 
@@ -178,7 +211,9 @@ def _direct_reporter(stream):
     formatter = ExporterJsonFormatter()
 
     def report(message: str, fields: dict) -> None:
-        record = logging.LogRecord("gatewayz_exporter.loki", logging.WARNING, __file__, 0, message, None, None)
+        record = logging.LogRecord(
+            "gatewayz_exporter.loki", logging.WARNING, __file__, 0, message, None, None
+        )
         record.__dict__.update(fields)
         try:
             stream.write(formatter.format(record) + "\n")

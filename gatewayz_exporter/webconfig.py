@@ -35,8 +35,15 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 TOP_LEVEL = {"tls_server_config", "basic_auth_users", "http_server_config"}
-TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version",
-            "prefer_server_cipher_suites"}
+TLS_KEYS = {
+    "cert_file",
+    "key_file",
+    "client_ca_file",
+    "client_auth_type",
+    "min_version",
+    "max_version",
+    "prefer_server_cipher_suites",
+}
 # exporter-toolkit options this exporter cannot honour: refused rather than silently ignored,
 # since an operator relying on them would believe in a protection that is not there.
 UNSUPPORTED = {"cipher_suites", "curve_preferences", "client_allowed_sans", "headers"}
@@ -139,25 +146,34 @@ def _tls_context(tls, base: Path, path: str) -> ssl.SSLContext | None:
         raise WebConfigError(f"{path}: unknown tls_server_config keys {', '.join(sorted(map(str, unknown)))}")
     if "cert_file" not in tls or "key_file" not in tls:
         raise WebConfigError(f"{path}: tls_server_config needs cert_file and key_file")
-    cert, key = _file(tls["cert_file"], "cert_file", base, path), _file(tls["key_file"], "key_file", base, path)
+    cert, key = (
+        _file(tls["cert_file"], "cert_file", base, path),
+        _file(tls["key_file"], "key_file", base, path),
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     for name, attribute in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
         version = tls.get(name)
         if version is not None:
             if version not in TLS_VERSIONS:
-                raise WebConfigError(f"{path}: tls_server_config.{name} must be TLS12 or TLS13 (got {version!r})")
+                raise WebConfigError(
+                    f"{path}: tls_server_config.{name} must be TLS12 or TLS13 (got {version!r})"
+                )
             setattr(context, attribute, TLS_VERSIONS[version])
     if tls.get("min_version") is None:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
     except (ssl.SSLError, OSError) as error:
-        raise WebConfigError(f"{path}: cert_file/key_file cannot be loaded ({error.__class__.__name__}: "
-                             f"{getattr(error, 'reason', None) or 'invalid certificate or key'})") from None
+        raise WebConfigError(
+            f"{path}: cert_file/key_file cannot be loaded ({error.__class__.__name__}: "
+            f"{getattr(error, 'reason', None) or 'invalid certificate or key'})"
+        ) from None
     auth_type = tls.get("client_auth_type", "NoClientCert")
     if auth_type not in CLIENT_AUTH:
-        raise WebConfigError(f"{path}: tls_server_config.client_auth_type must be one of "
-                             f"{', '.join(CLIENT_AUTH)} (got {auth_type!r})")
+        raise WebConfigError(
+            f"{path}: tls_server_config.client_auth_type must be one of "
+            f"{', '.join(CLIENT_AUTH)} (got {auth_type!r})"
+        )
     ca = tls.get("client_ca_file")
     if ca is not None:
         try:
@@ -179,7 +195,11 @@ def _users(users, path: str) -> dict[str, bytes]:
     for user, hashed in users.items():
         if not isinstance(user, str) or not user or ":" in user:
             raise WebConfigError(f"{path}: basic_auth_users: invalid user name {user!r}")
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")) or len(hashed) != 60:
+        if (
+            not isinstance(hashed, str)
+            or not hashed.startswith(("$2a$", "$2b$", "$2y$"))
+            or len(hashed) != 60
+        ):
             raise WebConfigError(f"{path}: basic_auth_users.{user} must be a bcrypt hash")
         try:
             bcrypt.checkpw(b"", hashed.encode())

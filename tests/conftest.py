@@ -5,61 +5,106 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from config import Config  # noqa: E402
-from gatewayz_exporter.app import build  # noqa: E402
-from prometheus_client.registry import CollectorRegistry  # noqa: E402
+from prometheus_client.registry import CollectorRegistry
+
+from config import Config
+from gatewayz_exporter.app import build
 
 TEST_KEY = "test-admin-key-not-a-secret"
 
 SEED_PROVIDERS = [
     {
-        "id": 1, "name": "OpenAI", "slug": "openai", "description": "OpenAI API provider for GPT models",
-        "base_url": "https://api.openai.com", "api_key_env_var": "OPENAI_API_KEY",
-        "logo_url": "https://example.com/openai-logo.png", "site_url": "https://openai.com",
-        "privacy_policy_url": "https://openai.com/privacy", "terms_of_service_url": "https://openai.com/terms",
-        "status_page_url": "https://status.openai.com", "is_active": True, "supports_streaming": True,
-        "supports_function_calling": True, "supports_vision": True, "supports_image_generation": False,
-        "metadata": {"rate_limit": 3500, "max_tokens": 128000, "supported_models": ["gpt-4", "gpt-3.5-turbo"]},
-        "average_response_time_ms": 245, "health_status": "healthy",
+        "id": 1,
+        "name": "OpenAI",
+        "slug": "openai",
+        "description": "OpenAI API provider for GPT models",
+        "base_url": "https://api.openai.com",
+        "api_key_env_var": "OPENAI_API_KEY",
+        "logo_url": "https://example.com/openai-logo.png",
+        "site_url": "https://openai.com",
+        "privacy_policy_url": "https://openai.com/privacy",
+        "terms_of_service_url": "https://openai.com/terms",
+        "status_page_url": "https://status.openai.com",
+        "is_active": True,
+        "supports_streaming": True,
+        "supports_function_calling": True,
+        "supports_vision": True,
+        "supports_image_generation": False,
+        "metadata": {
+            "rate_limit": 3500,
+            "max_tokens": 128000,
+            "supported_models": ["gpt-4", "gpt-3.5-turbo"],
+        },
+        "average_response_time_ms": 245,
+        "health_status": "healthy",
         "last_health_check_at": "2025-12-17T04:09:11.817Z",
-        "created_at": "2025-12-17T04:09:11.817Z", "updated_at": "2025-12-17T04:09:11.817Z",
+        "created_at": "2025-12-17T04:09:11.817Z",
+        "updated_at": "2025-12-17T04:09:11.817Z",
     },
     {
-        "id": 2, "name": "Anthropic", "slug": "anthropic", "description": "Anthropic Claude API provider",
-        "base_url": "https://api.anthropic.com", "api_key_env_var": "ANTHROPIC_API_KEY",
-        "logo_url": "https://example.com/anthropic-logo.png", "site_url": "https://anthropic.com",
-        "privacy_policy_url": "https://anthropic.com/privacy", "terms_of_service_url": "https://anthropic.com/terms",
-        "status_page_url": "https://status.anthropic.com", "is_active": True, "supports_streaming": True,
-        "supports_function_calling": True, "supports_vision": True, "supports_image_generation": False,
+        "id": 2,
+        "name": "Anthropic",
+        "slug": "anthropic",
+        "description": "Anthropic Claude API provider",
+        "base_url": "https://api.anthropic.com",
+        "api_key_env_var": "ANTHROPIC_API_KEY",
+        "logo_url": "https://example.com/anthropic-logo.png",
+        "site_url": "https://anthropic.com",
+        "privacy_policy_url": "https://anthropic.com/privacy",
+        "terms_of_service_url": "https://anthropic.com/terms",
+        "status_page_url": "https://status.anthropic.com",
+        "is_active": True,
+        "supports_streaming": True,
+        "supports_function_calling": True,
+        "supports_vision": True,
+        "supports_image_generation": False,
         "metadata": {"rate_limit": 50000, "max_tokens": 200000},
-        "average_response_time_ms": 320, "health_status": "healthy",
+        "average_response_time_ms": 320,
+        "health_status": "healthy",
         "last_health_check_at": "2025-12-17T04:08:45.123+00:00",
-        "created_at": "2025-12-17T04:09:11.817Z", "updated_at": "2025-12-17T04:09:11.817Z",
+        "created_at": "2025-12-17T04:09:11.817Z",
+        "updated_at": "2025-12-17T04:09:11.817Z",
     },
     {
-        "id": 3, "name": "Google", "slug": "google", "base_url": "https://generativelanguage.googleapis.com",
-        "site_url": None, "status_page_url": None, "is_active": True, "supports_streaming": True,
-        "supports_function_calling": True, "supports_vision": True, "supports_image_generation": True,
-        "metadata": None, "average_response_time_ms": None, "health_status": "Degraded",
+        "id": 3,
+        "name": "Google",
+        "slug": "google",
+        "base_url": "https://generativelanguage.googleapis.com",
+        "site_url": None,
+        "status_page_url": None,
+        "is_active": True,
+        "supports_streaming": True,
+        "supports_function_calling": True,
+        "supports_vision": True,
+        "supports_image_generation": True,
+        "metadata": None,
+        "average_response_time_ms": None,
+        "health_status": "Degraded",
         "last_health_check_at": None,
     },
     {
-        "id": 4, "name": "Mistral", "slug": "mistral", "base_url": "https://api.mistral.ai",
-        "is_active": False, "supports_streaming": True, "supports_function_calling": False,
-        "supports_vision": False, "supports_image_generation": False, "metadata": {},
-        "average_response_time_ms": 410.5, "health_status": "down",
+        "id": 4,
+        "name": "Mistral",
+        "slug": "mistral",
+        "base_url": "https://api.mistral.ai",
+        "is_active": False,
+        "supports_streaming": True,
+        "supports_function_calling": False,
+        "supports_vision": False,
+        "supports_image_generation": False,
+        "metadata": {},
+        "average_response_time_ms": 410.5,
+        "health_status": "down",
     },
 ]
 SEED_STATS = {"total": 4, "active": 3, "inactive": 1, "healthy": 2, "degraded": 1, "down": 1, "unknown": 0}
@@ -72,7 +117,7 @@ class Reply:
     status: int = 200
     body: bytes | object = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0                       # seconds before answering (interrupted at teardown)
+    delay: float = 0.0  # seconds before answering (interrupted at teardown)
     raw: Callable[[BaseHTTPRequestHandler], None] | None = None  # full control of the socket
 
 
@@ -94,7 +139,7 @@ class FakeApi:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path, _, query = self.path.partition("?")
                 api.requests.append((self.path, dict(self.headers)))
                 reply = api.routes.get(path)
@@ -109,7 +154,11 @@ class FakeApi:
                     return
                 body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
-                headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), **reply.headers}
+                headers = {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(body)),
+                    **reply.headers,
+                }
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
@@ -149,8 +198,13 @@ def api():
 
 
 def make_config(api_url: str, **env: str) -> Config:
-    values = {"GATEWAY_API_URL": api_url, "ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "60",
-              "REQUEST_TIMEOUT": "2", "METRICS_PORT": str(free_port())}
+    values = {
+        "GATEWAY_API_URL": api_url,
+        "ADMIN_KEY": TEST_KEY,
+        "SCRAPE_INTERVAL": "60",
+        "REQUEST_TIMEOUT": "2",
+        "METRICS_PORT": str(free_port()),
+    }
     values.update(env)
     return Config.from_env(values)
 
@@ -185,6 +239,7 @@ def free_port() -> int:
 def eventually(predicate, timeout: float = 10.0, step: float = 0.01):
     """Poll ``predicate`` until truthy (returned) or ``timeout`` passes (returns the last falsy value)."""
     import time
+
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()

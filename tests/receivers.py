@@ -8,8 +8,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
-                                                                       ExportTraceServiceResponse)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 
 class _Receiver:
@@ -29,7 +31,7 @@ class _Receiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 if receiver.hang:
@@ -114,11 +116,17 @@ class OtlpReceiver(_Receiver):
                 resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        out.append({
-                            "name": span.name, "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
-                            "parent_id": span.parent_span_id.hex(), "kind": span.kind,
-                            "attributes": {a.key: _value(a.value) for a in span.attributes},
-                            "resource": resource})
+                        out.append(
+                            {
+                                "name": span.name,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "parent_id": span.parent_span_id.hex(),
+                                "kind": span.kind,
+                                "attributes": {a.key: _value(a.value) for a in span.attributes},
+                                "resource": resource,
+                            }
+                        )
         return out
 
 

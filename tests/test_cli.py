@@ -8,15 +8,19 @@ import sys
 import time
 
 import requests
-
 from conftest import ROOT, TEST_KEY, Reply, free_port
 
 SCRIPT = str(ROOT / "provider_metrics_exporter.py")
 
 
 def run(args, env, timeout=60):
-    return subprocess.run([sys.executable, SCRIPT, *args], env={"PATH": os.environ["PATH"], **env},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_for(url, deadline=20.0):
@@ -55,9 +59,13 @@ def test_once_exits_non_zero_with_the_reason_when_the_api_fails(api):
 
 def test_demo_serves_metrics_without_a_key_and_sigterm_exits_0_quickly():
     port = free_port()
-    process = subprocess.Popen([sys.executable, SCRIPT, "--demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port),
-                                    "SCRAPE_INTERVAL": "0.5"}, text=True)
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, "--demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port), "SCRAPE_INTERVAL": "0.5"},
+        text=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz")
         deadline = time.monotonic() + 10
@@ -77,15 +85,26 @@ def test_demo_serves_metrics_without_a_key_and_sigterm_exits_0_quickly():
             process.kill()
     out, err = process.communicate()
     lines = [json.loads(line) for line in out.splitlines()]
-    assert {"Exporter started", "Updated provider metrics", "Exporter stopped"} <= {l["message"] for l in lines}
+    assert {"Exporter started", "Updated provider metrics", "Exporter stopped"} <= {
+        l["message"] for l in lines
+    }
     assert err == ""
 
 
 def test_sigint_also_stops_cleanly(api):
     port = free_port()
-    process = subprocess.Popen([sys.executable, SCRIPT], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port),
-                                    "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY}, text=True)
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={
+            "PATH": os.environ["PATH"],
+            "METRICS_PORT": str(port),
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+        },
+        text=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz")
         process.send_signal(signal.SIGINT)
@@ -97,12 +116,20 @@ def test_sigint_also_stops_cleanly(api):
 
 def test_a_busy_port_is_reported_not_a_traceback(api):
     import socket
+
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = run([], {"METRICS_PORT": str(port), "METRICS_ADDR": "127.0.0.1",
-                          "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})
+        result = run(
+            [],
+            {
+                "METRICS_PORT": str(port),
+                "METRICS_ADDR": "127.0.0.1",
+                "GATEWAY_API_URL": api.url,
+                "ADMIN_KEY": TEST_KEY,
+            },
+        )
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert "Cannot listen" in result.stdout

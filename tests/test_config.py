@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, TEST_KEY
 
 from config import Config, ConfigError
-from conftest import ROOT, TEST_KEY
 from gatewayz_exporter.app import main
 
 
@@ -34,11 +34,24 @@ def test_admin_key_is_required_without_demo_and_optional_with_it():
 
 def test_every_bad_variable_is_named_in_one_error():
     with pytest.raises(ConfigError) as caught:
-        Config.from_env({"GATEWAY_API_URL": "ftp://x", "SCRAPE_INTERVAL": "-1", "METRICS_PORT": "70000",
-                         "REQUEST_TIMEOUT": "nan", "MAX_STALENESS": "abc"})
+        Config.from_env(
+            {
+                "GATEWAY_API_URL": "ftp://x",
+                "SCRAPE_INTERVAL": "-1",
+                "METRICS_PORT": "70000",
+                "REQUEST_TIMEOUT": "nan",
+                "MAX_STALENESS": "abc",
+            }
+        )
     message = str(caught.value)
-    for name in ("GATEWAY_API_URL", "SCRAPE_INTERVAL", "METRICS_PORT", "REQUEST_TIMEOUT", "MAX_STALENESS",
-                 "ADMIN_KEY"):
+    for name in (
+        "GATEWAY_API_URL",
+        "SCRAPE_INTERVAL",
+        "METRICS_PORT",
+        "REQUEST_TIMEOUT",
+        "MAX_STALENESS",
+        "ADMIN_KEY",
+    ):
         assert name in message
     assert len(caught.value.problems) == 6
 
@@ -60,7 +73,9 @@ def test_max_staleness_shorter_than_the_interval_is_rejected():
 
 def test_railway_port_is_used_only_when_metrics_port_is_unset():
     assert Config.from_env({"ADMIN_KEY": TEST_KEY, "PORT": "9100"}).metrics_port == 9100
-    assert Config.from_env({"ADMIN_KEY": TEST_KEY, "PORT": "9100", "METRICS_PORT": "8001"}).metrics_port == 8001
+    assert (
+        Config.from_env({"ADMIN_KEY": TEST_KEY, "PORT": "9100", "METRICS_PORT": "8001"}).metrics_port == 8001
+    )
 
 
 def test_admin_key_never_appears_in_errors_or_repr():
@@ -87,17 +102,31 @@ def test_main_exits_2_with_one_message_naming_the_variable(capsys):
 
 
 def test_process_exit_code_is_2_and_no_traceback():
-    result = subprocess.run([sys.executable, "provider_metrics_exporter.py"], cwd=ROOT,
-                            env={"PATH": "/usr/bin:/bin", "METRICS_PORT": "0"},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "provider_metrics_exporter.py"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "METRICS_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "ADMIN_KEY" in result.stderr and "METRICS_PORT" in result.stderr
 
 
-@pytest.mark.parametrize("address,ok", [("::", True), ("0.0.0.0", True), ("[::1]", True), ("127.0.0.1", True),
-                                        ("exporter.internal", True), ("not an address", False),
-                                        ("http://x", False)])
+@pytest.mark.parametrize(
+    "address,ok",
+    [
+        ("::", True),
+        ("0.0.0.0", True),
+        ("[::1]", True),
+        ("127.0.0.1", True),
+        ("exporter.internal", True),
+        ("not an address", False),
+        ("http://x", False),
+    ],
+)
 def test_metrics_addr_must_be_an_address_or_host_name(address, ok):
     env = {"ADMIN_KEY": TEST_KEY, "METRICS_ADDR": address}
     if ok:
@@ -109,4 +138,6 @@ def test_metrics_addr_must_be_an_address_or_host_name(address, ok):
 
 def test_loki_header_values_cannot_smuggle_headers():
     with pytest.raises(ConfigError, match="LOKI_TENANT_ID"):
-        Config.from_env({"ADMIN_KEY": TEST_KEY, "LOKI_URL": "http://loki:3100", "LOKI_TENANT_ID": "a\r\nX-Evil: 1"})
+        Config.from_env(
+            {"ADMIN_KEY": TEST_KEY, "LOKI_URL": "http://loki:3100", "LOKI_TENANT_ID": "a\r\nX-Evil: 1"}
+        )

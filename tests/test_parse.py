@@ -3,8 +3,8 @@
 import math
 
 import pytest
-
 from conftest import SEED_PROVIDERS, SEED_STATS
+
 from gatewayz_exporter.parse import PayloadError, parse_providers, parse_stats, parse_timestamp
 
 
@@ -26,16 +26,29 @@ def test_nulls_are_normal_and_drop_only_their_series_without_counting():
     assert google.rate_limit is None and google.site_url == "" and google.health_status == 2
 
 
-@pytest.mark.parametrize("text,code", [("healthy", 1), ("HEALTHY", 1), (" Degraded ", 2), ("down", 3),
-                                       ("unknown", 0), ("on fire", 0), ("", 0)])
+@pytest.mark.parametrize(
+    "text,code",
+    [("healthy", 1), ("HEALTHY", 1), (" Degraded ", 2), ("down", 3), ("unknown", 0), ("on fire", 0), ("", 0)],
+)
 def test_health_is_matched_case_insensitively_and_anything_else_is_unknown(text, code):
     provider = parse_providers([{"slug": "x", "health_status": text}]).providers[0]
     assert provider.health_status == code
 
 
 def test_records_without_a_usable_slug_or_not_objects_are_dropped_and_counted():
-    parsed = parse_providers([{"slug": "ok"}, {"slug": ""}, {"slug": "   "}, {"name": "no slug"},
-                              {"slug": 42}, "text", None, [1], {"slug": "x" * 300}])
+    parsed = parse_providers(
+        [
+            {"slug": "ok"},
+            {"slug": ""},
+            {"slug": "   "},
+            {"name": "no slug"},
+            {"slug": 42},
+            "text",
+            None,
+            [1],
+            {"slug": "x" * 300},
+        ]
+    )
     assert [p.slug for p in parsed.providers] == ["ok"]
     assert parsed.invalid_records == 8
     assert parsed.dropped == {"record_without_slug": 5, "record_not_object": 3}
@@ -50,21 +63,44 @@ def test_a_bad_response_time_drops_only_that_series(value):
 
 
 def test_wrong_types_in_flags_metadata_and_timestamps_are_dropped_and_counted():
-    parsed = parse_providers([{"slug": "a", "is_active": "true", "supports_vision": 1,
-                               "metadata": {"rate_limit": "many", "max_tokens": -5, "supported_models": "all"},
-                               "last_health_check_at": "yesterday", "name": 7, "health_status": 1}])
+    parsed = parse_providers(
+        [
+            {
+                "slug": "a",
+                "is_active": "true",
+                "supports_vision": 1,
+                "metadata": {"rate_limit": "many", "max_tokens": -5, "supported_models": "all"},
+                "last_health_check_at": "yesterday",
+                "name": 7,
+                "health_status": 1,
+            }
+        ]
+    )
     provider = parsed.providers[0]
     assert provider.is_active is None and provider.supports[2] is None
     assert provider.rate_limit is None and provider.max_tokens is None and provider.supported_models is None
     assert provider.last_health_check_seconds is None and provider.name == "" and provider.health_status == 0
     assert parsed.invalid_records == 1
-    assert set(parsed.dropped) == {"is_active", "supports_vision", "rate_limit", "max_tokens",
-                                   "supported_models", "last_health_check_at", "name", "health_status"}
+    assert set(parsed.dropped) == {
+        "is_active",
+        "supports_vision",
+        "rate_limit",
+        "max_tokens",
+        "supported_models",
+        "last_health_check_at",
+        "name",
+        "health_status",
+    }
 
 
 def test_duplicate_slugs_keep_the_first_and_count_the_rest():
-    parsed = parse_providers([{"slug": "a", "average_response_time_ms": 1},
-                              {"slug": "a", "average_response_time_ms": 2}, {"slug": "b"}])
+    parsed = parse_providers(
+        [
+            {"slug": "a", "average_response_time_ms": 1},
+            {"slug": "a", "average_response_time_ms": 2},
+            {"slug": "b"},
+        ]
+    )
     assert [(p.slug, p.response_time_ms) for p in parsed.providers] == [("a", 1.0), ("b", None)]
     assert parsed.dropped == {"duplicate_slug": 1}
 
@@ -76,9 +112,15 @@ def test_lone_surrogates_in_labels_are_replaced_so_output_can_be_encoded():
     assert provider.slug.startswith("bad") and provider.slug.endswith("slug")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2025-12-17T04:09:11.817Z", 1765944551.817), ("2025-12-17T04:09:11.817+00:00", 1765944551.817),
-    ("2025-12-17T06:09:11+02:00", 1765944551.0), ("2025-12-17T04:09:11", 1765944551.0)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2025-12-17T04:09:11.817Z", 1765944551.817),
+        ("2025-12-17T04:09:11.817+00:00", 1765944551.817),
+        ("2025-12-17T06:09:11+02:00", 1765944551.0),
+        ("2025-12-17T04:09:11", 1765944551.0),
+    ],
+)
 def test_timestamps_accept_z_offsets_and_naive_utc(text, expected):
     assert parse_timestamp(text) == pytest.approx(expected)
 

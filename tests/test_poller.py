@@ -7,12 +7,12 @@ import threading
 import time
 
 import pytest
+from conftest import SEED_PROVIDERS, SEED_STATS, TEST_KEY, FakeApi, Reply, registry_of
 from hypothesis import HealthCheck, given, settings
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import SEED_PROVIDERS, SEED_STATS, TEST_KEY, FakeApi, Reply, registry_of
-from gatewayz_exporter.model import REASONS
 from test_exposition import json_values, provider_payloads
+
+from gatewayz_exporter.model import REASONS
 
 
 def value(exporter, metric, /, **labels):
@@ -26,7 +26,15 @@ def errors(exporter, endpoint, reason):
 def test_seed_payload_becomes_the_seed_metrics(api, exporter_for):
     exporter = exporter_for(api)
     exporter.poller.poll_once()
-    expected_stats = {"total": 4, "active": 3, "inactive": 1, "healthy": 2, "degraded": 1, "down": 1, "unknown": 0}
+    expected_stats = {
+        "total": 4,
+        "active": 3,
+        "inactive": 1,
+        "healthy": 2,
+        "degraded": 1,
+        "down": 1,
+        "unknown": 0,
+    }
     for field, count in expected_stats.items():
         assert value(exporter, f"gatewayz_providers_{field}") == count
     assert value(exporter, "gatewayz_provider_response_time_ms", provider="openai") == 245
@@ -39,11 +47,21 @@ def test_seed_payload_becomes_the_seed_metrics(api, exporter_for):
     assert value(exporter, "gatewayz_provider_supports_function_calling", provider="openai") == 1
     assert value(exporter, "gatewayz_provider_supports_vision", provider="openai") == 1
     assert value(exporter, "gatewayz_provider_supports_image_generation", provider="openai") == 0
-    assert value(exporter, "gatewayz_provider_info", provider="openai", name="OpenAI",
-                 base_url="https://api.openai.com", site_url="https://openai.com",
-                 status_page_url="https://status.openai.com") == 1
-    assert value(exporter, "gatewayz_provider_last_health_check_timestamp_seconds",
-                 provider="anthropic") == pytest.approx(1765944525.123)
+    assert (
+        value(
+            exporter,
+            "gatewayz_provider_info",
+            provider="openai",
+            name="OpenAI",
+            base_url="https://api.openai.com",
+            site_url="https://openai.com",
+            status_page_url="https://status.openai.com",
+        )
+        == 1
+    )
+    assert value(
+        exporter, "gatewayz_provider_last_health_check_timestamp_seconds", provider="anthropic"
+    ) == pytest.approx(1765944525.123)
     assert value(exporter, "gatewayz_provider_rate_limit", provider="openai") == 3500
     assert value(exporter, "gatewayz_provider_max_tokens", provider="anthropic") == 200000
     assert value(exporter, "gatewayz_provider_supported_models", provider="openai") == 2
@@ -51,18 +69,26 @@ def test_seed_payload_becomes_the_seed_metrics(api, exporter_for):
     assert value(exporter, "gatewayz_provider_response_time_ms", provider="google") is None
     assert value(exporter, "gatewayz_provider_scrape_success", endpoint="providers") == 1
     assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
-    assert value(exporter, "gatewayz_provider_last_successful_scrape_timestamp_seconds",
-                 endpoint="stats") == pytest.approx(time.time(), abs=5)
+    assert value(
+        exporter, "gatewayz_provider_last_successful_scrape_timestamp_seconds", endpoint="stats"
+    ) == pytest.approx(time.time(), abs=5)
     assert value(exporter, "gatewayz_provider_invalid_records_total") == 0
-    assert value(exporter, "gatewayz_exporter_build_info", version="1.0.0",
-                 python_version=platform.python_version()) == 1
+    assert (
+        value(
+            exporter,
+            "gatewayz_exporter_build_info",
+            version="1.0.0",
+            python_version=platform.python_version(),
+        )
+        == 1
+    )
 
 
 def test_requests_carry_the_bearer_key_and_ask_for_inactive_providers(api, exporter_for):
     exporter_for(api).poller.poll_once()
     paths = [path for path, _ in api.requests]
-    assert "/providers?include_inactive=true" in paths       # the redirecting route, as the seed names it
-    assert "/providers/?include_inactive=true" in paths      # followed to FastAPI's real list route
+    assert "/providers?include_inactive=true" in paths  # the redirecting route, as the seed names it
+    assert "/providers/?include_inactive=true" in paths  # followed to FastAPI's real list route
     assert "/providers/stats" in paths
     assert all(headers["Authorization"] == f"Bearer {TEST_KEY}" for _, headers in api.requests)
 
@@ -81,21 +107,39 @@ def test_a_provider_that_disappears_upstream_disappears_at_the_next_poll(api, ex
     api.set_data(SEED_PROVIDERS[:2], SEED_STATS)
     exporter.poller.poll_once()
     assert value(exporter, "gatewayz_provider_health_status", provider="mistral") is None
-    assert value(exporter, "gatewayz_provider_info", provider="mistral", name="Mistral",
-                 base_url="https://api.mistral.ai", site_url="", status_page_url="") is None
+    assert (
+        value(
+            exporter,
+            "gatewayz_provider_info",
+            provider="mistral",
+            name="Mistral",
+            base_url="https://api.mistral.ai",
+            site_url="",
+            status_page_url="",
+        )
+        is None
+    )
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
 
 
 def test_info_labels_do_not_change_when_health_changes(api, exporter_for):
     exporter = exporter_for(api)
     exporter.poller.poll_once()
-    before = {s.labels["provider"]: s.labels for f in registry_of(exporter).collect()
-              if f.name == "gatewayz_provider" for s in f.samples}
+    before = {
+        s.labels["provider"]: s.labels
+        for f in registry_of(exporter).collect()
+        if f.name == "gatewayz_provider"
+        for s in f.samples
+    }
     changed = [dict(p, health_status="down", is_active=False) for p in SEED_PROVIDERS]
     api.set_data(changed, SEED_STATS)
     exporter.poller.poll_once()
-    after = {s.labels["provider"]: s.labels for f in registry_of(exporter).collect()
-             if f.name == "gatewayz_provider" for s in f.samples}
+    after = {
+        s.labels["provider"]: s.labels
+        for f in registry_of(exporter).collect()
+        if f.name == "gatewayz_provider"
+        for s in f.samples
+    }
     assert before == after
 
 
@@ -108,21 +152,27 @@ def _hang_up_mid_body(handler):
     handler.connection.shutdown(2)
 
 
-@pytest.mark.parametrize("reply,reason", [
-    (Reply(401, b'{"detail":"Invalid admin key"}'), "unauthorized"),
-    (Reply(403, b'{"detail":"Forbidden"}'), "unauthorized"),
-    (Reply(429, b"slow down", {"Retry-After": "1"}), "rate_limited"),
-    (Reply(500, b"oops"), "http_error"),
-    (Reply(502, b"<html>Bad Gateway</html>", {"Content-Type": "text/html"}), "http_error"),
-    (Reply(200, b"<html><body>Application error</body></html>", {"Content-Type": "text/html"}), "invalid_json"),
-    (Reply(200, b'[{"slug": "openai", "health_status": "heal'), "invalid_json"),
-    (Reply(200, b"\xff\xfe not utf-8"), "invalid_json"),
-    (Reply(200, b"[" * 2000 + b"]" * 2000), "invalid_json"),  # nested deeper than the parser goes
-    (Reply(200, {"detail": "wrong shape"}), "invalid_payload"),
-    (Reply(200, b"x" * 5000), "too_large"),
-    (Reply(raw=_hang_up_mid_body), "truncated"),
-    (Reply(302, b"", {"Location": "https://evil.example/providers/"}), "redirect"),
-])
+@pytest.mark.parametrize(
+    "reply,reason",
+    [
+        (Reply(401, b'{"detail":"Invalid admin key"}'), "unauthorized"),
+        (Reply(403, b'{"detail":"Forbidden"}'), "unauthorized"),
+        (Reply(429, b"slow down", {"Retry-After": "1"}), "rate_limited"),
+        (Reply(500, b"oops"), "http_error"),
+        (Reply(502, b"<html>Bad Gateway</html>", {"Content-Type": "text/html"}), "http_error"),
+        (
+            Reply(200, b"<html><body>Application error</body></html>", {"Content-Type": "text/html"}),
+            "invalid_json",
+        ),
+        (Reply(200, b'[{"slug": "openai", "health_status": "heal'), "invalid_json"),
+        (Reply(200, b"\xff\xfe not utf-8"), "invalid_json"),
+        (Reply(200, b"[" * 2000 + b"]" * 2000), "invalid_json"),  # nested deeper than the parser goes
+        (Reply(200, {"detail": "wrong shape"}), "invalid_payload"),
+        (Reply(200, b"x" * 5000), "too_large"),
+        (Reply(raw=_hang_up_mid_body), "truncated"),
+        (Reply(302, b"", {"Location": "https://evil.example/providers/"}), "redirect"),
+    ],
+)
 def test_each_failure_is_counted_by_reason_and_the_last_good_data_stays(api, exporter_for, reply, reason):
     exporter = exporter_for(api, MAX_RESPONSE_BYTES="4096")
     exporter.poller.poll_once()
@@ -181,7 +231,7 @@ def test_retry_after_is_honoured_then_polling_resumes(api, exporter_for):
     asked = api.count("/providers/stats")
     exporter.poller.poll_once()
     assert api.count("/providers/stats") == asked  # still inside Retry-After: not asked again
-    assert api.count("/providers/?") == 2          # the other endpoint keeps its interval
+    assert api.count("/providers/?") == 2  # the other endpoint keeps its interval
     assert errors(exporter, "stats", "rate_limited") == 1
 
 
@@ -223,7 +273,7 @@ def test_same_host_redirects_are_followed_with_the_key(api, exporter_for):
     exporter = exporter_for(api)
     exporter.poller.poll_once()
     assert value(exporter, "gatewayz_providers_total") == 4
-    (_, headers), = [r for r in api.requests if r[0] == "/v2/stats"]
+    ((_, headers),) = [r for r in api.requests if r[0] == "/v2/stats"]
     assert headers["Authorization"] == f"Bearer {TEST_KEY}"
 
 
@@ -247,8 +297,13 @@ def test_a_redirect_loop_is_a_redirect_failure(api, exporter_for):
 
 
 def test_bad_records_drop_only_themselves_and_are_counted(api, exporter_for, caplog):
-    providers = [SEED_PROVIDERS[0], {"slug": None}, "junk",
-                 dict(SEED_PROVIDERS[1], average_response_time_ms=-3), dict(SEED_PROVIDERS[0], name="dup")]
+    providers = [
+        SEED_PROVIDERS[0],
+        {"slug": None},
+        "junk",
+        dict(SEED_PROVIDERS[1], average_response_time_ms=-3),
+        dict(SEED_PROVIDERS[0], name="dup"),
+    ]
     api.set_data(providers, SEED_STATS)
     exporter = exporter_for(api)
     with caplog.at_level("WARNING"):
@@ -259,8 +314,12 @@ def test_bad_records_drop_only_themselves_and_are_counted(api, exporter_for, cap
     assert value(exporter, "gatewayz_provider_health_status", provider="anthropic") == 1
     dropped_lines = [r for r in caplog.records if r.getMessage() == "Dropped invalid provider data"]
     assert len(dropped_lines) == 1  # once per poll, not once per record
-    assert dropped_lines[0].dropped == {"record_without_slug": 1, "record_not_object": 1,
-                                        "average_response_time_ms": 1, "duplicate_slug": 1}
+    assert dropped_lines[0].dropped == {
+        "record_without_slug": 1,
+        "record_not_object": 1,
+        "average_response_time_ms": 1,
+        "duplicate_slug": 1,
+    }
 
 
 def test_a_bad_stats_field_drops_only_its_series_and_is_counted(api, exporter_for):
@@ -285,14 +344,14 @@ def test_an_empty_list_that_the_stats_contradict_keeps_the_last_good_data(api, e
 def test_all_zero_stats_next_to_a_provider_list_are_inconsistent(api, exporter_for):
     exporter = exporter_for(api)
     exporter.poller.poll_once()
-    api.routes["/providers/stats"] = Reply(body={k: 0 for k in SEED_STATS})
+    api.routes["/providers/stats"] = Reply(body=dict.fromkeys(SEED_STATS, 0))
     exporter.poller.poll_once()
     assert errors(exporter, "stats", "inconsistent") == 1
     assert value(exporter, "gatewayz_providers_total") == 4
 
 
 def test_a_truly_empty_backend_is_exported_as_zero(api, exporter_for):
-    api.set_data([], {k: 0 for k in SEED_STATS})
+    api.set_data([], dict.fromkeys(SEED_STATS, 0))
     exporter = exporter_for(api)
     exporter.poller.poll_once()
     assert value(exporter, "gatewayz_providers_total") == 0
@@ -324,11 +383,15 @@ def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api, expor
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(providers=provider_payloads | json_values, stats=json_values)
 def test_any_api_payload_over_http_is_counted_or_exported_and_never_breaks_the_exposition(
-        api, exporter_for, providers, stats):
+    api, exporter_for, providers, stats
+):
     # What the backend could send as JSON (Python's encoder writes NaN/Infinity, which real APIs do too).
     api.routes["/providers/"] = Reply(body=json.dumps(providers).encode())
     api.routes["/providers/stats"] = Reply(body=json.dumps(stats).encode())
@@ -341,4 +404,6 @@ def test_any_api_payload_over_http_is_counted_or_exported_and_never_breaks_the_e
     body, _ = exporter.exposition.body(openmetrics=False, gzip=False)
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     assert "gatewayz_provider_scrape_errors" in families
-    assert all(not math.isnan(s.value) for f in families.values() for s in f.samples if f.name.startswith("gatewayz"))
+    assert all(
+        not math.isnan(s.value) for f in families.values() for s in f.samples if f.name.startswith("gatewayz")
+    )

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
 from conftest import ROOT, SEED_PROVIDERS, SEED_STATS, free_port
 
 pytestmark = pytest.mark.prometheus
@@ -46,9 +45,14 @@ def test_promtool_unit_tests_of_the_alert_rules_pass():
 def test_prom_yml_has_the_seeds_job_exactly():
     config = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
     (job,) = config["scrape_configs"]
-    assert job == {"job_name": "provider_metrics", "scheme": "http", "metrics_path": "/metrics",
-                   "static_configs": [{"targets": ["provider-metrics-exporter:8001"]}],
-                   "scrape_interval": "60s", "scrape_timeout": "10s"}
+    assert job == {
+        "job_name": "provider_metrics",
+        "scheme": "http",
+        "metrics_path": "/metrics",
+        "static_configs": [{"targets": ["provider-metrics-exporter:8001"]}],
+        "scrape_interval": "60s",
+        "scrape_timeout": "10s",
+    }
     assert config["rule_files"] == ["alerts.yml"]
 
 
@@ -59,14 +63,22 @@ class Prometheus:
         assert PROMETHEUS, MISSING
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "rule_files": [str(ROOT / "prometheus" / "alerts.yml")],
-                  "scrape_configs": [scrape_config]}
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(ROOT / "prometheus" / "alerts.yml")],
+            "scrape_configs": [scrape_config],
+        }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
+            [
+                PROMETHEUS,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "prometheus.log", "w"),
+        )
         self.log = tmp / "prometheus.log"
         self._wait(lambda: requests.get(self.url + "/-/ready", timeout=1).status_code == 200, "ready")
 
@@ -110,9 +122,14 @@ def stack(tmp_path, api, exporter_for):
     api.set_data(providers, {**SEED_STATS, "down": 2, "degraded": 0})
     exporter = exporter_for(api, METRICS_ADDR="127.0.0.1", SCRAPE_INTERVAL="0.5")
     exporter.start()
-    prometheus = Prometheus(tmp_path, {
-        "job_name": "provider_metrics", "metrics_path": "/metrics",
-        "static_configs": [{"targets": [f"127.0.0.1:{exporter.server.port}"]}]})
+    prometheus = Prometheus(
+        tmp_path,
+        {
+            "job_name": "provider_metrics",
+            "metrics_path": "/metrics",
+            "static_configs": [{"targets": [f"127.0.0.1:{exporter.server.port}"]}],
+        },
+    )
     yield prometheus, exporter
     prometheus.stop()
 
@@ -134,7 +151,7 @@ def grafana_to_promql(expr: str) -> str:
 
 
 def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provider_down(stack):
-    prometheus, exporter = stack
+    prometheus, _exporter = stack
     prometheus.wait_for('gatewayz_provider_health_status{provider="google"} == 3', "scraping the exporter")
     # increase() over 1m needs two samples of each counter
     prometheus.wait_for("count_over_time(gatewayz_provider_scrape_errors_total[1m]) >= 2", "two scrapes deep")
@@ -155,8 +172,13 @@ def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provid
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
     alerts = prometheus._wait(
-        lambda: [a for a in prometheus.api("/api/v1/alerts")["alerts"]
-                 if a["labels"]["alertname"] == "GatewayzProviderDown"], "alerting")
+        lambda: [
+            a
+            for a in prometheus.api("/api/v1/alerts")["alerts"]
+            if a["labels"]["alertname"] == "GatewayzProviderDown"
+        ],
+        "alerting",
+    )
     assert [a["labels"]["provider"] for a in alerts] == ["google"]  # mistral is down but inactive
     assert alerts[0]["state"] in ("pending", "firing")
     assert alerts[0]["annotations"]["summary"] == "GatewayZ provider google is down"
@@ -177,6 +199,9 @@ def test_the_provider_variable_query_lists_every_provider(stack):
     _, variable = dashboard_queries()
     assert variable == "label_values(gatewayz_provider_health_status, provider)"
     prometheus.wait_for("gatewayz_provider_health_status", "scraping")
-    values = requests.get(prometheus.url + "/api/v1/label/provider/values",
-                          params={"match[]": "gatewayz_provider_health_status"}, timeout=5).json()["data"]
+    values = requests.get(
+        prometheus.url + "/api/v1/label/provider/values",
+        params={"match[]": "gatewayz_provider_health_status"},
+        timeout=5,
+    ).json()["data"]
     assert sorted(values) == ["anthropic", "google", "mistral", "openai"]

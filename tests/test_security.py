@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import ssl
 import subprocess
 import sys
-import ssl
 import threading
 import time
 
@@ -16,8 +16,8 @@ import pytest
 import requests
 import trustme
 import yaml
-
 from conftest import ROOT, SEED_PROVIDERS, SEED_STATS, TEST_KEY, Reply, eventually, free_port, make_config
+
 from gatewayz_exporter.app import build, main
 from gatewayz_exporter.webconfig import WebConfigError, load_web_config
 
@@ -71,23 +71,54 @@ def basic(user, password):
 
 # --- the web config file --------------------------------------------------------
 
-@pytest.mark.parametrize("document,problem", [
-    ("tls_server_config: [unclosed", "not valid YAML"),
-    ("- a\n- b\n", "must be a YAML mapping"),
-    ({"tls_config": {}}, "unknown keys tls_config"),
-    ({"tls_server_config": {"cert_file": "missing.crt", "key_file": "missing.key"}}, "no such file 'missing.crt'"),
-    ({"tls_server_config": {"cert_file": "server.crt"}}, "needs cert_file and key_file"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "TLS10"}},
-     "min_version must be TLS12 or TLS13"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
-                            "client_auth_type": "RequireAndVerifyClientCert"}}, "needs client_ca_file"),
-    ({"tls_server_config": {"cert_file": "server.key", "key_file": "server.crt"}}, "cannot be loaded"),
-    ({"basic_auth_users": {"prometheus": "plain-text-password"}}, "must be a bcrypt hash"),
-    ({"basic_auth_users": ["prometheus"]}, "must map user names"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
-                            "client_allowed_sans": ["prometheus"]}}, "client_allowed_sans is not supported"),
-    ({"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}, "headers is not supported"),
-])
+
+@pytest.mark.parametrize(
+    "document,problem",
+    [
+        ("tls_server_config: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "must be a YAML mapping"),
+        ({"tls_config": {}}, "unknown keys tls_config"),
+        (
+            {"tls_server_config": {"cert_file": "missing.crt", "key_file": "missing.key"}},
+            "no such file 'missing.crt'",
+        ),
+        ({"tls_server_config": {"cert_file": "server.crt"}}, "needs cert_file and key_file"),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "min_version": "TLS10",
+                }
+            },
+            "min_version must be TLS12 or TLS13",
+        ),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                }
+            },
+            "needs client_ca_file",
+        ),
+        ({"tls_server_config": {"cert_file": "server.key", "key_file": "server.crt"}}, "cannot be loaded"),
+        ({"basic_auth_users": {"prometheus": "plain-text-password"}}, "must be a bcrypt hash"),
+        ({"basic_auth_users": ["prometheus"]}, "must map user names"),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "client_allowed_sans": ["prometheus"],
+                }
+            },
+            "client_allowed_sans is not supported",
+        ),
+        ({"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}, "headers is not supported"),
+    ],
+)
 def test_a_bad_web_config_is_refused_with_the_problem_named(certs, document, problem):
     with pytest.raises(WebConfigError, match=problem):
         load_web_config(write_config(certs, document))
@@ -107,6 +138,7 @@ def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys)
 
 
 # --- basic auth -------------------------------------------------------------------
+
 
 def test_basic_auth_protects_metrics_and_landing_page_but_not_health(tmp_path, served):
     exporter = served(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}))
@@ -136,28 +168,45 @@ def test_verified_credentials_are_cached_by_digest_and_failures_are_not(tmp_path
 
 # --- TLS -------------------------------------------------------------------------
 
+
 def tls_config(certs, **extra):
-    return write_config(certs, {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", **extra},
-                                "basic_auth_users": {"prometheus": HASH}})
+    return write_config(
+        certs,
+        {
+            "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", **extra},
+            "basic_auth_users": {"prometheus": HASH},
+        },
+    )
 
 
 def test_tls_serves_metrics_and_plain_http_gets_none(certs, served):
     exporter = served(tls_config(certs))
     port = exporter.server.port
-    response = requests.get(f"https://127.0.0.1:{port}/metrics", verify=str(certs / "ca.crt"),
-                            headers=basic("prometheus", PASSWORD), timeout=5)
+    response = requests.get(
+        f"https://127.0.0.1:{port}/metrics",
+        verify=str(certs / "ca.crt"),
+        headers=basic("prometheus", PASSWORD),
+        timeout=5,
+    )
     assert response.status_code == 200 and "gatewayz_providers_total" in response.text
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/metrics", headers=basic("prometheus", PASSWORD), timeout=5)
 
 
 def test_client_certificates_are_required_when_configured(certs, served):
-    exporter = served(tls_config(certs, client_ca_file="ca.crt", client_auth_type="RequireAndVerifyClientCert"))
+    exporter = served(
+        tls_config(certs, client_ca_file="ca.crt", client_auth_type="RequireAndVerifyClientCert")
+    )
     url = f"https://127.0.0.1:{exporter.server.port}/metrics"
     with pytest.raises(requests.RequestException):  # handshake refused without a client certificate
         requests.get(url, verify=str(certs / "ca.crt"), headers=basic("prometheus", PASSWORD), timeout=5)
-    response = requests.get(url, verify=str(certs / "ca.crt"), cert=(str(certs / "client.crt"),
-                            str(certs / "client.key")), headers=basic("prometheus", PASSWORD), timeout=5)
+    response = requests.get(
+        url,
+        verify=str(certs / "ca.crt"),
+        cert=(str(certs / "client.crt"), str(certs / "client.key")),
+        headers=basic("prometheus", PASSWORD),
+        timeout=5,
+    )
     assert response.status_code == 200
 
 
@@ -172,15 +221,21 @@ def test_minimum_tls_version_is_enforced(certs, served):
 
 def test_a_real_prometheus_scrapes_over_tls_with_basic_auth(certs, served, tmp_path):
     from test_prometheus import PROMETHEUS, Prometheus
+
     if PROMETHEUS is None:
         pytest.fail("Debian's prometheus package is needed (apt-get install prometheus)")
     exporter = served(tls_config(certs))
     (tmp_path / "password").write_text(PASSWORD)
-    prometheus = Prometheus(tmp_path, {
-        "job_name": "provider_metrics", "scheme": "https",
-        "basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "password")},
-        "tls_config": {"ca_file": str(certs / "ca.crt"), "server_name": "provider-metrics-exporter"},
-        "static_configs": [{"targets": [f"127.0.0.1:{exporter.server.port}"]}]})
+    prometheus = Prometheus(
+        tmp_path,
+        {
+            "job_name": "provider_metrics",
+            "scheme": "https",
+            "basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "password")},
+            "tls_config": {"ca_file": str(certs / "ca.crt"), "server_name": "provider-metrics-exporter"},
+            "static_configs": [{"targets": [f"127.0.0.1:{exporter.server.port}"]}],
+        },
+    )
     try:
         result = prometheus.wait_for("gatewayz_providers_total", "scraping over TLS")
         assert float(result[0]["value"][1]) == 4
@@ -192,10 +247,13 @@ def test_a_real_prometheus_scrapes_over_tls_with_basic_auth(certs, served, tmp_p
 
 # --- load, floods and a flapping API ---------------------------------------------------
 
+
 def many_providers(count: int) -> list[dict]:
     template = SEED_PROVIDERS[0]
-    return [dict(template, slug=f"provider-{i}", name=f"Provider {i}", average_response_time_ms=i % 900)
-            for i in range(count)]
+    return [
+        dict(template, slug=f"provider-{i}", name=f"Provider {i}", average_response_time_ms=i % 900)
+        for i in range(count)
+    ]
 
 
 def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(api):
@@ -203,13 +261,26 @@ def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(ap
     api.set_data(many_providers(1000), {**SEED_STATS, "total": 1000})
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "provider_metrics_exporter.py")], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True,
-        env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port), "METRICS_ADDR": "127.0.0.1",
-             "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "0.5"})
+        [sys.executable, str(ROOT / "provider_metrics_exporter.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={
+            "PATH": os.environ["PATH"],
+            "METRICS_PORT": str(port),
+            "METRICS_ADDR": "127.0.0.1",
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+            "SCRAPE_INTERVAL": "0.5",
+        },
+    )
     polls: list[float] = []
-    threading.Thread(target=lambda: [polls.append(time.monotonic()) for line in process.stdout
-                                     if "Updated provider metrics" in line], daemon=True).start()
+    threading.Thread(
+        target=lambda: [
+            polls.append(time.monotonic()) for line in process.stdout if "Updated provider metrics" in line
+        ],
+        daemon=True,
+    ).start()
     base = f"http://127.0.0.1:{port}/metrics"
     stop, errors, counts = threading.Event(), [], []
 
@@ -220,8 +291,11 @@ def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(ap
             while not stop.is_set():
                 try:
                     response = session.get(base, headers=headers, timeout=10)
-                    if response.status_code != 200 or not response.text.endswith("\n") or \
-                            'provider="provider-999"' not in response.text:
+                    if (
+                        response.status_code != 200
+                        or not response.text.endswith("\n")
+                        or 'provider="provider-999"' not in response.text
+                    ):
                         errors.append(response.status_code)
                     done += 1
                 except requests.RequestException as error:
@@ -244,12 +318,14 @@ def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(ap
         process.wait(10)
     during = [t for t in polls if started <= t <= ended]
     gaps = [b - a for a, b in zip(during, during[1:])]
-    print(f"32 scrapers: {sum(counts)} scrapes in {ended - started:.1f}s, {len(during)} polls, "
-          f"largest gap between polls {max(gaps):.2f}s")
+    print(
+        f"32 scrapers: {sum(counts)} scrapes in {ended - started:.1f}s, {len(during)} polls, "
+        f"largest gap between polls {max(gaps):.2f}s"
+    )
     assert errors == []
     assert sum(counts) >= 32
-    assert len(during) >= 6                # ~8 at a 0.5 s interval in 4 s
-    assert max(gaps) < 1.0                 # no poll waited behind the scrapes
+    assert len(during) >= 6  # ~8 at a 0.5 s interval in 4 s
+    assert max(gaps) < 1.0  # no poll waited behind the scrapes
 
 
 def process_state() -> tuple[int, int, int]:
@@ -261,8 +337,15 @@ def process_state() -> tuple[int, int, int]:
 
 def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
     good, big = SEED_PROVIDERS, many_providers(3000)
-    phases = [Reply(body=good), Reply(500, b"down"), Reply(200, b"<html>garbage</html>"), Reply(body=big),
-              Reply(200, b'[{"slug": "trunc'), Reply(401, b"no"), Reply(body=good)]
+    phases = [
+        Reply(body=good),
+        Reply(500, b"down"),
+        Reply(200, b"<html>garbage</html>"),
+        Reply(body=big),
+        Reply(200, b'[{"slug": "trunc'),
+        Reply(401, b"no"),
+        Reply(body=good),
+    ]
     exporter = exporter_for(api, METRICS_ADDR="127.0.0.1", SCRAPE_INTERVAL="0.05")
     exporter.start()
     base = f"http://127.0.0.1:{exporter.server.port}/metrics"
@@ -279,8 +362,10 @@ def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
     before = process_state()
     flap(len(phases) * 6)
     after = process_state()
-    print(f"flapping soak: rss {before[0]}->{after[0]} KiB, threads {before[1]}->{after[1]}, "
-          f"fds {before[2]}->{after[2]}")
+    print(
+        f"flapping soak: rss {before[0]}->{after[0]} KiB, threads {before[1]}->{after[1]}, "
+        f"fds {before[2]}->{after[2]}"
+    )
     assert after[1] <= before[1] + 2
     assert after[2] <= before[2] + 5
     assert after[0] - before[0] < 30 * 1024  # KiB: no growth with the number of polls

@@ -7,9 +7,8 @@ import time
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families as parse_text
-
 from conftest import Reply
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 
 @pytest.fixture
@@ -46,15 +45,25 @@ def test_metrics_are_prometheus_text_by_default_and_include_process_metrics(runn
     response = requests.get(running.base + "/metrics", timeout=5, headers={"Accept-Encoding": "identity"})
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     names = {f.name for f in parse_text(response.text)}
-    assert {"gatewayz_providers_total", "gatewayz_provider_health_status", "process_resident_memory_bytes",
-            "gatewayz_provider_scrape_errors"} <= names
+    assert {
+        "gatewayz_providers_total",
+        "gatewayz_provider_health_status",
+        "process_resident_memory_bytes",
+        "gatewayz_provider_scrape_errors",
+    } <= names
 
 
 def test_openmetrics_and_gzip_are_negotiated(running):
     running.poller.poll_once()
-    response = requests.get(running.base + "/metrics", timeout=5, stream=True, headers={
-        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-        "Accept-Encoding": "gzip"})
+    response = requests.get(
+        running.base + "/metrics",
+        timeout=5,
+        stream=True,
+        headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            "Accept-Encoding": "gzip",
+        },
+    )
     assert response.headers["Content-Encoding"] == "gzip"
     assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     body = gzip.decompress(response.raw.read(decode_content=False))
@@ -121,6 +130,7 @@ def test_stop_closes_the_listening_socket(running):
 
 def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_body(api, running):
     from conftest import SEED_PROVIDERS
+
     api.set_data([dict(SEED_PROVIDERS[0], slug=f"p{i}") for i in range(20000)], {"total": 20000})
     running.poller.poll_once()
     body_size = len(requests.get(running.base + "/metrics", timeout=10).content)

@@ -12,13 +12,13 @@ import time
 
 import pytest
 import requests
-
 from conftest import ROOT, TEST_KEY, eventually, free_port, make_config
+from receivers import LokiReceiver, OtlpReceiver
+
 from gatewayz_exporter.app import build
 from gatewayz_exporter.logs import configure_logging
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
 from gatewayz_exporter.telemetry import Telemetry, TelemetryError, tracing_settings
-from receivers import LokiReceiver, OtlpReceiver
 
 
 @pytest.fixture
@@ -74,6 +74,7 @@ def log_lines(stream: io.StringIO) -> list[dict]:
 
 # --- logs --------------------------------------------------------------------
 
+
 def test_every_stdout_line_is_one_json_object_with_the_seed_fields(root_logging):
     stream = io.StringIO()
     configure_logging("DEBUG", stream)
@@ -104,6 +105,7 @@ def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
 
 def test_lines_inside_a_span_carry_its_trace_and_span_ids(root_logging):
     from opentelemetry.sdk.trace import TracerProvider
+
     stream = io.StringIO()
     configure_logging("INFO", stream)
     tracer = TracerProvider().get_tracer("test")
@@ -115,10 +117,13 @@ def test_lines_inside_a_span_carry_its_trace_and_span_ids(root_logging):
 
 
 def test_update_lines_reach_loki_with_bounded_labels_and_auth(telemetry_exporter, loki):
-    exporter = telemetry_exporter(LOKI_URL=loki.url, LOKI_USERNAME="user", LOKI_PASSWORD="pass",
-                                  LOKI_TENANT_ID="tenant-1")
+    exporter = telemetry_exporter(
+        LOKI_URL=loki.url, LOKI_USERNAME="user", LOKI_PASSWORD="pass", LOKI_TENANT_ID="tenant-1"
+    )
     exporter.poller.poll_once()
-    updates = loki.wait_until(lambda r: [l for l in r.lines() if l[1]["message"] == "Updated provider metrics"])
+    updates = loki.wait_until(
+        lambda r: [l for l in r.lines() if l[1]["message"] == "Updated provider metrics"]
+    )
     assert updates, "no update line reached Loki"
     labels, line = updates[0]
     assert labels == {"service": "provider-metrics-exporter", "level": "info"}
@@ -128,7 +133,9 @@ def test_update_lines_reach_loki_with_bounded_labels_and_auth(telemetry_exporter
     headers = loki.bodies[0][0]
     assert headers["Content-Encoding"] == "gzip" and headers["X-Scope-OrgID"] == "tenant-1"
     assert headers["Authorization"] == "Basic dXNlcjpwYXNz"
-    stdout_update = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"][0]
+    stdout_update = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"][
+        0
+    ]
     assert stdout_update == line  # the same JSON object in both places
 
 
@@ -158,12 +165,12 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(loki):
         handler.close(0.5)
 
 
-def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_logging(
-        loki, root_logging):
+def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_logging(loki, root_logging):
     loki.default = 400  # Loki refuses the batch: not retryable
     stream, report_stream = io.StringIO(), io.StringIO()
-    telemetry = Telemetry.from_config(make_config("http://127.0.0.1:1", LOKI_URL=loki.url), {},
-                                      report_stream=report_stream)
+    telemetry = Telemetry.from_config(
+        make_config("http://127.0.0.1:1", LOKI_URL=loki.url), {}, report_stream=report_stream
+    )
     configure_logging("INFO", stream, telemetry.log_handlers)
     try:
         logging.getLogger("gatewayz_exporter.test").info("hello")
@@ -197,22 +204,33 @@ def test_otel_sdk_disabled_means_no_trace_ids_at_all(telemetry_exporter):
 
 # --- traces ------------------------------------------------------------------
 
+
 def test_tracing_is_off_unless_an_endpoint_is_set_and_can_be_disabled():
     assert tracing_settings({}) is None
-    assert tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_SDK_DISABLED": "true"}) is None
-    assert tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_TRACES_EXPORTER": "none"}) is None
+    assert (
+        tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_SDK_DISABLED": "true"})
+        is None
+    )
+    assert (
+        tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_TRACES_EXPORTER": "none"})
+        is None
+    )
     settings = tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318/"})
     assert settings["endpoint"] == "http://t:4318/v1/traces" and settings["protocol"] == "http/protobuf"
-    settings = tracing_settings({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom",
-                                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    settings = tracing_settings(
+        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    )
     assert settings["endpoint"] == "http://t:4318/custom" and settings["protocol"] == "grpc"
     with pytest.raises(TelemetryError, match="OTEL_EXPORTER_OTLP_PROTOCOL"):
-        tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
+        tracing_settings(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
+        )
 
 
 def test_one_trace_per_poll_with_client_and_convert_spans(telemetry_exporter, otlp):
-    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,
-                                  OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test,team=sre")
+    exporter = telemetry_exporter(
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test,team=sre"
+    )
     exporter.poller.poll_once()
     exporter.telemetry.shutdown(5.0)
     spans = otlp.wait_until(lambda r: r.spans())
@@ -223,9 +241,11 @@ def test_one_trace_per_poll_with_client_and_convert_spans(telemetry_exporter, ot
     assert convert["parent_id"] == root["span_id"] and convert["attributes"]["provider_count"] == 4
     clients = [s for s in trace if s["attributes"].get("http.method") == "GET"]
     urls = sorted(s["attributes"]["http.url"] for s in clients)
-    assert urls == [f"{exporter.config.gateway_api_url}/providers/?include_inactive=true",
-                    f"{exporter.config.gateway_api_url}/providers/stats",
-                    f"{exporter.config.gateway_api_url}/providers?include_inactive=true"]
+    assert urls == [
+        f"{exporter.config.gateway_api_url}/providers/?include_inactive=true",
+        f"{exporter.config.gateway_api_url}/providers/stats",
+        f"{exporter.config.gateway_api_url}/providers?include_inactive=true",
+    ]
     assert all(s["parent_id"] == root["span_id"] for s in clients)
     assert sorted(s["attributes"]["http.status_code"] for s in clients) == [200, 200, 307]
     assert all(s["attributes"]["duration_ms"] >= 0 for s in clients)
@@ -239,8 +259,9 @@ def test_one_trace_per_poll_with_client_and_convert_spans(telemetry_exporter, ot
 
 
 def test_service_name_comes_from_otel_service_name(telemetry_exporter, otlp):
-    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=otlp.url + "/v1/traces",
-                                  OTEL_SERVICE_NAME="exporter-eu")
+    exporter = telemetry_exporter(
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=otlp.url + "/v1/traces", OTEL_SERVICE_NAME="exporter-eu"
+    )
     exporter.poller.poll_once()
     exporter.telemetry.shutdown(5.0)
     spans = otlp.wait_until(lambda r: r.spans())
@@ -273,15 +294,18 @@ def test_captured_headers_never_include_the_admin_key(telemetry_exporter, otlp, 
 
 
 def test_grpc_protocol_exports_spans():
-    import grpc
     from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
     received = []
 
     class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802
-            received.extend(s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
+        def Export(self, request, context):
+            received.extend(
+                s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans
+            )
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(ThreadPoolExecutor(2))
@@ -289,8 +313,13 @@ def test_grpc_protocol_exports_spans():
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        telemetry = Telemetry.from_config(make_config("http://127.0.0.1:1"), {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+        telemetry = Telemetry.from_config(
+            make_config("http://127.0.0.1:1"),
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            },
+        )
         with telemetry.tracer.start_as_current_span("poll"):
             pass
         telemetry.shutdown(5.0)
@@ -300,6 +329,7 @@ def test_grpc_protocol_exports_spans():
 
 
 # --- failure is harmless ------------------------------------------------------
+
 
 def test_hanging_receivers_do_not_slow_polling_or_scrapes(telemetry_exporter, otlp, loki):
     otlp.hang = loki.hang = True
@@ -333,15 +363,27 @@ def test_sigterm_exits_within_seconds_whatever_the_receivers_do(api, otlp, loki,
         otlp.hang = loki.hang = True
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "provider_metrics_exporter.py")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port), "GATEWAY_API_URL": api.url,
-             "ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "0.2", "LOKI_URL": loki.url,
-             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url})
+        [sys.executable, str(ROOT / "provider_metrics_exporter.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={
+            "PATH": os.environ["PATH"],
+            "METRICS_PORT": str(port),
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+            "SCRAPE_INTERVAL": "0.2",
+            "LOKI_URL": loki.url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+        },
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if "gatewayz_providers_total" in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text:
+                if (
+                    "gatewayz_providers_total"
+                    in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+                ):
                     break
             except requests.ConnectionError:
                 pass
