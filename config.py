@@ -102,7 +102,8 @@ class Config:
         elif admin_key is not None and any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in admin_key):
             problems.append("ADMIN_KEY: must not contain whitespace or control characters")
 
-        interval = number("SCRAPE_INTERVAL", 60.0)
+        # The demo polls every 5 s by default so that trying it shows change within seconds.
+        interval = number("SCRAPE_INTERVAL", 5.0 if demo else 60.0)
         timeout = number("REQUEST_TIMEOUT", 10.0)
         staleness = number("MAX_STALENESS", 5 * interval)
         if text("MAX_STALENESS") is not None and staleness < interval:

@@ -2,7 +2,9 @@
 
 It behaves like the real backend where that matters (``/providers`` redirects
 to ``/providers/``, inactive providers only with ``include_inactive=true``,
-nullable fields, ``Z`` timestamps) and drifts over time, so a dashboard moves.
+nullable fields, ``Z`` timestamps) and drifts over time, so a dashboard moves:
+response times change on every poll, and each provider's health goes round
+healthy, degraded and down every few minutes (``DEMO_PERIOD``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 DEMO_PROVIDERS = (
@@ -26,12 +29,19 @@ DEMO_PROVIDERS = (
 )
 
 
-def demo_providers(now: float) -> list[dict]:
-    """The demo payload at time ``now``: health and latency follow slow waves per provider."""
+# Seconds per full wave of a provider's health: short enough that someone trying the demo sees
+# a provider degrade within a minute or two, long enough that a health state lasts a few polls.
+DEMO_PERIOD = 240.0
+
+Record = dict[str, Any]
+
+
+def demo_providers(now: float) -> list[Record]:
+    """The demo payload at time ``now``: health and latency follow waves per provider."""
     records = []
     stamp = datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for index, (slug, name, base, streaming, functions, vision, images, active) in enumerate(DEMO_PROVIDERS):
-        wave = math.sin(now / 90.0 + index * 1.7)
+        wave = math.sin(2 * math.pi * now / DEMO_PERIOD + index * 1.7)
         health = "healthy" if wave < 0.55 else "degraded" if wave < 0.9 else "down"
         if not active:
             health = "unknown"
@@ -70,7 +80,7 @@ def demo_providers(now: float) -> list[dict]:
     return records
 
 
-def demo_stats(records: list[dict]) -> dict:
+def demo_stats(records: list[Record]) -> dict[str, int]:
     counts = {"total": len(records), "active": sum(r["is_active"] for r in records)}
     counts["inactive"] = counts["total"] - counts["active"]
     for status in ("healthy", "degraded", "down", "unknown"):
