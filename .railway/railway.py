@@ -19,7 +19,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from railway_sdk import create_railway_context, define_railway, github, project, service, volume
+from railway_sdk import (  # type: ignore[import-untyped]  # railway-sdk ships no type information
+    Project,
+    RailwayContext,
+    create_railway_context,
+    define_railway,
+    github,
+    project,
+    service,
+    volume,
+)
 
 # Names a fork may keep: they are the private-network host names (<name>.railway.internal).
 EXPORTER = "provider-metrics-exporter"
@@ -36,9 +45,13 @@ RUN_AS_ROOT_FOR_VOLUME = {"RAILWAY_RUN_UID": "0"}
 
 def source_repository(ctx: Mapping[str, Any]) -> tuple[str, str]:
     """The GitHub repository and branch to build from: the context, else the environment."""
-    repo = ctx.get("repository") or os.environ.get("RAILWAY_SOURCE_REPO") or os.environ.get("GITHUB_REPOSITORY")
+    repo = (
+        ctx.get("repository") or os.environ.get("RAILWAY_SOURCE_REPO") or os.environ.get("GITHUB_REPOSITORY")
+    )
     if not repo or repo.count("/") != 1:
-        raise SystemExit("Set RAILWAY_SOURCE_REPO=owner/name: the GitHub repository Railway builds this stack from.")
+        raise SystemExit(
+            "Set RAILWAY_SOURCE_REPO=owner/name: the GitHub repository Railway builds this stack from."
+        )
     branch = ctx.get("branch") or os.environ.get("RAILWAY_SOURCE_BRANCH") or "main"
     return repo, branch
 
@@ -54,7 +67,7 @@ def public_url(name: str) -> str:
 
 
 @define_railway
-def main(ctx=None):
+def main(ctx: RailwayContext | None = None) -> Project:
     ctx = ctx or create_railway_context()
     repo, branch = source_repository(ctx)
     shared = ctx.shared
@@ -64,7 +77,10 @@ def main(ctx=None):
         options = {"branch": branch}
         if directory:
             options["rootDirectory"] = directory
-        return {"source": github(repo, **options), "build": {"builder": "DOCKERFILE", "dockerfilePath": dockerfile}}
+        return {
+            "source": github(repo, **options),
+            "build": {"builder": "DOCKERFILE", "dockerfilePath": dockerfile},
+        }
 
     exporter = service(
         EXPORTER,

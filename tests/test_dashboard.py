@@ -54,7 +54,11 @@ def test_every_panel_and_query_takes_its_data_source_from_a_variable():
 
 def test_the_data_source_variables_pick_by_type_and_name_no_uid():
     found = variables()
-    for name, kind in (("datasource", "prometheus"), ("loki_datasource", "loki"), ("tempo_datasource", "tempo")):
+    for name, kind in (
+        ("datasource", "prometheus"),
+        ("loki_datasource", "loki"),
+        ("tempo_datasource", "tempo"),
+    ):
         variable = found[name]
         assert variable["type"] == "datasource" and variable["query"] == kind
         assert not variable.get("current"), "a saved choice would name one Grafana's uid"
@@ -105,7 +109,9 @@ THEIR_DATASOURCES = [
 
 @pytest.mark.parametrize("grafana", ["ours", "theirs"])
 def test_every_panel_resolves_to_a_data_source_in_our_grafana_and_in_theirs(grafana):
-    sources = yaml.safe_load(DATASOURCES.read_text())["datasources"] if grafana == "ours" else THEIR_DATASOURCES
+    sources = (
+        yaml.safe_load(DATASOURCES.read_text())["datasources"] if grafana == "ours" else THEIR_DATASOURCES
+    )
     by_uid = {s["uid"]: s["type"] for s in sources}
     chosen = resolve(sources)
     for panel in panels():
@@ -153,7 +159,13 @@ def test_every_metric_a_query_names_is_one_the_exporter_or_the_rules_produce():
 
 def test_exporter_panels_link_to_explore_for_the_logs_and_traces_of_a_poll():
     titles = {p["title"]: p for p in panels()}
-    for title in ("API poll success", "Poll errors by reason", "Age of the last successful poll", "Poll duration", "Exporter logs"):
+    for title in (
+        "API poll success",
+        "Poll errors by reason",
+        "Age of the last successful poll",
+        "Poll duration",
+        "Exporter logs",
+    ):
         links = titles[title]["links"]
         panes = [explore_panes(link["url"])["a"] for link in links]
         logs = [p for p in panes if p["datasource"] == "${loki_datasource}"]
@@ -161,7 +173,10 @@ def test_exporter_panels_link_to_explore_for_the_logs_and_traces_of_a_poll():
         assert logs and traces, title
         (log_query,) = logs[0]["queries"]
         assert log_query["datasource"] == {"type": "loki", "uid": "${loki_datasource}"}
-        assert '{service="provider-metrics-exporter"}' in log_query["expr"] and "Updated provider metrics" in log_query["expr"]
+        assert (
+            '{service="provider-metrics-exporter"}' in log_query["expr"]
+            and "Updated provider metrics" in log_query["expr"]
+        )
         (trace_query,) = traces[0]["queries"]
         assert trace_query["datasource"] == {"type": "tempo", "uid": "${tempo_datasource}"}
         assert trace_query["queryType"] == "traceql"

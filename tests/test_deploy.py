@@ -68,7 +68,10 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("dockerfile", [dockerfile for dockerfile, _ in IMAGES.values()])
 def test_every_dockerfile_passes_hadolint_without_warnings(dockerfile):
     result = subprocess.run(
-        [hadolint_binary(), "--failure-threshold", "style", dockerfile], cwd=ROOT, capture_output=True, text=True
+        [hadolint_binary(), "--failure-threshold", "style", dockerfile],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0 and result.stdout == "", result.stdout
 
@@ -245,7 +248,10 @@ def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_
         dockerfile, context = IMAGES[name]
         assert service["source"]["type"] == "github"
         assert service["source"].get("rootDirectory", ".") == context, name
-        assert service["build"] == {"builder": "DOCKERFILE", "dockerfilePath": str(Path(dockerfile).relative_to(context))}
+        assert service["build"] == {
+            "builder": "DOCKERFILE",
+            "dockerfilePath": str(Path(dockerfile).relative_to(context)),
+        }
         assert service["deploy"]["healthcheckPath"] == expected_health[name]
         assert service["deploy"]["restartPolicyType"] == "ON_FAILURE"
         # Railway health-checks PORT: it must be the port the image exposes (and listens on).
@@ -275,7 +281,9 @@ def test_railway_iac_gives_each_stateful_service_a_volume_where_it_keeps_its_dat
     assert "path_prefix: /loki" in (ROOT / "compose/loki.yaml").read_text()
     assert "path: /var/tempo/blocks" in (ROOT / "compose/tempo.yaml").read_text()
     # The dashboards are baked outside Grafana's data volume, which would hide them.
-    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())["providers"]
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())[
+        "providers"
+    ]
     assert not providers[0]["options"]["path"].startswith("/var/lib/grafana")
 
 
@@ -297,7 +305,9 @@ def test_railway_iac_services_reach_each_other_by_private_network_references():
     for service in services.values():
         for value in literal_values(service).values():
             for target, output in re.findall(r"\$\{\{([^.}]+)\.([A-Z_]+)\}\}", value):
-                assert target in services and output in ("RAILWAY_PRIVATE_DOMAIN", "RAILWAY_PUBLIC_DOMAIN"), value
+                assert target in services and output in ("RAILWAY_PRIVATE_DOMAIN", "RAILWAY_PUBLIC_DOMAIN"), (
+                    value
+                )
             assert ".railway.internal" not in value  # a reference, not a hard-coded host name
 
 
@@ -334,12 +344,20 @@ def test_railway_iac_builds_from_the_repository_it_is_given(monkeypatch):
         railway_graph()
     monkeypatch.setenv("RAILWAY_SOURCE_REPO", "someone/their-fork")
     monkeypatch.setenv("RAILWAY_SOURCE_BRANCH", "production")
-    sources = {r["source"]["repo"] + "@" + r["source"]["branch"] for r in railway_graph()["resources"] if r["type"] == "service"}
+    sources = {
+        r["source"]["repo"] + "@" + r["source"]["branch"]
+        for r in railway_graph()["resources"]
+        if r["type"] == "service"
+    }
     assert sources == {"someone/their-fork@production"}
     monkeypatch.delenv("RAILWAY_SOURCE_REPO")
     monkeypatch.delenv("RAILWAY_SOURCE_BRANCH")
     monkeypatch.setenv("GITHUB_REPOSITORY", "ci/checkout")  # what GitHub Actions sets
-    sources = {r["source"]["repo"] + "@" + r["source"]["branch"] for r in railway_graph()["resources"] if r["type"] == "service"}
+    sources = {
+        r["source"]["repo"] + "@" + r["source"]["branch"]
+        for r in railway_graph()["resources"]
+        if r["type"] == "service"
+    }
     assert sources == {"ci/checkout@main"}
 
 
@@ -422,12 +440,16 @@ def test_grafana_requires_sign_in_allows_no_sign_up_and_makes_new_users_viewers(
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]["environment"]
     grafana_vars = set(compose) | set(railway_services()["grafana"]["variables"])
     assert not {v for v in grafana_vars if v.startswith(("GF_AUTH_", "GF_USERS_"))}
-    assert compose["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"  # from the caller, no default
+    assert (
+        compose["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    )  # from the caller, no default
     assert "GF_" not in (ROOT / "grafana/Dockerfile").read_text()
 
 
 def test_provisioned_dashboards_cannot_be_edited_or_deleted_in_place():
-    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())["providers"]
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())[
+        "providers"
+    ]
     (provider,) = providers
     assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
     dockerfile = (ROOT / "grafana/Dockerfile").read_text()
@@ -466,7 +488,9 @@ def test_grafana_starts_with_a_password_from_a_variable_or_a_file(tmp_path):
     secret = tmp_path / "password"
     secret.write_text("another-long-secret\n")
     started = run_grafana_entrypoint(
-        tmp_path, GF_SECURITY_ADMIN_PASSWORD__FILE=str(secret), PROMETHEUS_INTERNAL_URL="http://[fd00::1]:9090"
+        tmp_path,
+        GF_SECURITY_ADMIN_PASSWORD__FILE=str(secret),
+        PROMETHEUS_INTERNAL_URL="http://[fd00::1]:9090",
     )
     assert started.returncode == 0 and "prometheus=http://[fd00::1]:9090" in started.stdout
     missing = run_grafana_entrypoint(tmp_path, GF_SECURITY_ADMIN_PASSWORD__FILE=str(tmp_path / "nope"))
@@ -489,7 +513,9 @@ def test_compose_builds_the_same_images_railway_deploys():
         assert Path(build["context"]) == Path(context), name
         assert Path(context, build.get("dockerfile", "Dockerfile")) == Path(dockerfile), name
         for mount in service.get("volumes", []):
-            assert mount.split(":")[0] in compose["volumes"], f"{name}: bind mount {mount}"  # config is baked in
+            assert mount.split(":")[0] in compose["volumes"], (
+                f"{name}: bind mount {mount}"
+            )  # config is baked in
     assert "--demo" in services["provider-metrics-exporter"]["command"]
     prometheus = services["prometheus"]["environment"]
     assert prometheus["EXPORTER_INTERNAL_URL"] == "http://provider-metrics-exporter:8001"

@@ -262,6 +262,11 @@ def test_the_compatibility_names_return_data_on_a_real_prometheus_and_add_up(sta
     count = float(prometheus.query("count(gatewayz_provider_health_status)")[0]["value"][1])
     assert sum(health.values()) == sum(status.values()) == count == 4
     assert float(prometheus.query("gatewayz_providers_total")[0]["value"][1]) == count
-    for capability, expected in (("streaming", 4), ("function_calling", 3), ("vision", 3), ("image_generation", 1)):
+    for capability, expected in (
+        ("streaming", 4),
+        ("function_calling", 3),
+        ("vision", 3),
+        ("image_generation", 1),
+    ):
         (only,) = values(f"gatewayz_providers_with_{capability}").values()
         assert only == expected, capability
