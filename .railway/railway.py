@@ -151,7 +151,6 @@ def main(ctx: RailwayContext | None = None) -> Project:
         env={
             "PORT": "3000",
             "GF_SECURITY_ADMIN_PASSWORD": shared.GRAFANA_ADMIN_PASSWORD,
-            "GF_SERVER_ROOT_URL": public_url(GRAFANA),
             "PROMETHEUS_INTERNAL_URL": private_url(PROMETHEUS, 9090),
             "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
             "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
