@@ -5,7 +5,8 @@
 # Required:  ALERT_EMAIL_TO (comma-separated addresses), SMTP_HOST, SMTP_FROM,
 #            the Slack webhook URL: SLACK_WEBHOOK_URL_FILE (a mounted secret file) or SLACK_WEBHOOK_URL,
 #            the SMTP password:     SMTP_PASSWORD_FILE or SMTP_PASSWORD (unless SMTP_USERNAME is empty).
-# Optional:  SMTP_PORT (587), SMTP_USERNAME (none: no SMTP AUTH), SMTP_REQUIRE_TLS (true),
+# Optional:  SMTP_PORT (587; or SMTP_HOST=host:port), SMTP_USERNAME (none: no SMTP AUTH),
+#            SMTP_REQUIRE_TLS (STARTTLS required: true, except on port 465, which is TLS already),
 #            GRAFANA_URL (http://localhost:3000; links in messages), ALERTMANAGER_EXTERNAL_URL.
 # Every missing or malformed value is named in one message and start-up stops (exit 2).
 # Values are checked against strict patterns, so none can change the YAML they land in.
@@ -32,9 +33,29 @@ check() {
     fi
 }
 
+# The names the GatewayZ team's running Alertmanager already uses are understood too:
+# SMTP_HOST=host:port, SMTP_USER, ALERT_EMAIL_OPS (and Grafana's GF_SMTP_* ones).
+ALERT_EMAIL_TO="${ALERT_EMAIL_TO:-${ALERT_EMAIL_OPS:-${ALERT_EMAIL:-}}}"
+SMTP_FROM="${SMTP_FROM:-${GF_SMTP_FROM_ADDRESS:-}}"
+SMTP_USERNAME="${SMTP_USERNAME:-${SMTP_USER:-${GF_SMTP_USER:-}}}"
+if [ -z "${SMTP_PASSWORD:-}" ] && [ -z "${SMTP_PASSWORD_FILE:-}" ] && [ -n "${GF_SMTP_PASSWORD:-}" ]; then
+    SMTP_PASSWORD="$GF_SMTP_PASSWORD"
+fi
+unset GF_SMTP_PASSWORD
+SMTP_HOST="${SMTP_HOST:-}"
+case "$SMTP_HOST" in
+    *:*)
+        SMTP_PORT="${SMTP_PORT:-${SMTP_HOST##*:}}"
+        SMTP_HOST="${SMTP_HOST%:*}"
+        ;;
+esac
 SMTP_PORT="${SMTP_PORT:-587}"
-SMTP_USERNAME="${SMTP_USERNAME:-}"
-SMTP_REQUIRE_TLS="${SMTP_REQUIRE_TLS:-true}"
+# Port 465 is TLS from the first byte (no STARTTLS to require); elsewhere STARTTLS is required.
+if [ "$SMTP_PORT" = 465 ]; then
+    SMTP_REQUIRE_TLS="${SMTP_REQUIRE_TLS:-false}"
+else
+    SMTP_REQUIRE_TLS="${SMTP_REQUIRE_TLS:-true}"
+fi
 GRAFANA_URL="${GRAFANA_URL:-http://localhost:3000}"
 GRAFANA_URL="${GRAFANA_URL%/}"
 

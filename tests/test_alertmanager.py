@@ -264,3 +264,27 @@ def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(tmp_path, rece
         alertmanager.stop()
     assert os.path.exists(tmp_path / "alertmanager-runtime" / "secrets" / "smtp_password")
     assert json.dumps(slack.messages).count("stand-in-smtp-password") == 0
+
+
+def test_the_entrypoint_understands_the_names_their_running_alertmanager_uses(tmp_path):
+    """railway-grafana-stack's Alertmanager is set up with SMTP_HOST=host:port, SMTP_USER and
+    ALERT_EMAIL_OPS; the same variables start this one."""
+    result = run_entrypoint(
+        tmp_path,
+        SLACK_WEBHOOK_URL=GOOD["SLACK_WEBHOOK_URL"],
+        SMTP_HOST="smtp.gmail.com:465",
+        SMTP_USER="alerts@example.com",
+        SMTP_PASSWORD="app-password",
+        SMTP_FROM="alerts@example.com",
+        ALERT_EMAIL_OPS="ops@example.com,oncall@example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert "smtp_smarthost: 'smtp.gmail.com:465'" in rendered
+    assert "smtp_auth_username: 'alerts@example.com'" in rendered
+    assert "smtp_require_tls: false" in rendered  # 465 is TLS from the first byte
+    assert "to: 'ops@example.com,oncall@example.com'" in rendered
+    assert (tmp_path / "runtime" / "secrets" / "smtp_password").read_text() == "app-password"
+    starttls = run_entrypoint(tmp_path, **GOOD, SMTP_PORT="587")
+    assert "smtp_require_tls: true" in (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert starttls.returncode == 0
