@@ -526,7 +526,16 @@ def test_compose_builds_the_same_images_railway_deploys():
 
 
 @pytest.mark.parametrize(
-    "path", ["README.md", "docker-compose.yml", "railway.toml", ".railway/railway.py", "prometheus/prom.yml"]
+    "path",
+    [
+        "README.md",
+        "docker-compose.yml",
+        "railway.toml",
+        ".railway/railway.py",
+        "prometheus/prom.yml",
+        "alertmanager/alertmanager.yml",
+        "grafana/provisioning/datasources/datasources.yml",
+    ],
 )
 def test_no_admin_key_example_in_the_repository(path):
     text = (ROOT / path).read_text()
