@@ -1,27 +1,91 @@
-"""Railway Infrastructure as Code for the provider metrics exporter.
+"""Railway Infrastructure as Code for the whole GatewayZ provider stack.
 
-The same service as railway.toml, for Railway's IaC (evaluated by the Railway
-CLI, and by tests/test_deploy.py). ADMIN_KEY is a reference to a shared
-variable set in the Railway dashboard: it has no value here.
+Six services, each built from this repository's Dockerfiles with its configuration baked in:
+the exporter (Dockerfile), Prometheus (prometheus/), Alertmanager (alertmanager/), Grafana
+(grafana/), Loki and Tempo (compose/). They find each other on Railway's private network
+through references to each other's RAILWAY_PRIVATE_DOMAIN; the stateful ones keep their data
+on volumes. Secrets are references to shared variables set in the Railway dashboard; this file
+holds no secret value.
+
+The repository to build from is a parameter, so a fork deploys itself without editing this
+file: ``RAILWAY_SOURCE_REPO=owner/name`` (or GitHub Actions' ``GITHUB_REPOSITORY``), and
+``RAILWAY_SOURCE_BRANCH`` (default ``main``). Evaluated by the Railway CLI and by
+tests/test_deploy.py. See README.md, "Deploying on Railway".
 """
 
-from railway_sdk import create_railway_context, define_railway, github, project, service
+from __future__ import annotations
 
-REPOSITORY = "gatewayz/provider-metrics-exporter"
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from railway_sdk import (  # type: ignore[import-untyped]  # railway-sdk ships no type information
+    Project,
+    RailwayContext,
+    create_railway_context,
+    define_railway,
+    github,
+    project,
+    service,
+    volume,
+)
+
+# Names a fork may keep: they are the private-network host names (<name>.railway.internal).
+EXPORTER = "provider-metrics-exporter"
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
+GRAFANA = "grafana"
+LOKI = "loki"
+TEMPO = "tempo"
+
+# Railway mounts volumes owned by root; the images run as non-root users, so services with a
+# volume run as root on Railway only (Railway's documented switch). Compose keeps them non-root.
+RUN_AS_ROOT_FOR_VOLUME = {"RAILWAY_RUN_UID": "0"}
+
+
+def source_repository(ctx: Mapping[str, Any]) -> tuple[str, str]:
+    """The GitHub repository and branch to build from: the context, else the environment."""
+    repo = (
+        ctx.get("repository") or os.environ.get("RAILWAY_SOURCE_REPO") or os.environ.get("GITHUB_REPOSITORY")
+    )
+    if not repo or repo.count("/") != 1:
+        raise SystemExit(
+            "Set RAILWAY_SOURCE_REPO=owner/name: the GitHub repository Railway builds this stack from."
+        )
+    branch = ctx.get("branch") or os.environ.get("RAILWAY_SOURCE_BRANCH") or "main"
+    return repo, branch
+
+
+def private_url(name: str, port: int, scheme: str = "http") -> str:
+    """A URL on Railway's private network, resolved by Railway from the service's variable."""
+    return f"{scheme}://${{{{{name}.RAILWAY_PRIVATE_DOMAIN}}}}:{port}"
+
+
+def public_url(name: str) -> str:
+    """The service's public https URL (generate a domain for it in the Railway dashboard)."""
+    return f"https://${{{{{name}.RAILWAY_PUBLIC_DOMAIN}}}}"
 
 
 @define_railway
-def main(ctx=None):
+def main(ctx: RailwayContext | None = None) -> Project:
     ctx = ctx or create_railway_context()
+    repo, branch = source_repository(ctx)
+    shared = ctx.shared
+    deploy = {"restartPolicyType": "ON_FAILURE", "restartPolicyMaxRetries": 10}
+
+    def built(directory: str | None, dockerfile: str = "Dockerfile") -> dict[str, Any]:
+        options = {"branch": branch}
+        if directory:
+            options["rootDirectory"] = directory
+        return {
+            "source": github(repo, **options),
+            "build": {"builder": "DOCKERFILE", "dockerfilePath": dockerfile},
+        }
+
     exporter = service(
-        "provider-metrics-exporter",
-        source=github(REPOSITORY, branch="main"),
-        build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"},
-        deploy={
-            "restartPolicyType": "ON_FAILURE",
-            "restartPolicyMaxRetries": 10,
-            "drainingSeconds": 15,
-        },
+        EXPORTER,
+        **built(None),
+        deploy={**deploy, "drainingSeconds": 15},
         healthcheck="/healthz",
         healthcheckTimeout=60,
         env={
@@ -30,7 +94,105 @@ def main(ctx=None):
             # Railway routes and health-checks PORT; the exporter listens on it when
             # METRICS_PORT is unset. Pinned to the seed's port so Prometheus finds it.
             "PORT": "8001",
-            "ADMIN_KEY": ctx.shared.ADMIN_KEY,
+            "ADMIN_KEY": shared.ADMIN_KEY,
+            "LOKI_URL": private_url(LOKI, 3100),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": private_url(TEMPO, 4318),
         },
     )
-    return project("gatewayz-observability", resources=[exporter])
+
+    prometheus_data = volume("prometheus-data")
+    prometheus = service(
+        PROMETHEUS,
+        **built("prometheus"),
+        deploy=deploy,
+        healthcheck="/-/ready",
+        healthcheckTimeout=120,
+        volumeMounts={"/prometheus": prometheus_data},
+        env={
+            "PORT": "9090",
+            "EXPORTER_INTERNAL_URL": private_url(EXPORTER, 8001),
+            "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),
+            **RUN_AS_ROOT_FOR_VOLUME,
+        },
+    )
+
+    alertmanager_data = volume("alertmanager-data")
+    alertmanager = service(
+        ALERTMANAGER,
+        **built("alertmanager"),
+        deploy=deploy,
+        healthcheck="/-/ready",
+        healthcheckTimeout=60,
+        volumeMounts={"/alertmanager": alertmanager_data},
+        env={
+            "PORT": "9093",
+            # Secrets: shared variables, set in the Railway dashboard.
+            "SLACK_WEBHOOK_URL": shared.SLACK_WEBHOOK_URL,
+            "SMTP_PASSWORD": shared.SMTP_PASSWORD,
+            # Where mail goes and how: shared variables too, so nothing here names a person.
+            "ALERT_EMAIL_TO": shared.ALERT_EMAIL_TO,
+            "SMTP_HOST": shared.SMTP_HOST,
+            "SMTP_PORT": shared.SMTP_PORT,
+            "SMTP_FROM": shared.SMTP_FROM,
+            "SMTP_USERNAME": shared.SMTP_USERNAME,
+            "GRAFANA_URL": public_url(GRAFANA),
+            **RUN_AS_ROOT_FOR_VOLUME,
+        },
+    )
+
+    grafana_data = volume("grafana-data")
+    grafana = service(
+        GRAFANA,
+        **built("grafana"),
+        deploy=deploy,
+        healthcheck="/api/health",
+        healthcheckTimeout=120,
+        volumeMounts={"/var/lib/grafana": grafana_data},
+        env={
+            "PORT": "3000",
+            "GF_SECURITY_ADMIN_PASSWORD": shared.GRAFANA_ADMIN_PASSWORD,
+            "PROMETHEUS_INTERNAL_URL": private_url(PROMETHEUS, 9090),
+            "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
+            "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            **RUN_AS_ROOT_FOR_VOLUME,
+        },
+    )
+
+    loki_data = volume("loki-data")
+    loki = service(
+        LOKI,
+        **built("compose", "loki.Dockerfile"),
+        deploy=deploy,
+        healthcheck="/ready",
+        healthcheckTimeout=120,
+        volumeMounts={"/loki": loki_data},
+        env={"PORT": "3100", **RUN_AS_ROOT_FOR_VOLUME},
+    )
+
+    tempo_data = volume("tempo-data")
+    tempo = service(
+        TEMPO,
+        **built("compose", "tempo.Dockerfile"),
+        deploy=deploy,
+        healthcheck="/ready",
+        healthcheckTimeout=120,
+        volumeMounts={"/var/tempo": tempo_data},
+        env={"PORT": "3200", **RUN_AS_ROOT_FOR_VOLUME},
+    )
+
+    return project(
+        "gatewayz-observability",
+        resources=[
+            exporter,
+            prometheus_data,
+            prometheus,
+            alertmanager_data,
+            alertmanager,
+            grafana_data,
+            grafana,
+            loki_data,
+            loki,
+            tempo_data,
+            tempo,
+        ],
+    )

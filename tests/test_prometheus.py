@@ -42,6 +42,32 @@ def test_promtool_unit_tests_of_the_alert_rules_pass():
     assert "SUCCESS" in result.stdout
 
 
+def test_promtool_checks_the_recording_rules_and_their_unit_tests_pass():
+    result = promtool("check", "rules", "prometheus/recording_rules.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = promtool("test", "rules", "prometheus/recording_rules_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_recording_rules_produce_the_six_compatibility_names_with_status_labels():
+    rules = yaml.safe_load((ROOT / "prometheus/recording_rules.yml").read_text())
+    produced: dict[str, set] = {}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            produced.setdefault(rule["record"], set()).add(tuple(sorted(rule.get("labels", {}).items())))
+    assert produced == {
+        "gatewayz_providers_by_health_status": {
+            (("health_status", s),) for s in ("healthy", "degraded", "down", "unknown")
+        },
+        "gatewayz_providers_by_status": {(("status", "active"),), (("status", "inactive"),)},
+        "gatewayz_providers_with_streaming": {()},
+        "gatewayz_providers_with_function_calling": {()},
+        "gatewayz_providers_with_vision": {()},
+        "gatewayz_providers_with_image_generation": {()},
+    }
+
+
 def test_prom_yml_has_the_seeds_job_exactly():
     config = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
     (job,) = config["scrape_configs"]
@@ -53,19 +79,25 @@ def test_prom_yml_has_the_seeds_job_exactly():
         "scrape_interval": "60s",
         "scrape_timeout": "10s",
     }
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "recording_rules.yml"]
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+    assert alertmanagers["api_version"] == "v2"
+
+
+RULE_FILES = [ROOT / "prometheus" / "alerts.yml", ROOT / "prometheus" / "recording_rules.yml"]
 
 
 class Prometheus:
     """A real Prometheus on loopback with the given scrape targets and the project's rules."""
 
-    def __init__(self, tmp: Path, scrape_config: dict):
+    def __init__(self, tmp: Path, scrape_config: dict, rule_files: list[Path] | None = None):
         assert PROMETHEUS, MISSING
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(ROOT / "prometheus" / "alerts.yml")],
+            "rule_files": [str(path) for path in rule_files or RULE_FILES],
             "scrape_configs": [scrape_config],
         }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -134,15 +166,15 @@ def stack(tmp_path, api, exporter_for):
     prometheus.stop()
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
+def dashboard_queries() -> tuple[list[tuple[str, str]], str]:
     dashboard = json.loads((ROOT / "grafana/dashboards/gatewayz-provider-management.json").read_text())
     queries = []
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             if target["datasource"]["type"] == "prometheus":
                 queries.append((panel["title"], target["expr"]))
-    variable = dashboard["templating"]["list"][0]["query"]["query"]
-    return queries, variable
+    (provider,) = [v for v in dashboard["templating"]["list"] if v["name"] == "provider"]
+    return queries, provider["query"]["query"]
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -168,7 +200,7 @@ def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provid
         return rules if rules and not any(r["lastEvaluation"].startswith("0001") for r in rules) else None
 
     rules = prometheus._wait(evaluated_rules, "evaluating every rule")
-    assert len(rules) == 9
+    assert len(rules) == 9 + 10  # alerts and compatibility recording rules
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
     alerts = prometheus._wait(
@@ -205,3 +237,36 @@ def test_the_provider_variable_query_lists_every_provider(stack):
         timeout=5,
     ).json()["data"]
     assert sorted(values) == ["anthropic", "google", "mistral", "openai"]
+
+
+def test_the_compatibility_names_return_data_on_a_real_prometheus_and_add_up(stack):
+    """Their dashboard's queries (the bare names) on a Prometheus scraping the exporter."""
+    prometheus, _ = stack
+    prometheus.wait_for('gatewayz_provider_health_status{provider="google"} == 3', "scraping the exporter")
+    prometheus.wait_for("gatewayz_providers_with_image_generation", "recording")
+
+    def values(expr: str) -> dict[str, float]:
+        return {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in prometheus.query(expr)}
+
+    # The stack's data: openai, anthropic healthy; google and mistral down; mistral inactive.
+    health = values("gatewayz_providers_by_health_status")
+    assert health == {
+        json.dumps({"__name__": "gatewayz_providers_by_health_status", "health_status": s}): n
+        for s, n in (("healthy", 2), ("degraded", 0), ("down", 2), ("unknown", 0))
+    }
+    status = values("gatewayz_providers_by_status")
+    assert sorted(status.values()) == [1, 3]
+    assert values('gatewayz_providers_by_status{status="inactive"}') == {
+        json.dumps({"__name__": "gatewayz_providers_by_status", "status": "inactive"}): 1
+    }
+    count = float(prometheus.query("count(gatewayz_provider_health_status)")[0]["value"][1])
+    assert sum(health.values()) == sum(status.values()) == count == 4
+    assert float(prometheus.query("gatewayz_providers_total")[0]["value"][1]) == count
+    for capability, expected in (
+        ("streaming", 4),
+        ("function_calling", 3),
+        ("vision", 3),
+        ("image_generation", 1),
+    ):
+        (only,) = values(f"gatewayz_providers_with_{capability}").values()
+        assert only == expected, capability

@@ -1,0 +1,290 @@
+"""Alertmanager as code: amtool checks the configuration and its routes (CI runs these), the
+entrypoint takes settings and secrets from the environment or files, and a real Alertmanager
+applies the inhibitions."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import ROOT
+from stack_support import (
+    AMTOOL,
+    MISSING_AM,
+    SlackStandIn,
+    SmtpStandIn,
+    notification_env,
+    start_alertmanager,
+)
+
+pytestmark = pytest.mark.prometheus
+CONFIG = "alertmanager/alertmanager.yml"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess:
+    assert AMTOOL, MISSING_AM
+    return subprocess.run([AMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_amtool_checks_the_configuration_and_its_templates():
+    result = amtool("check-config", CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout and "1 templates" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical", "alertname=GatewayzProviderDown", "provider=openai"], "slack-and-email"),
+        (["severity=critical", "alertname=GatewayzProviderExporterDown"], "slack-and-email"),
+        (
+            ["severity=critical", "alertname=GatewayzProviderApiUnauthorized", "endpoint=stats"],
+            "slack-and-email",
+        ),
+        (
+            ["severity=warning", "alertname=GatewayzProviderApiScrapeFailing", "endpoint=providers"],
+            "slack-and-email",
+        ),
+        (["severity=warning", "alertname=GatewayzProviderDataStale", "endpoint=stats"], "slack-and-email"),
+        (["severity=warning", "alertname=GatewayzProviderDegraded", "provider=google"], "slack"),
+        (["severity=warning", "alertname=GatewayzProviderSlowResponses", "provider=google"], "slack"),
+        (["alertname=SomethingElse"], "slack"),
+    ],
+)
+def test_amtool_routes_each_alert_by_severity(labels, receiver):
+    result = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *labels
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receiver
+
+
+def test_every_alert_rule_reaches_a_receiver_that_sends_resolved_notices():
+    import yaml
+
+    config = yaml.safe_load((ROOT / CONFIG).read_text())
+    for receiver in config["receivers"]:
+        for kind in ("slack_configs", "email_configs"):
+            for entry in receiver.get(kind, []):
+                assert entry["send_resolved"] is True, (receiver["name"], kind)
+        assert receiver["slack_configs"][0]["api_url_file"] == "${SLACK_WEBHOOK_URL_FILE}"
+    (paging,) = [r for r in config["receivers"] if r["name"] == "slack-and-email"]
+    assert paging["email_configs"][0]["auth_password_file"] == "${SMTP_PASSWORD_FILE}"
+    rules = yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())
+    for rule in (r for g in rules["groups"] for r in g["rules"]):
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule["alert"]
+    text = (ROOT / CONFIG).read_text()
+    assert "hooks.slack.com" not in text and "smtp_auth_password:" not in text and "api_url:" not in text
+
+
+def test_the_message_templates_name_provider_summary_runbook_and_dashboard():
+    for template in ("gatewayz.text", "gatewayz.email.html"):
+        result = amtool(
+            "template",
+            "render",
+            "--template.glob=alertmanager/templates/*.tmpl",
+            '--template.text={{ template "' + template + '" . }}',
+        )
+        assert result.returncode == 0, result.stderr
+        # amtool renders with its example alert, whose labels are not ours: check the structure.
+        for word in ("Runbook", "Dashboard", "/d/gatewayz-provider-management/"):
+            assert word in result.stdout, (template, word)
+
+
+# --- the entrypoint -------------------------------------------------------------------------
+
+
+def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    stub = tmp_path / "alertmanager-stub"  # prints what the real binary would get
+    stub.write_text('#!/bin/sh\necho "args=$*"\nenv | grep -E "^(SLACK|SMTP)" | sort\n')
+    stub.chmod(0o755)
+    return subprocess.run(
+        ["sh", str(ROOT / "alertmanager/entrypoint.sh"), "--storage.path=/data"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
+            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "ALERTMANAGER_BIN": str(stub),
+            "AMTOOL_BIN": AMTOOL or "amtool",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+GOOD = {
+    "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part",
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_FROM": "alertmanager@example.com",
+    "SMTP_USERNAME": "apikey",
+    "SMTP_PASSWORD": "smtp-secret-value",
+}
+
+
+def test_the_entrypoint_refuses_to_start_and_names_every_missing_setting(tmp_path):
+    result = run_entrypoint(tmp_path)
+    assert result.returncode == 2 and "args=" not in result.stdout
+    for name in ("ALERT_EMAIL_TO", "SMTP_FROM", "SMTP_HOST", "SLACK_WEBHOOK_URL"):
+        assert name in result.stderr, name
+    result = run_entrypoint(tmp_path, **{k: v for k, v in GOOD.items() if k != "SMTP_PASSWORD"})
+    assert result.returncode == 2 and "SMTP_PASSWORD" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ALERT_EMAIL_TO", "oncall@example.com' }\nroute: {"),
+        ("SMTP_HOST", "smtp.example.com|x"),
+        ("SMTP_PORT", "25; rm"),
+        ("SMTP_FROM", "not an address"),
+        ("GRAFANA_URL", "javascript:alert(1)"),
+        ("SMTP_REQUIRE_TLS", "maybe"),
+    ],
+)
+def test_the_entrypoint_rejects_values_that_could_change_the_configuration(tmp_path, name, value):
+    result = run_entrypoint(tmp_path, **{**GOOD, name: value})
+    assert result.returncode == 2 and name in result.stderr and "args=" not in result.stdout
+
+
+def test_secrets_from_variables_land_in_private_files_and_leave_the_environment(tmp_path):
+    result = run_entrypoint(tmp_path, **GOOD)
+    assert result.returncode == 0, result.stderr
+    runtime = tmp_path / "runtime"
+    assert f"args=--config.file={runtime / 'alertmanager.yml'} --storage.path=/data" in result.stdout
+    slack = runtime / "secrets" / "slack_webhook_url"
+    password = runtime / "secrets" / "smtp_password"
+    assert slack.read_text() == GOOD["SLACK_WEBHOOK_URL"] and password.read_text() == GOOD["SMTP_PASSWORD"]
+    for path in (slack, password, runtime / "alertmanager.yml"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    rendered = (runtime / "alertmanager.yml").read_text()
+    assert f"api_url_file: '{slack}'" in rendered and f"auth_password_file: '{password}'" in rendered
+    settings = "\n".join(line for line in rendered.splitlines() if not line.lstrip().startswith("#"))
+    assert "smtp_smarthost: 'smtp.example.com:587'" in settings and "${" not in settings
+    # No secret value in the configuration, on the console, or in Alertmanager's environment.
+    for secret in (GOOD["SLACK_WEBHOOK_URL"], GOOD["SMTP_PASSWORD"]):
+        assert secret not in rendered and secret not in result.stdout + result.stderr
+    assert "SLACK_WEBHOOK_URL=" not in result.stdout and "SMTP_PASSWORD=" not in result.stdout
+    templates = (runtime / "templates" / "gatewayz.tmpl").read_text()
+    assert "http://localhost:3000" in templates and "${GRAFANA_URL}" not in templates
+
+
+def test_secret_files_are_used_where_they_are(tmp_path):
+    slack = tmp_path / "slack-secret"
+    slack.write_text("https://hooks.example.invalid/x\n")
+    password = tmp_path / "smtp-secret"
+    password.write_text("pw")
+    env = {k: v for k, v in GOOD.items() if k not in ("SLACK_WEBHOOK_URL", "SMTP_PASSWORD")}
+    result = run_entrypoint(
+        tmp_path, **env, SLACK_WEBHOOK_URL_FILE=str(slack), SMTP_PASSWORD_FILE=str(password)
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert f"api_url_file: '{slack}'" in rendered and f"auth_password_file: '{password}'" in rendered
+    assert not (tmp_path / "runtime" / "secrets" / "slack_webhook_url").exists()
+    missing = run_entrypoint(
+        tmp_path, **env, SLACK_WEBHOOK_URL_FILE=str(tmp_path / "nope"), SMTP_PASSWORD="x"
+    )
+    assert missing.returncode == 2 and "SLACK_WEBHOOK_URL_FILE" in missing.stderr
+
+
+# --- a real Alertmanager ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def receivers():
+    slack, smtp = SlackStandIn(), SmtpStandIn()
+    yield slack, smtp
+    slack.close()
+    smtp.close()
+
+
+def post_alerts(url: str, *alerts: dict) -> None:
+    now = datetime.now(UTC)
+    payload = [
+        {
+            "labels": alert,
+            "annotations": {"summary": f"{alert['alertname']} stand-in", "description": "d", "runbook": "r"},
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(minutes=5)).isoformat(),
+        }
+        for alert in alerts
+    ]
+    response = requests.post(url + "/api/v2/alerts", json=payload, timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(tmp_path, receivers):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    try:
+        job = {"job": "provider_metrics"}
+        post_alerts(
+            alertmanager.url,
+            {"alertname": "GatewayzProviderExporterDown", "severity": "critical", **job},
+            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
+            {
+                "alertname": "GatewayzProviderApiScrapeFailing",
+                "severity": "warning",
+                "endpoint": "stats",
+                **job,
+            },
+            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "groq", "job": "other"},
+        )
+
+        def states():
+            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
+            found = {(a["labels"]["alertname"], a["labels"]["job"]): a["status"] for a in alerts}
+            return (
+                found
+                if len(found) == 4 and all(s["state"] != "unprocessed" for s in found.values())
+                else None
+            )
+
+        found = alertmanager.wait(states, "processing the alerts")
+        assert found[("GatewayzProviderExporterDown", "provider_metrics")]["state"] == "active"
+        assert found[("GatewayzProviderDown", "provider_metrics")]["state"] == "suppressed"
+        assert found[("GatewayzProviderDown", "provider_metrics")]["inhibitedBy"]
+        assert found[("GatewayzProviderApiScrapeFailing", "provider_metrics")]["state"] == "suppressed"
+        assert found[("GatewayzProviderDown", "other")]["state"] == "active"  # another job: not its effect
+        # Only what is not inhibited is sent.
+        slack.wait_for(lambda m: "GatewayzProviderExporterDown" in slack.text(m), "exporter-down message")
+        slack.wait_for(lambda m: "groq" in slack.text(m), "groq message")
+        assert not any("openai" in slack.text(m) for m in slack.messages)
+    finally:
+        alertmanager.stop()
+    assert os.path.exists(tmp_path / "alertmanager-runtime" / "secrets" / "smtp_password")
+    assert json.dumps(slack.messages).count("stand-in-smtp-password") == 0
+
+
+def test_the_entrypoint_understands_the_names_their_running_alertmanager_uses(tmp_path):
+    """railway-grafana-stack's Alertmanager is set up with SMTP_HOST=host:port, SMTP_USER and
+    ALERT_EMAIL_OPS; the same variables start this one."""
+    result = run_entrypoint(
+        tmp_path,
+        SLACK_WEBHOOK_URL=GOOD["SLACK_WEBHOOK_URL"],
+        SMTP_HOST="smtp.gmail.com:465",
+        SMTP_USER="alerts@example.com",
+        SMTP_PASSWORD="app-password",
+        SMTP_FROM="alerts@example.com",
+        ALERT_EMAIL_OPS="ops@example.com,oncall@example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert "smtp_smarthost: 'smtp.gmail.com:465'" in rendered
+    assert "smtp_auth_username: 'alerts@example.com'" in rendered
+    assert "smtp_require_tls: false" in rendered  # 465 is TLS from the first byte
+    assert "to: 'ops@example.com,oncall@example.com'" in rendered
+    assert (tmp_path / "runtime" / "secrets" / "smtp_password").read_text() == "app-password"
+    starttls = run_entrypoint(tmp_path, **GOOD, SMTP_PORT="587")
+    assert "smtp_require_tls: true" in (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert starttls.returncode == 0
