@@ -120,10 +120,11 @@ class Config:
             problems.append(f"MAX_STALENESS: must be at least SCRAPE_INTERVAL ({interval:g}s)")
 
         metrics_port = DEFAULT_PORT
-        if text("METRICS_PORT") is not None:
-            metrics_port = port("METRICS_PORT", text("METRICS_PORT"))
-        elif text("PORT") is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
-            metrics_port = port("PORT", text("PORT"))
+        raw_port, raw_railway_port = text("METRICS_PORT"), text("PORT")
+        if raw_port is not None:
+            metrics_port = port("METRICS_PORT", raw_port)
+        elif raw_railway_port is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
+            metrics_port = port("PORT", raw_railway_port)
 
         max_bytes = 64 * 1024 * 1024
         raw_max = text("MAX_RESPONSE_BYTES")

@@ -42,7 +42,7 @@ EXIT_OK = 0  # stopped by SIGTERM/SIGINT, or `--once` with both endpoints polled
 EXIT_POLL_FAILED = 1  # `--once`: an endpoint failed (the reasons are on stderr)
 EXIT_CONFIG = 2  # invalid configuration: environment, web config file, OTEL_* settings
 EXIT_CANNOT_SERVE = 3  # cannot listen (port in use, address not on this host, no permission) or start
-STOP_SECONDS = 2.5  # SIGTERM to exit: well inside Docker's 10 s grace and the README's 3 s
+STOP_SECONDS = 2.0  # SIGTERM to exit: inside the README's 3 s (Docker's grace is 10 s)
 
 
 @dataclass
@@ -277,7 +277,8 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
         exporter.start()
     except OSError as error:
         where = f"{config.metrics_addr or '*'}:{config.metrics_port}"
-        _fail(f"METRICS_PORT: cannot listen on {where}: {error.strerror or error}")
+        why = os.strerror(error.errno) if error.errno else str(error)
+        _fail(f"cannot listen on {where} (METRICS_ADDR, METRICS_PORT): {why}")
         exporter.stop(1.0)
         return EXIT_CANNOT_SERVE
     tls = bool(exporter.web and exporter.web.ssl_context)

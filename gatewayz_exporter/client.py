@@ -15,6 +15,7 @@ keeps the process alive (the threads are daemons).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import errno
 import http.client
@@ -216,10 +217,8 @@ class _Flight:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the peer may have closed it already
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 _current = threading.local()  # the worker thread's _Flight, for the connection hooks below
@@ -404,7 +403,8 @@ class PendingFetch:
             if flight.finish(timed_out):
                 self._client.abandon(flight)
             result = flight.wait(0)
-        assert result is not None  # finished above, or by the worker
+        if result is None:  # unreachable: finished above, or by the worker
+            result = FetchResult(flight.endpoint, reason="timeout", cause=flight.phase)
         return result
 
 
@@ -453,10 +453,8 @@ class ApiClient:
         for flight in flights:
             flight.finish(FetchResult(flight.endpoint, reason="timeout", cause="cancelled"))
             flight.abandon()
-        try:
+        with contextlib.suppress(Exception):  # closing must not fail a shutdown
             self._session.close()
-        except Exception:  # noqa: BLE001 -- closing must not fail a shutdown
-            pass
 
     def fetch(self, endpoint: str) -> FetchResult:
         """GET one endpoint; returns within REQUEST_TIMEOUT (plus a few ms) and never raises."""

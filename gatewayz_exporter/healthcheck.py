@@ -25,6 +25,7 @@ import ssl
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 BUDGET_SECONDS = 4.0
 ATTEMPT_SECONDS = 1.5
@@ -33,7 +34,7 @@ ATTEMPT_SECONDS = 1.5
 def exporter_argv(cmdline_path: str = "/proc/1/cmdline") -> list[str]:
     """The exporter's command line, or [] when it cannot be read (not PID 1, no /proc)."""
     try:
-        with open(cmdline_path, "rb") as file:
+        with Path(cmdline_path).open("rb") as file:
             raw = file.read(64 * 1024)
     except OSError:
         return []

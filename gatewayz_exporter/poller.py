@@ -210,7 +210,9 @@ class Poller:
         return snapshot, {e: p for e, p in parsed.items() if reasons[e] is None}, reasons
 
     @staticmethod
-    def _cross_check(parsed: dict, reasons: dict[str, str | None]) -> None:
+    def _cross_check(
+        parsed: dict[str, ParsedProviders | ParsedStats], reasons: dict[str, str | None]
+    ) -> None:
         """The backend answers a database error with 200 and an empty list or all-zero stats.
 
         When both endpoints answered in this poll and one reports providers the
@@ -218,7 +220,9 @@ class Poller:
         last good data stays instead of every series dropping to zero.
         """
         p, s = parsed.get("providers"), parsed.get("stats")
-        if p is None or s is None or reasons["providers"] or reasons["stats"]:
+        if not isinstance(p, ParsedProviders) or not isinstance(s, ParsedStats):
+            return
+        if reasons["providers"] or reasons["stats"]:
             return
         stat_values = [v for v in s.stats.values if v is not None]
         if not p.providers and (s.stats.get("total") or 0) > 0:
@@ -230,7 +234,7 @@ class Poller:
         self,
         snapshot: Snapshot,
         results: dict[str, FetchResult],
-        parsed: dict,
+        parsed: dict[str, ParsedProviders | ParsedStats],
         reasons: dict[str, str | None],
         duration: float,
     ) -> None:
@@ -247,14 +251,14 @@ class Poller:
                         "duration_ms": round(result.duration_seconds * 1000, 1),
                     },
                 )
-        for endpoint, result in parsed.items():
-            if result.dropped:
+        for endpoint, done in parsed.items():
+            if done.dropped:
                 log.warning(
                     "Dropped invalid provider data",
                     extra={
                         "endpoint": endpoint,
-                        "dropped": result.dropped,
-                        "invalid_records": result.invalid_records,
+                        "dropped": done.dropped,
+                        "invalid_records": done.invalid_records,
                     },
                 )
         if any(s.success for s in snapshot.status.values()):

@@ -123,7 +123,7 @@ class MetricsServer:
             asyncio.set_event_loop(self._loop)
             try:
                 self._loop.run_until_complete(serve())
-            except Exception as error:  # reported by start(), in the caller's thread
+            except Exception as error:  # noqa: BLE001 -- reported by start(), in the caller's thread
                 failure.append(error)
                 ready.set()
                 return

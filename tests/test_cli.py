@@ -114,7 +114,7 @@ def test_sigint_also_stops_cleanly(api):
             process.kill()
 
 
-def test_a_busy_port_is_reported_not_a_traceback(api):
+def test_a_busy_port_is_one_line_on_stderr_and_exit_3(api):
     import socket
 
     with socket.socket() as holder:
@@ -130,6 +130,10 @@ def test_a_busy_port_is_reported_not_a_traceback(api):
                 "ADMIN_KEY": TEST_KEY,
             },
         )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stdout + result.stderr
-    assert "Cannot listen" in result.stdout
+    assert result.returncode == 3
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert (
+        line
+        == f"provider-metrics-exporter: cannot listen on 127.0.0.1:{port} (METRICS_ADDR, METRICS_PORT): Address already in use"
+    )

@@ -264,7 +264,7 @@ def test_429_without_retry_after_backs_off_exactly_one_interval(api, exporter_fo
     exporter = exporter_for(api, clock=clock, SCRAPE_INTERVAL="0.5")
     api.routes["/providers/stats"] = Reply(429, b"")
     asked = []
-    for step in range(8):
+    for _ in range(8):
         before = _stats_requests(api)
         exporter.poller.poll_once()
         asked.append(_stats_requests(api) > before)
