@@ -367,7 +367,13 @@ def classify(error: BaseException, phase: str) -> tuple[str, str]:
     unreachable = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN)
     if any(isinstance(e, OSError) and e.errno in unreachable for e in chain):
         return "connection", "unreachable"
-    if has(http.client.HTTPException, urllib3.exceptions.ProtocolError):
+    if has(
+        http.client.HTTPException,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.InvalidHeader,
+        requests.exceptions.InvalidHeader,
+        requests.exceptions.ContentDecodingError,
+    ):
         return "connection", "bad_response"
     if has(
         requests.exceptions.InvalidURL,
