@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -277,7 +278,10 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
         exporter.start()
     except OSError as error:
         where = f"{config.metrics_addr or '*'}:{config.metrics_port}"
-        why = os.strerror(error.errno) if error.errno else str(error)
+        if isinstance(error, socket.gaierror):  # METRICS_ADDR is a name that does not resolve
+            why = str(error.strerror)
+        else:
+            why = os.strerror(error.errno) if error.errno else str(error)
         _fail(f"cannot listen on {where} (METRICS_ADDR, METRICS_PORT): {why}")
         exporter.stop(1.0)
         return EXIT_CANNOT_SERVE
