@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             _fail(f"WEB_CONFIG_FILE: {error}")
             return EXIT_CONFIG
     stream = sys.stderr if args.once else sys.stdout
+    # Logging first, so what the OpenTelemetry SDK says while it starts is a JSON line too.
+    configure_logging(config.log_level, stream)
     try:
         telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)
     except TelemetryError as error:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -34,6 +35,24 @@ from .logs import SERVICE_NAME, ExporterJsonFormatter
 log = logging.getLogger("gatewayz_exporter.telemetry")
 
 PROTOCOLS = ("http/protobuf", "grpc")
+# Numbers the SDK reads from the environment for the parts used here.
+SDK_NUMBERS = (
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+)
+_SDK_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 # Header names the requests instrumentation must never record, whatever OTEL_* says.
 SENSITIVE_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key,.*key.*,.*token.*"
 
@@ -65,6 +84,11 @@ def tracing_settings(env: Mapping[str, str]) -> dict[str, str] | None:
         raise TelemetryError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} (got {protocol[:40]!r})"
         )
+    # The SDK parses these with int()/float(), which take non-ASCII digits ("١٢") and fall
+    # back to a default with a traceback on anything else: refuse them at start instead.
+    bad = [name for name in SDK_NUMBERS if get(name) and not _SDK_NUMBER.fullmatch(get(name))]
+    if bad:
+        raise TelemetryError("; ".join(f"{name}: must be a number in ASCII digits" for name in bad))
     return {"protocol": protocol}
 
 

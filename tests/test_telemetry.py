@@ -449,3 +449,15 @@ def test_sigterm_exits_within_seconds_whatever_the_receivers_do(api, otlp, loki,
             process.kill()
         out, err = process.communicate()
     assert TEST_KEY.encode() not in out + err
+
+
+@pytest.mark.parametrize(
+    "name,raw", [("OTEL_BSP_SCHEDULE_DELAY", "abc"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "\u0661\u0660")]
+)
+def test_a_bad_number_for_the_sdk_is_exit_2_naming_it(root_logging, capsys, name, raw):
+    from gatewayz_exporter.app import main
+
+    env = {"ADMIN_KEY": TEST_KEY, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", name: raw}
+    assert main([], env=env) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert name in line and "Traceback" not in line
