@@ -202,18 +202,18 @@ class _Flight:
 
     def abandon(self) -> None:
         """Shut the request's sockets down: its thread's blocked reads end at once."""
-        with self._lock:
+        with self._lock:  # held, so release() cannot close (and the OS reuse) a descriptor meanwhile
             self.abandoned = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
+            for sock in self._sockets:
+                _shutdown(sock)
 
     def release(self) -> None:
+        """The worker is done: close the duplicates (the connections themselves stay pooled)."""
         with self._lock:
-            sockets, self._sockets = self._sockets, []
             self.abandoned = True
-        for sock in sockets:
-            sock.close()
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = []
 
 
 def _shutdown(sock: socket.socket) -> None:
