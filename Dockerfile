@@ -21,7 +21,9 @@ COPY gatewayz_exporter/ ./gatewayz_exporter/
 USER 10001:10001
 EXPOSE 8001
 
-# No curl in a slim image: the exporter ships its own probe of /healthz.
+# No curl in a slim image: the exporter ships its own probe of /healthz. It finds the server
+# for any METRICS_ADDR (:: is IPv6 only) and TLS set up by WEB_CONFIG_FILE or by
+# --web.config.file in the CMD (read from PID 1's command line), within 4 s.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-m", "gatewayz_exporter.healthcheck"]
 

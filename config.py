@@ -61,34 +61,42 @@ class Config:
             value = value.strip()
             return value or None
 
-        def number(name: str, default: float, *, minimum_exclusive: float = 0.0) -> float:
+        def number(name: str, default: float) -> float:
             raw = text(name)
             if raw is None:
                 return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value) or value <= minimum_exclusive:
-                problems.append(f"{name}: must be a positive number of seconds (got {raw!r})")
+            # ASCII only: float() alone would take "١٢", "1_0", "nan" and "inf".
+            value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+            if not math.isfinite(value) or value <= 0:
+                problems.append(f"{name}: must be a positive number of seconds (got {_shown(raw)})")
                 return default
             return value
 
         def port(name: str, raw: str) -> int:
-            if raw.isdigit() and 1 <= int(raw) <= 65535:
+            if _ASCII_DIGITS.fullmatch(raw) and 1 <= int(raw) <= 65535:
                 return int(raw)
-            problems.append(f"{name}: must be a port number from 1 to 65535 (got {raw!r})")
+            problems.append(f"{name}: must be a port number from 1 to 65535 (got {_shown(raw)})")
             return DEFAULT_PORT
 
         def url(name: str, raw: str | None, default: str | None) -> str | None:
             if raw is None:
                 return default
-            parts = urlsplit(raw)
+            try:
+                parts = urlsplit(raw)
+                parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+            except ValueError:
+                problems.append(
+                    f"{name}: must be an http:// or https:// URL with a valid port (got {_shown(raw)})"
+                )
+                return default
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.append(f"{name}: must be an http:// or https:// URL (got {raw!r})")
+                problems.append(f"{name}: must be an http:// or https:// URL (got {_shown(raw)})")
                 return default
             if parts.username or parts.password:
                 problems.append(f"{name}: must not contain credentials")
+                return default
+            if not raw.isascii() or any(c.isspace() or not c.isprintable() for c in raw):
+                problems.append(f"{name}: must be ASCII without spaces (use punycode and percent-encoding)")
                 return default
             return raw.rstrip("/")
 
@@ -99,8 +107,11 @@ class Config:
             admin_key = admin_key.strip() or None
         if admin_key is None and not demo:
             problems.append("ADMIN_KEY: required (the GatewayZ admin API key)")
-        elif admin_key is not None and any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in admin_key):
-            problems.append("ADMIN_KEY: must not contain whitespace or control characters")
+        elif admin_key is not None and not _is_visible_ascii(admin_key):
+            # It goes into an HTTP header; never echo it, not even in part.
+            problems.append(
+                "ADMIN_KEY: must be visible ASCII characters only (no spaces, no control or non-ASCII characters)"
+            )
 
         # The demo polls every 5 s by default so that trying it shows change within seconds.
         interval = number("SCRAPE_INTERVAL", 5.0 if demo else 60.0)
@@ -110,24 +121,27 @@ class Config:
             problems.append(f"MAX_STALENESS: must be at least SCRAPE_INTERVAL ({interval:g}s)")
 
         metrics_port = DEFAULT_PORT
-        if text("METRICS_PORT") is not None:
-            metrics_port = port("METRICS_PORT", text("METRICS_PORT"))
-        elif text("PORT") is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
-            metrics_port = port("PORT", text("PORT"))
+        raw_port, raw_railway_port = text("METRICS_PORT"), text("PORT")
+        if raw_port is not None:
+            metrics_port = port("METRICS_PORT", raw_port)
+        elif raw_railway_port is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
+            metrics_port = port("PORT", raw_railway_port)
 
         max_bytes = 64 * 1024 * 1024
         raw_max = text("MAX_RESPONSE_BYTES")
         if raw_max is not None:
-            if raw_max.isdigit() and int(raw_max) >= 1024:
+            if _ASCII_DIGITS.fullmatch(raw_max) and int(raw_max) >= 1024:
                 max_bytes = int(raw_max)
             else:
                 problems.append(
-                    f"MAX_RESPONSE_BYTES: must be a whole number of bytes, at least 1024 (got {raw_max!r})"
+                    f"MAX_RESPONSE_BYTES: must be a whole number of bytes, at least 1024 (got {_shown(raw_max)})"
                 )
 
         log_level = (text("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            problems.append(f"LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR (got {log_level!r})")
+            problems.append(
+                f"LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR (got {_shown(log_level)})"
+            )
             log_level = "INFO"
 
         loki_url = url("LOKI_URL", text("LOKI_URL"), None)
@@ -139,10 +153,14 @@ class Config:
 
         metrics_addr = text("METRICS_ADDR")
         if metrics_addr is not None and not _is_address(metrics_addr):
-            problems.append(f"METRICS_ADDR: must be an IP address or host name (got {metrics_addr!r})")
+            problems.append(f"METRICS_ADDR: must be an IP address or host name (got {_shown(metrics_addr)})")
         for name in ("LOKI_USERNAME", "LOKI_TENANT_ID"):
-            if text(name) is not None and not _is_header_safe(text(name)):
+            value = text(name)
+            if value is not None and not _is_header_safe(value):
                 problems.append(f"{name}: must not contain control characters")
+        tenant = text("LOKI_TENANT_ID")
+        if tenant is not None and not _is_visible_ascii(tenant):
+            problems.append("LOKI_TENANT_ID: must be visible ASCII characters only (it is an HTTP header)")
         if loki_password is not None and not _is_header_safe(loki_password):
             problems.append("LOKI_PASSWORD: must not contain control characters")
 
@@ -165,6 +183,19 @@ class Config:
             web_config_file=web_config,
             demo=demo,
         )
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
+_DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18}")
+
+
+def _shown(raw: str) -> str:
+    """A bad value as shown in an error: quoted, escaped, and cut short."""
+    return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def _is_visible_ascii(value: str) -> bool:
+    return all("!" <= c <= "~" for c in value)
 
 
 def _is_address(value: str) -> bool:

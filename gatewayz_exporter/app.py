@@ -10,9 +10,11 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,7 @@ from prometheus_client.registry import CollectorRegistry
 from config import Config, ConfigError
 
 from . import __version__
-from .client import ApiClient
+from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
 from .exposition import Exposition
 from .logs import configure_logging
@@ -36,7 +38,12 @@ if TYPE_CHECKING:  # imported lazily at run time: OpenTelemetry and bcrypt are h
 
 log = logging.getLogger("gatewayz_exporter")
 
-EXIT_CONFIG = 2
+# Exit codes, documented in the README.
+EXIT_OK = 0  # stopped by SIGTERM/SIGINT, or `--once` with both endpoints polled
+EXIT_POLL_FAILED = 1  # `--once`: an endpoint failed (the reasons are on stderr)
+EXIT_CONFIG = 2  # invalid configuration: environment, web config file, OTEL_* settings
+EXIT_CANNOT_SERVE = 3  # cannot listen (port in use, address not on this host, no permission) or start
+STOP_SECONDS = 2.0  # SIGTERM to exit: inside the README's 3 s (Docker's grace is 10 s)
 
 
 @dataclass
@@ -67,14 +74,19 @@ class Exporter:
         )
         self.thread.start()
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Stop polling, close the server, flush telemetry; bounded by ``timeout`` per part."""
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Stop polling, close the server, flush telemetry: all within ``timeout`` seconds.
+
+        Requests in flight are abandoned first, so a hanging API costs nothing; what
+        is left of the budget goes to flushing spans and log lines.
+        """
+        deadline = time.monotonic() + timeout
         self.stop_event.set()
-        self.server.stop(timeout)
-        if self.thread is not None:
-            self.thread.join(timeout)
         self.poller.close()
-        self.telemetry.shutdown(min(timeout, 2.0))
+        self.server.stop(max(0.1, min(1.0, deadline - time.monotonic())))
+        if self.thread is not None:
+            self.thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        self.telemetry.shutdown(max(0.1, deadline - time.monotonic()))
 
 
 def build(
@@ -83,8 +95,14 @@ def build(
     api_url: str | None = None,
     telemetry: Telemetry | None = None,
     web: WebConfig | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Exporter:
-    """Make every part from ``config``; nothing starts yet."""
+    """Make every part from ``config``; nothing starts yet.
+
+    ``monotonic`` and ``wall_clock`` are the time every part reads (scheduling,
+    Retry-After, staleness, timestamps); tests pass fake clocks here.
+    """
     from .telemetry import Telemetry  # OpenTelemetry set-up is heavy; only the daemon needs it
 
     telemetry = telemetry or Telemetry.disabled()
@@ -97,8 +115,17 @@ def build(
         max_bytes=config.max_response_bytes,
         user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
     )
-    poller = Poller(client, store, interval=config.scrape_interval, tracer=telemetry.tracer)
-    collector = SnapshotCollector(store, max_staleness=config.max_staleness, version=__version__)
+    poller = Poller(
+        client,
+        store,
+        interval=config.scrape_interval,
+        tracer=telemetry.tracer,
+        monotonic=monotonic,
+        wall_clock=wall_clock,
+    )
+    collector = SnapshotCollector(
+        store, max_staleness=config.max_staleness, version=__version__, monotonic=monotonic
+    )
     live_registry = CollectorRegistry()
     ProcessCollector(registry=live_registry)
     telemetry.register_metrics(live_registry)
@@ -153,17 +180,41 @@ def run_once(exporter: Exporter) -> int:
     failed = [f"{endpoint}: {reason}" for (endpoint, reason), count in snapshot.errors.items() if count]
     if failed:
         print("poll failed: " + ", ".join(failed), file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_POLL_FAILED
+    return EXIT_OK
+
+
+def _fail(message: str) -> None:
+    """A start-up failure: one line on stderr, nothing else."""
+    print(f"provider-metrics-exporter: {message}", file=sys.stderr, flush=True)
+
+
+class _Signals:
+    """SIGTERM/SIGINT set one Event, from the very start, so a signal during start-up is not lost."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.received: str | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received = signal.Signals(signum).name
+        self.event.set()
 
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    signals = _Signals()
+    if not args.once and threading.current_thread() is threading.main_thread():
+        signals.install()
     env = os.environ if env is None else env
     try:
         config = Config.from_env(env, demo=args.demo, web_config_file=args.web_config_file)
     except ConfigError as error:
-        print(f"provider-metrics-exporter: {error}", file=sys.stderr)
+        _fail(str(error))
         return EXIT_CONFIG
 
     from .telemetry import Telemetry, TelemetryError
@@ -175,68 +226,100 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         try:
             web = load_web_config(config.web_config_file)
         except WebConfigError as error:
-            print(f"provider-metrics-exporter: WEB_CONFIG_FILE: {error}", file=sys.stderr)
+            _fail(f"WEB_CONFIG_FILE: {error}")
             return EXIT_CONFIG
     stream = sys.stderr if args.once else sys.stdout
+    # Logging first, so what the OpenTelemetry SDK says while it starts is a JSON line too.
+    configure_logging(config.log_level, stream)
     try:
         telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)
     except TelemetryError as error:
-        print(f"provider-metrics-exporter: {error}", file=sys.stderr)
+        _fail(str(error))
         return EXIT_CONFIG
     configure_logging(config.log_level, stream, telemetry.log_handlers)
 
     demo = None
     api_url = None
-    if config.demo:
-        from .demo import DemoBackend
-
-        demo = DemoBackend().start()
-        api_url = demo.url
-    exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
+    exporter = None
     try:
+        if config.demo:
+            from .demo import DemoBackend
+
+            demo = DemoBackend().start()
+            api_url = demo.url
+        exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
         if args.once:
             return run_once(exporter)
-        return serve(exporter)
+        return serve(exporter, signals.event, signals)
     finally:
-        exporter.poller.close()
-        telemetry.shutdown(3.0)
+        if exporter is not None:
+            exporter.poller.close()
+        telemetry.shutdown(3.0)  # a no-op after serve(), which flushed within STOP_SECONDS
         if demo is not None:
             demo.stop()
 
 
-def serve(exporter: Exporter) -> int:
-    stop = exporter.stop_event
+def open_url(config: Config, port: int, tls: bool) -> str:
+    """The URL an operator on this host opens: ``localhost`` for a wildcard address."""
+    host = config.metrics_addr
+    if host is None or host.strip("[]") in ("::", "0.0.0.0"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host.strip('[]')}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
 
-    def on_signal(signum, _frame) -> None:
-        log.info("Stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Signals | None = None) -> int:
+    """Start, run until ``stop`` is set (by SIGTERM or SIGINT), stop within STOP_SECONDS."""
+    if stop is None:
+        signals = _Signals()
+        signals.install()
+        stop = signals.event
+    config = exporter.config
     try:
         exporter.start()
     except OSError as error:
-        log.error("Cannot listen", extra={"port": exporter.config.metrics_port, "error": error.strerror})
-        return 1
-    config = exporter.config
+        where = f"{config.metrics_addr or '*'}:{config.metrics_port}"
+        if isinstance(error, socket.gaierror):  # METRICS_ADDR is a name that does not resolve
+            why = str(error.strerror)
+        else:
+            why = os.strerror(error.errno) if error.errno else str(error)
+        _fail(f"cannot listen on {where} (METRICS_ADDR, METRICS_PORT): {why}")
+        exporter.stop(1.0)
+        return EXIT_CANNOT_SERVE
+    tls = bool(exporter.web and exporter.web.ssl_context)
+    url = open_url(config, exporter.server.port or config.metrics_port, tls)
     log.info(
         "Exporter started",
         extra={
             "version": __version__,
+            "url": url,
             "port": exporter.server.port,
             "api_url": None if config.demo else config.gateway_api_url,
             "demo": config.demo,
             "scrape_interval": config.scrape_interval,
+            "request_timeout": config.request_timeout,
             "max_staleness": config.max_staleness,
-            "tls": bool(exporter.web and exporter.web.ssl_context),
+            "tls": tls,
             "basic_auth": bool(exporter.web and exporter.web.users),
         },
     )
+    if config.scrape_interval < 1 and not config.demo and not is_loopback_url(config.gateway_api_url):
+        log.warning(
+            "SCRAPE_INTERVAL below 1 s polls a remote API often",
+            extra={
+                "scrape_interval": config.scrape_interval,
+                "requests_per_second": round(3 / config.scrape_interval, 1),  # two endpoints, one redirect
+                "api_url": config.gateway_api_url,
+            },
+        )
+    # The exporter's own stop_event is what the poller watches; ``stop`` is the signal's.
     while not stop.wait(3600):
         pass
+    log.info("Stopping", extra={"signal": signals.received if signals else None})
     exporter.stop()
     log.info("Exporter stopped")
-    return 0
+    return EXIT_OK
 
 
 def console_main() -> None:

@@ -1,44 +1,98 @@
 """Container health check without curl: ``python -m gatewayz_exporter.healthcheck``.
 
-Asks this container's own ``/healthz`` on the port the exporter listens on
-(``METRICS_PORT``, else Railway's ``PORT``, else 8001), over HTTPS when a web
-config file is set. Exit 0 when it answers 200, 1 otherwise.
+Asks the exporter's own ``/healthz`` on the port it listens on (``METRICS_PORT``,
+else Railway's ``PORT``, else 8001). Exit 0 when it answers 200, 1 otherwise.
+
+The probe runs beside the exporter, not inside it, so it cannot know for sure how
+the server was set up; it tries what the server could be, most likely first:
+
+* addresses: the one in ``METRICS_ADDR`` (a wildcard means loopback of the same
+  family: ``::`` listens on IPv6 only), then 127.0.0.1 and ::1;
+* schemes: https first when TLS looks configured (``WEB_CONFIG_FILE``, or
+  ``--web.config.file`` on the exporter's command line, read from
+  ``/proc/1/cmdline`` where the exporter is the container's PID 1), else http first.
+
+A wrong guess fails at once (refused, or a TLS/HTTP mismatch), and the whole probe
+stays within ``BUDGET_SECONDS``, under the Dockerfile's 5 s HEALTHCHECK timeout.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import ssl
 import sys
-import urllib.request
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+BUDGET_SECONDS = 4.0
+ATTEMPT_SECONDS = 1.5
 
 
-def main(env=os.environ) -> int:
-    port = (env.get("METRICS_PORT") or env.get("PORT") or "8001").strip()
-    host = (env.get("METRICS_ADDR") or "127.0.0.1").strip()
-    if host in ("::", "0.0.0.0", ""):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host.strip('[]')}]"
-    tls = bool((env.get("WEB_CONFIG_FILE") or "").strip())
-    context = None
-    if tls:  # a self-signed certificate for a public name will not match 127.0.0.1
+def exporter_argv(cmdline_path: str = "/proc/1/cmdline") -> list[str]:
+    """The exporter's command line, or [] when it cannot be read (not PID 1, no /proc)."""
+    try:
+        with Path(cmdline_path).open("rb") as file:
+            raw = file.read(64 * 1024)
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def tls_configured(env: Mapping[str, str], argv: Sequence[str]) -> bool:
+    if (env.get("WEB_CONFIG_FILE") or "").strip():
+        return True
+    return any(arg == "--web.config.file" or arg.startswith("--web.config.file=") for arg in argv)
+
+
+def candidate_hosts(metrics_addr: str | None) -> list[str]:
+    host = (metrics_addr or "").strip().strip("[]")
+    first = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return list(dict.fromkeys([first, "127.0.0.1", "::1"]))
+
+
+def probe(host: str, port: int, tls: bool, timeout: float) -> bool:
+    """One GET /healthz; True on 200."""
+    connection: http.client.HTTPConnection
+    if tls:
+        # Any certificate: the probe checks liveness, and a certificate for a public
+        # name never matches the loopback address it asks.
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    url = f"{'https' if tls else 'http'}://{host}:{port}/healthz"
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        with urllib.request.urlopen(url, timeout=4, context=context) as response:  # noqa: S310 -- http(s) only
-            return 0 if response.status == 200 else 1
-    except OSError:
-        # A web config without TLS (basic auth only) is still plain HTTP.
-        if tls:
-            try:
-                with urllib.request.urlopen(url.replace("https://", "http://", 1), timeout=4) as response:  # noqa: S310
-                    return 0 if response.status == 200 else 1
-            except OSError:
-                return 1
+        connection.request("GET", "/healthz", headers={"Connection": "close"})
+        response = connection.getresponse()
+        response.read(1024)
+        return response.status == 200
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        connection.close()
+
+
+def main(env: Mapping[str, str] | None = None, argv: Sequence[str] | None = None) -> int:
+    env = os.environ if env is None else env
+    argv = exporter_argv() if argv is None else argv
+    raw_port = (env.get("METRICS_PORT") or env.get("PORT") or "8001").strip()
+    if not re.fullmatch(r"[0-9]{1,5}", raw_port) or not 1 <= int(raw_port) <= 65535:
         return 1
+    port = int(raw_port)
+    schemes = [True, False] if tls_configured(env, argv) else [False, True]
+    deadline = time.monotonic() + BUDGET_SECONDS
+    for host in candidate_hosts(env.get("METRICS_ADDR")):
+        for tls in schemes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                return 1
+            if probe(host, port, tls, min(ATTEMPT_SECONDS, remaining)):
+                return 0
+    return 1
 
 
 if __name__ == "__main__":

@@ -61,10 +61,14 @@ def configure_logging(
         root.addHandler(extra)
     root.setLevel(level)
     logging.captureWarnings(True)
-    # An exception that escapes a thread becomes a JSON line too, not a bare traceback.
-    threading.excepthook = lambda args: logging.getLogger("gatewayz_exporter").error(
+    threading.excepthook = _log_thread_exception
+    return handler
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """An exception that escapes a thread becomes a JSON line too, not a bare traceback."""
+    logging.getLogger("gatewayz_exporter").error(
         "Uncaught exception in thread",
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        exc_info=args.exc_value if args.exc_value is not None else True,
         extra={"thread_name": getattr(args.thread, "name", None)},
     )
-    return handler

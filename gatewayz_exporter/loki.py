@@ -21,7 +21,7 @@ import logging.handlers
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from prometheus_client.metrics_core import CounterMetricFamily
@@ -31,6 +31,7 @@ from .logs import SERVICE_NAME, ExporterJsonFormatter
 PUSH_PATH = "/loki/api/v1/push"
 _WAKE = object()  # queued by close() to wake the pusher thread
 LEVELS = ("debug", "info", "warning", "error", "critical")
+Line = tuple[int, str, str]  # (unix_ns, level, JSON line)
 
 
 class LokiPusher:
@@ -101,9 +102,10 @@ class LokiHandler(logging.handlers.QueueHandler):
         flush_interval: float = 1.0,
         max_retries: int = 5,
         backoff: float = 0.5,
-        report: Callable[[str, dict], None] | None = None,
+        report: Callable[[str, dict[str, object]], None] | None = None,
     ):
-        super().__init__(queue.Queue(maxsize=capacity))
+        self._lines: queue.Queue[Line | object] = queue.Queue(maxsize=capacity)
+        super().__init__(self._lines)
         self.setFormatter(ExporterJsonFormatter())
         self._pusher = pusher
         self._batch_size = batch_size
@@ -122,14 +124,14 @@ class LokiHandler(logging.handlers.QueueHandler):
 
     # QueueHandler hooks ------------------------------------------------------
 
-    def prepare(self, record: logging.LogRecord):
+    def prepare(self, record: logging.LogRecord) -> Line:
         """Format in the caller's thread (trace ids are there); queue a small tuple."""
         level = record.levelname.lower()
         return (int(record.created * 1e9), level if level in LEVELS else "info", self.format(record))
 
-    def enqueue(self, item) -> None:
+    def enqueue(self, item: Line) -> None:  # type: ignore[override]  # what prepare() made
         try:
-            self.queue.put_nowait(item)
+            self._lines.put_nowait(item)
         except queue.Full:
             with self._counts_lock:
                 self.dropped += 1
@@ -145,27 +147,27 @@ class LokiHandler(logging.handlers.QueueHandler):
             except Exception as error:  # noqa: BLE001 -- the pusher thread must outlive any surprise
                 self._report_failure(type(error).__name__, 0)
 
-    def _collect(self) -> list:
+    def _collect(self) -> list[Line]:
         # Block until a line arrives (no timer wakes an idle exporter), then gather a batch.
-        first = self.queue.get()
-        if first is _WAKE:
+        first = self._lines.get()
+        if not isinstance(first, tuple):  # _WAKE
             return []
-        batch: list = [first]
+        batch: list[Line] = [first]
         deadline = time.monotonic() + self._flush_interval
         while len(batch) < self._batch_size and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                item = self.queue.get(timeout=remaining)
+                item = self._lines.get(timeout=remaining)
             except queue.Empty:
                 break
-            if item is _WAKE:
+            if not isinstance(item, tuple):  # _WAKE
                 break
             batch.append(item)
         return batch
 
-    def _send(self, batch: list) -> None:
+    def _send(self, batch: list[Line]) -> None:
         body = self._pusher.body(batch)
         delay = self._backoff
         for attempt in range(self._max_retries + 1):
@@ -199,11 +201,11 @@ class LokiHandler(logging.handlers.QueueHandler):
         """Push what is queued, within ``timeout``; then stop the thread. Safe to call twice."""
         if not self._stop.is_set():
             deadline = time.monotonic() + timeout
-            while not self.queue.empty() and time.monotonic() < deadline:
+            while not self._lines.empty() and time.monotonic() < deadline:
                 time.sleep(0.02)
             self._stop.set()
             with contextlib.suppress(queue.Full):  # the pusher is busy and will see the stop flag
-                self.queue.put_nowait(_WAKE)
+                self._lines.put_nowait(_WAKE)
             self._thread.join(max(0.0, deadline - time.monotonic()))
         super().close()
 
@@ -220,7 +222,7 @@ class LokiCollector:
     def __init__(self, handler: LokiHandler | None):
         self._handler = handler
 
-    def collect(self):
+    def collect(self) -> Iterator[CounterMetricFamily]:
         handler = self._handler
         counts = (handler.dropped, handler.pushed, handler.failures) if handler else (0, 0, 0)
         yield CounterMetricFamily(

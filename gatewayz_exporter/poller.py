@@ -7,24 +7,21 @@ logged and the next poll happens on time.
 
 from __future__ import annotations
 
-import contextvars
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from types import MappingProxyType
 
 from opentelemetry import trace
 
-from .client import ApiClient, FetchResult
+from .client import MAX_RETRY_AFTER_SECONDS, ApiClient, FetchResult
 from .model import ENDPOINTS, EndpointStatus, Snapshot
 from .parse import ParsedProviders, ParsedStats, PayloadError, parse_providers, parse_stats
 
 log = logging.getLogger("gatewayz_exporter.poller")
-
-MAX_RETRY_AFTER_SECONDS = 600.0
 
 
 class SnapshotStore:
@@ -52,7 +49,11 @@ class SnapshotStore:
 
 
 class Poller:
-    """Polls the API into ``store``. Owns the error counts, which only grow."""
+    """Polls the API into ``store``. Owns the error counts, which only grow.
+
+    Time comes from ``monotonic`` (scheduling, staleness) and ``wall_clock``
+    (the last-success timestamp); tests pass fake clocks.
+    """
 
     def __init__(
         self,
@@ -70,17 +71,22 @@ class Poller:
         self._tracer = tracer or trace.NoOpTracer()
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._not_before = dict.fromkeys(ENDPOINTS, 0.0)
-        self._pool = ThreadPoolExecutor(max_workers=len(ENDPOINTS), thread_name_prefix="fetch")
+        self._not_before = dict.fromkeys(ENDPOINTS, -math.inf)
+        # Polls run on a grid of ``interval``; an endpoint backed off until ``not_before``
+        # is asked at the first poll no more than this much earlier (Retry-After counts
+        # whole seconds, and the poll after it must not be lost to a few milliseconds).
+        self._slack = min(0.5, interval / 2)
+        self._closed = False
         self.polls = 0
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Abandon requests in flight; a poll under way returns at once and publishes nothing."""
+        self._closed = True
         self._client.close()
 
     def run(self, stop: threading.Event) -> None:
         """Poll now, then every ``interval`` seconds (from the start of each poll) until ``stop``."""
-        while not stop.is_set():
+        while not stop.is_set() and not self._closed:
             started = self._monotonic()
             try:
                 self.poll_once()
@@ -88,19 +94,37 @@ class Poller:
                 log.exception("poll failed unexpectedly")
             stop.wait(max(0.0, self._interval - (self._monotonic() - started)))
 
+    def due(self, endpoint: str, now: float) -> bool:
+        """True when ``endpoint`` is not backed off (Retry-After, 429) at monotonic time ``now``."""
+        return now >= self._not_before[endpoint] - self._slack
+
     def poll_once(self) -> Snapshot:
-        """Fetch due endpoints concurrently, validate, publish and return the new Snapshot."""
+        """Fetch due endpoints concurrently, validate, publish and return the new Snapshot.
+
+        Each endpoint is fetched, bounded by REQUEST_TIMEOUT and validated on its
+        own: whatever one endpoint does, the other's result is published.
+        """
         self.polls += 1
         with self._tracer.start_as_current_span("poll") as span:
             started = self._monotonic()
-            due = [e for e in ENDPOINTS if started >= self._not_before[e]]
-            futures = {
-                e: self._pool.submit(contextvars.copy_context().run, self._client.fetch, e) for e in due
-            }
-            results = {e: f.result() for e, f in futures.items()}
-            del futures  # a finished Future still holds its result, the decoded JSON
+            due = [e for e in ENDPOINTS if self.due(e, started)]
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "Poll started",
+                    extra={
+                        "endpoints": due,
+                        "backed_off": {
+                            e: round(self._not_before[e] - started, 3) for e in ENDPOINTS if e not in due
+                        },
+                    },
+                )
+            pending = {e: self._client.begin(e) for e in due}
+            results = {e: p.result() for e, p in pending.items()}  # never raises; each by its deadline
+            del pending
+            if self._closed:  # stopping: a poll cut short is not news
+                return self._store.current
             with self._tracer.start_as_current_span("convert") as convert_span:
-                snapshot, parsed, reasons = self._build(self._store.current, results)
+                snapshot, parsed, reasons = self._build(self._store.current, results, started)
                 # The decoded JSON can be large; let it go before the new snapshot is rendered.
                 results = {e: replace(r, payload=None) for e, r in results.items()}
                 self._store.publish(snapshot)
@@ -112,7 +136,30 @@ class Poller:
             self._log(snapshot, results, parsed, reasons, duration)
         return snapshot
 
-    def _build(self, previous: Snapshot, results: dict[str, FetchResult]):
+    def _back_off(self, endpoint: str, result: FetchResult, started: float) -> None:
+        """Honour Retry-After from when the answer arrived; a 429 without it skips one poll."""
+        if result.retry_after_seconds is not None:
+            received = started + result.duration_seconds
+            self._not_before[endpoint] = received + min(result.retry_after_seconds, MAX_RETRY_AFTER_SECONDS)
+        elif result.reason == "rate_limited":
+            # The next poll on the grid is skipped, the one after it asks again.
+            self._not_before[endpoint] = started + self._interval + self._interval / 2 + self._slack
+        else:
+            return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "Endpoint backed off",
+                extra={
+                    "endpoint": endpoint,
+                    "reason": result.reason,
+                    "retry_after_seconds": result.retry_after_seconds,
+                    "seconds": round(self._not_before[endpoint] - started, 3),
+                },
+            )
+
+    def _build(
+        self, previous: Snapshot, results: dict[str, FetchResult], started: float
+    ) -> tuple[Snapshot, dict[str, ParsedProviders | ParsedStats], dict[str, str | None]]:
         now_mono, now_wall = self._monotonic(), self._wall_clock()
         parsed: dict[str, ParsedProviders | ParsedStats] = {}
         reasons: dict[str, str | None] = {}
@@ -120,16 +167,16 @@ class Poller:
             reasons[endpoint] = result.reason
             if result.ok:
                 try:
-                    parser = parse_providers if endpoint == "providers" else parse_stats
-                    parsed[endpoint] = parser(result.payload)
+                    parsed[endpoint] = (parse_providers if endpoint == "providers" else parse_stats)(
+                        result.payload
+                    )
                 except PayloadError as error:
                     reasons[endpoint] = error.reason
                 except Exception:  # a payload the validator did not foresee is still just a bad payload
                     log.exception("Unexpected payload", extra={"endpoint": endpoint})
                     reasons[endpoint] = "invalid_payload"
-            elif result.reason == "rate_limited" or result.retry_after_seconds:
-                wait = min(result.retry_after_seconds or self._interval, MAX_RETRY_AFTER_SECONDS)
-                self._not_before[endpoint] = now_mono + wait
+            else:
+                self._back_off(endpoint, result, started)
         self._cross_check(parsed, reasons)
 
         errors = dict(previous.errors)
@@ -142,10 +189,11 @@ class Poller:
             if reason is None:
                 status[endpoint] = EndpointStatus(True, True, result.duration_seconds, now_wall, now_mono)
                 invalid += parsed[endpoint].invalid_records
-                if endpoint == "providers":
-                    providers = parsed[endpoint].providers
+                done = parsed[endpoint]
+                if isinstance(done, ParsedProviders):
+                    providers = done.providers
                 else:
-                    stats = parsed[endpoint].stats
+                    stats = done.stats
             else:
                 errors[(endpoint, reason)] += 1
                 status[endpoint] = EndpointStatus(
@@ -162,7 +210,9 @@ class Poller:
         return snapshot, {e: p for e, p in parsed.items() if reasons[e] is None}, reasons
 
     @staticmethod
-    def _cross_check(parsed: dict, reasons: dict[str, str | None]) -> None:
+    def _cross_check(
+        parsed: dict[str, ParsedProviders | ParsedStats], reasons: dict[str, str | None]
+    ) -> None:
         """The backend answers a database error with 200 and an empty list or all-zero stats.
 
         When both endpoints answered in this poll and one reports providers the
@@ -170,7 +220,9 @@ class Poller:
         last good data stays instead of every series dropping to zero.
         """
         p, s = parsed.get("providers"), parsed.get("stats")
-        if p is None or s is None or reasons["providers"] or reasons["stats"]:
+        if not isinstance(p, ParsedProviders) or not isinstance(s, ParsedStats):
+            return
+        if reasons["providers"] or reasons["stats"]:
             return
         stat_values = [v for v in s.stats.values if v is not None]
         if not p.providers and (s.stats.get("total") or 0) > 0:
@@ -182,7 +234,7 @@ class Poller:
         self,
         snapshot: Snapshot,
         results: dict[str, FetchResult],
-        parsed: dict,
+        parsed: dict[str, ParsedProviders | ParsedStats],
         reasons: dict[str, str | None],
         duration: float,
     ) -> None:
@@ -194,18 +246,19 @@ class Poller:
                     extra={
                         "endpoint": endpoint,
                         "reason": reason,
+                        "cause": result.cause if result.reason == reason else None,
                         "status_code": result.status_code,
                         "duration_ms": round(result.duration_seconds * 1000, 1),
                     },
                 )
-        for endpoint, result in parsed.items():
-            if result.dropped:
+        for endpoint, done in parsed.items():
+            if done.dropped:
                 log.warning(
                     "Dropped invalid provider data",
                     extra={
                         "endpoint": endpoint,
-                        "dropped": result.dropped,
-                        "invalid_records": result.invalid_records,
+                        "dropped": done.dropped,
+                        "invalid_records": done.invalid_records,
                     },
                 )
         if any(s.success for s in snapshot.status.values()):

@@ -117,14 +117,25 @@ class MetricsServer:
             )
             ready.set()
 
+        failure: list[BaseException] = []
+
         def run() -> None:
             asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
+            try:
+                self._loop.run_until_complete(serve())
+            except Exception as error:  # noqa: BLE001 -- reported by start(), in the caller's thread
+                failure.append(error)
+                ready.set()
+                return
             self._loop.run_forever()
 
         self._thread = threading.Thread(target=run, name="metrics-server", daemon=True)
         self._thread.start()
-        ready.wait(10)
+        if not ready.wait(10) or failure:
+            sock.close()
+            raise OSError(
+                f"the server did not start: {type(failure[0]).__name__ if failure else 'timed out'}"
+            )
         return self.port
 
     def stop(self, timeout: float = 3.0) -> None:

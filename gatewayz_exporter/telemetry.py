@@ -5,28 +5,54 @@ through a bounded batch processor, log lines through a bounded queue, every
 network call has a timeout, and ``shutdown`` is bounded no matter how the
 receivers behave.
 
-The OpenTelemetry SDK reads several ``OTEL_*`` variables only under
-auto-instrumentation; here they are read from the given mapping explicitly.
+The OpenTelemetry SDK reads the ``OTEL_*`` variables it knows from the process
+environment itself; this module adds only what it lacks: tracing off unless an
+endpoint is set, the choice of protocol, and this service's default name.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from urllib.parse import unquote
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
 
 from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+    from prometheus_client.registry import CollectorRegistry
+
+    from config import Config
 
 from .logs import SERVICE_NAME, ExporterJsonFormatter
 
 log = logging.getLogger("gatewayz_exporter.telemetry")
 
 PROTOCOLS = ("http/protobuf", "grpc")
-SPAN_EXPORT_TIMEOUT = 5.0
+# Numbers the SDK reads from the environment for the parts used here.
+SDK_NUMBERS = (
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+)
+_SDK_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 # Header names the requests instrumentation must never record, whatever OTEL_* says.
 SENSITIVE_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key,.*key.*,.*token.*"
 
@@ -35,81 +61,67 @@ class TelemetryError(ValueError):
     """A telemetry setting is invalid; start-up stops with exit code 2."""
 
 
-def tracing_settings(env: Mapping[str, str]) -> dict | None:
-    """The OTLP settings from ``env``, or None when tracing is off."""
+def tracing_settings(env: Mapping[str, str]) -> dict[str, str] | None:
+    """What the SDK does not decide itself: whether to trace at all, and over which protocol.
+
+    Tracing is on when an OTLP endpoint is set (the SDK would otherwise send to
+    localhost) and not switched off. Everything else -- endpoint, headers,
+    timeout, TLS and ``insecure``, resource attributes, batching -- the SDK
+    reads from the ``OTEL_*`` variables itself.
+    """
 
     def get(name: str) -> str:
         return (env.get(name) or "").strip()
 
     if get("OTEL_SDK_DISABLED").lower() == "true" or get("OTEL_TRACES_EXPORTER").lower() == "none":
         return None
-    traces_endpoint, endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if not traces_endpoint and not endpoint:
+    if not get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") and not get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return None
     protocol = (
         get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
     )
     if protocol not in PROTOCOLS:
         raise TelemetryError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} (got {protocol!r})"
+            f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} (got {protocol[:40]!r})"
         )
-    if traces_endpoint:
-        url = traces_endpoint  # used as is, per the OTLP exporter specification
-    elif protocol == "http/protobuf":
-        url = endpoint.rstrip("/") + "/v1/traces"
-    else:
-        url = endpoint
-    attributes: dict[str, str] = {}
-    for item in get("OTEL_RESOURCE_ATTRIBUTES").split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            attributes[unquote(key.strip())] = unquote(value.strip())
-    attributes["service.name"] = get("OTEL_SERVICE_NAME") or attributes.get("service.name") or SERVICE_NAME
-    headers: dict[str, str] = {}
-    for item in (get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or get("OTEL_EXPORTER_OTLP_HEADERS")).split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            headers[unquote(key.strip()).lower()] = unquote(value.strip())
-    return {"protocol": protocol, "endpoint": url, "resource": attributes, "headers": headers}
+    # The SDK parses these with int()/float(), which take non-ASCII digits ("١٢") and fall
+    # back to a default with a traceback on anything else: refuse them at start instead.
+    bad = [name for name in SDK_NUMBERS if get(name) and not _SDK_NUMBER.fullmatch(get(name))]
+    if bad:
+        raise TelemetryError("; ".join(f"{name}: must be a number in ASCII digits" for name in bad))
+    return {"protocol": protocol}
+
+
+def service_resource() -> Resource:
+    """The SDK's resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; our name when neither names it."""
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
+    return resource
 
 
 class _Tracing:
     """A TracerProvider with an OTLP exporter and the requests instrumentation."""
 
-    def __init__(self, settings: dict):
+    def __init__(self, settings: dict[str, str]):
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+        exporter: SpanExporter
         if settings["protocol"] == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-            exporter = OTLPSpanExporter(
-                endpoint=settings["endpoint"],
-                headers=settings["headers"] or None,
-                timeout=SPAN_EXPORT_TIMEOUT,
-                insecure=settings["endpoint"].startswith("http://"),
-            )
+            exporter = GrpcExporter()
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-            exporter = OTLPSpanExporter(
-                endpoint=settings["endpoint"],
-                headers=settings["headers"] or None,
-                timeout=SPAN_EXPORT_TIMEOUT,
-            )
+            exporter = HttpExporter()
         # Our own bounded shutdown replaces the SDK's atexit hook, which can wait on a hung receiver.
-        self.provider = TracerProvider(resource=Resource.create(settings["resource"]), shutdown_on_exit=False)
-        self.provider.add_span_processor(
-            BatchSpanProcessor(
-                exporter,
-                max_queue_size=2048,
-                max_export_batch_size=512,
-                schedule_delay_millis=2000,
-                export_timeout_millis=int(SPAN_EXPORT_TIMEOUT * 1000),
-            )
-        )
+        self.provider = TracerProvider(resource=service_resource(), shutdown_on_exit=False)
+        self.provider.add_span_processor(BatchSpanProcessor(exporter))  # OTEL_BSP_* apply
         self.tracer = self.provider.get_tracer("gatewayz_exporter")
         # Never record credentials: extend (not replace) any sanitize list the operator set.
         from opentelemetry.util.http import (
@@ -126,7 +138,7 @@ class _Tracing:
         self.provider.shutdown()
 
 
-def _response_hook(span, request, response) -> None:
+def _response_hook(span: trace.Span, request: object, response: Any) -> None:
     if span.is_recording() and response is not None and response.elapsed is not None:
         span.set_attribute("duration_ms", round(response.elapsed.total_seconds() * 1000, 3))
 
@@ -151,7 +163,12 @@ class Telemetry:
 
     @classmethod
     def from_config(
-        cls, config, env: Mapping[str, str], *, enable_tracing: bool = True, report_stream=None
+        cls,
+        config: Config,
+        env: Mapping[str, str],
+        *,
+        enable_tracing: bool = True,
+        report_stream: TextIO | None = None,
     ) -> Telemetry:
         """Tracing from the OTEL_* variables in ``env``; Loki from LOKI_* in ``config``."""
         settings = tracing_settings(env) if enable_tracing else None
@@ -180,7 +197,7 @@ class Telemetry:
             handlers = (handler,)
         return cls(tracer, handlers, tracing)
 
-    def register_metrics(self, registry) -> None:
+    def register_metrics(self, registry: CollectorRegistry) -> None:
         from .loki import LokiCollector, LokiHandler
 
         loki = next((h for h in self.log_handlers if isinstance(h, LokiHandler)), None)
@@ -188,16 +205,21 @@ class Telemetry:
 
     def shutdown(self, timeout: float) -> None:
         """Flush spans and log lines; returns within about ``timeout`` seconds whatever the receivers do."""
+        from .loki import LokiHandler
+
         if self._stopped:
             return
         self._stopped = True
         deadline = time.monotonic() + timeout
-        jobs = []
+        jobs: list[Callable[[], None]] = []
         if self._tracing is not None:
-            jobs.append(lambda: self._tracing.shutdown(timeout))
+            jobs.append(functools.partial(self._tracing.shutdown, timeout))
         for handler in self.log_handlers:
             logging.getLogger().removeHandler(handler)
-            jobs.append(lambda h=handler: h.close(timeout))
+            if isinstance(handler, LokiHandler):
+                jobs.append(functools.partial(handler.close, timeout))
+            else:
+                jobs.append(handler.close)
         # In parallel, on daemon threads: a receiver that never answers costs at most ``timeout``.
         workers = [threading.Thread(target=job, name="telemetry-shutdown", daemon=True) for job in jobs]
         for worker in workers:
@@ -206,11 +228,11 @@ class Telemetry:
             worker.join(max(0.0, deadline - time.monotonic()))
 
 
-def _direct_reporter(stream):
+def _direct_reporter(stream: TextIO) -> Callable[[str, dict[str, object]], None]:
     """Report the Loki handler's own trouble as a JSON line on ``stream``, bypassing logging."""
     formatter = ExporterJsonFormatter()
 
-    def report(message: str, fields: dict) -> None:
+    def report(message: str, fields: dict[str, object]) -> None:
         record = logging.LogRecord(
             "gatewayz_exporter.loki", logging.WARNING, __file__, 0, message, None, None
         )

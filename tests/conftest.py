@@ -209,13 +209,31 @@ def make_config(api_url: str, **env: str) -> Config:
     return Config.from_env(values)
 
 
+class FakeClock:
+    """Injected time: ``monotonic()`` and ``wall()`` move only when a test calls ``advance``."""
+
+    def __init__(self, monotonic: float = 1000.0, wall: float = 1_800_000_000.0):
+        self.now, self.wall_now = monotonic, wall
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.wall_now += seconds
+
+
 @pytest.fixture
 def exporter_for():
-    """``exporter_for(api, **env)`` builds a whole exporter (nothing started); stopped at teardown."""
+    """``exporter_for(api, clock=None, **env)`` builds a whole exporter (nothing started); stopped at teardown."""
     made = []
 
-    def make(fake: FakeApi, **env: str):
-        exporter = build(make_config(fake.url, **env))
+    def make(fake: FakeApi, clock: FakeClock | None = None, **env: str):
+        times = {"monotonic": clock.monotonic, "wall_clock": clock.wall} if clock else {}
+        exporter = build(make_config(fake.url, **env), **times)
         made.append(exporter)
         return exporter
 

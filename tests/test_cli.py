@@ -23,9 +23,14 @@ def run(args, env, timeout=60):
     )
 
 
-def wait_for(url, deadline=20.0):
+def wait_for(url, deadline=20.0, process=None):
+    """GET ``url`` once it answers; fail at once, with its stderr, if ``process`` exits first."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(
+                f"exited {process.returncode} before {url} answered: {process.stderr.read()}"
+            )
         try:
             return requests.get(url, timeout=1)
         except requests.ConnectionError:
@@ -57,6 +62,39 @@ def test_once_exits_non_zero_with_the_reason_when_the_api_fails(api):
     assert TEST_KEY not in result.stderr + result.stdout
 
 
+def test_once_survives_an_odd_answer_and_still_prints_the_other_endpoint(api):
+    # A redirect with an impossible port once made fetch raise and --once die with a traceback.
+    api.routes["/providers/"] = Reply(302, b"", {"Location": "http://127.0.0.1:99999/providers/"})
+    api.routes["/providers/stats"] = Reply(429, b"", {"Retry-After": "\u00b2"})
+    result = run(["--once"], {"GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "poll failed: providers: redirect, stats: rate_limited" in result.stderr
+    assert (
+        'gatewayz_provider_scrape_errors_total{endpoint="providers",reason="redirect"} 1.0' in result.stdout
+    )
+    failures = [json.loads(l) for l in result.stderr.splitlines() if l.startswith("{")]
+    assert {(l["endpoint"], l["reason"], l["cause"]) for l in failures} == {
+        ("providers", "redirect", "bad_url"),
+        ("stats", "rate_limited", None),
+    }
+
+
+def test_an_address_that_is_not_on_this_host_is_one_line_and_exit_3(api):
+    result = run(
+        [],
+        {
+            "METRICS_ADDR": "192.0.2.1",
+            "METRICS_PORT": str(free_port()),
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+        },
+    )
+    assert result.returncode == 3 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("provider-metrics-exporter: cannot listen on 192.0.2.1:")
+
+
 def test_demo_serves_metrics_without_a_key_and_sigterm_exits_0_quickly():
     port = free_port()
     process = subprocess.Popen(
@@ -67,7 +105,7 @@ def test_demo_serves_metrics_without_a_key_and_sigterm_exits_0_quickly():
         text=True,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz")
+        wait_for(f"http://127.0.0.1:{port}/healthz", process=process)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -106,7 +144,7 @@ def test_sigint_also_stops_cleanly(api):
         text=True,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz")
+        wait_for(f"http://127.0.0.1:{port}/healthz", process=process)
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0
     finally:
@@ -114,7 +152,7 @@ def test_sigint_also_stops_cleanly(api):
             process.kill()
 
 
-def test_a_busy_port_is_reported_not_a_traceback(api):
+def test_a_busy_port_is_one_line_on_stderr_and_exit_3(api):
     import socket
 
     with socket.socket() as holder:
@@ -130,6 +168,10 @@ def test_a_busy_port_is_reported_not_a_traceback(api):
                 "ADMIN_KEY": TEST_KEY,
             },
         )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stdout + result.stderr
-    assert "Cannot listen" in result.stdout
+    assert result.returncode == 3
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert (
+        line
+        == f"provider-metrics-exporter: cannot listen on 127.0.0.1:{port} (METRICS_ADDR, METRICS_PORT): Address already in use"
+    )

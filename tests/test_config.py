@@ -141,3 +141,67 @@ def test_loki_header_values_cannot_smuggle_headers():
         Config.from_env(
             {"ADMIN_KEY": TEST_KEY, "LOKI_URL": "http://loki:3100", "LOKI_TENANT_ID": "a\r\nX-Evil: 1"}
         )
+
+
+@pytest.mark.parametrize(
+    "name,raw",
+    [
+        ("METRICS_PORT", "\u00b2"),
+        ("METRICS_PORT", "\u0668\u0660\u0660\u0661"),  # Arabic-Indic 8001: int() would take it
+        ("PORT", "\uff18\uff10\uff10\uff11"),  # fullwidth 8001
+        ("METRICS_PORT", "9" * 5000),  # too long for int(): must still be a clean error
+        ("SCRAPE_INTERVAL", "\u0661\u0662"),  # float() would take it
+        ("SCRAPE_INTERVAL", "1_0"),  # float() would take it
+        ("REQUEST_TIMEOUT", "nan"),
+        ("REQUEST_TIMEOUT", "1e3"),
+        ("MAX_STALENESS", "\u00bd"),
+        ("MAX_RESPONSE_BYTES", "\u00b2\u00b2\u00b2\u00b2"),
+        ("MAX_RESPONSE_BYTES", "9" * 5000),
+    ],
+)
+def test_numbers_are_ascii_only_and_a_bad_one_is_exit_2_naming_it(capsys, name, raw):
+    assert main([], env={"ADMIN_KEY": TEST_KEY, name: raw}) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert name in line and "Traceback" not in line
+    assert len(line) < 400  # a 5000-digit value is not echoed whole
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "gw_live_\u200bsecret",  # a pasted zero-width space
+        "gw_live_s\u00e9cret",  # Latin-1, but not ASCII
+        "gw_live_secret\u2028x",
+        "gw live secret",
+        "gw_live_\x7fsecret",
+    ],
+)
+def test_an_admin_key_that_cannot_go_into_a_header_is_exit_2_without_echoing_it(capsys, key):
+    assert main([], env={"ADMIN_KEY": key}) == 2
+    err = capsys.readouterr().err
+    assert "ADMIN_KEY" in err and "gw_live" not in err and "secret" not in err
+
+
+def test_an_api_url_with_an_impossible_port_is_rejected_at_start():
+    for url in ("https://api.example:99999", "http://[::1", "http://api.exa mple"):
+        with pytest.raises(ConfigError, match="GATEWAY_API_URL"):
+            Config.from_env({"ADMIN_KEY": TEST_KEY, "GATEWAY_API_URL": url})
+    with pytest.raises(ConfigError, match="LOKI_URL"):
+        Config.from_env({"ADMIN_KEY": TEST_KEY, "LOKI_URL": "http://loki:0x10"})
+
+
+def test_ascii_numbers_still_work():
+    config = Config.from_env(
+        {
+            "ADMIN_KEY": TEST_KEY,
+            "METRICS_PORT": " 9100 ",
+            "SCRAPE_INTERVAL": "0.5",
+            "REQUEST_TIMEOUT": "2.",
+            "MAX_STALENESS": ".5",
+            "MAX_RESPONSE_BYTES": "1024",
+        }
+    )
+    assert (config.metrics_port, config.scrape_interval, config.request_timeout) == (9100, 0.5, 2.0)
+    assert (config.max_staleness, config.max_response_bytes) == (0.5, 1024)

@@ -7,7 +7,17 @@ import threading
 import time
 
 import pytest
-from conftest import SEED_PROVIDERS, SEED_STATS, TEST_KEY, FakeApi, Reply, registry_of
+from conftest import (
+    SEED_PROVIDERS,
+    SEED_STATS,
+    TEST_KEY,
+    FakeApi,
+    FakeClock,
+    Reply,
+    eventually,
+    make_config,
+    registry_of,
+)
 from hypothesis import HealthCheck, given, settings
 from prometheus_client.parser import text_string_to_metric_families
 from test_exposition import json_values, provider_payloads
@@ -225,26 +235,33 @@ def test_connection_refused_is_counted(exporter_for):
 
 
 def test_retry_after_is_honoured_then_polling_resumes(api, exporter_for):
-    exporter = exporter_for(api)
+    clock = FakeClock()
+    exporter = exporter_for(api, clock=clock)  # SCRAPE_INTERVAL=60
     api.routes["/providers/stats"] = Reply(429, b"", {"Retry-After": "120"})
     exporter.poller.poll_once()
     asked = api.count("/providers/stats")
+    api.routes["/providers/stats"] = Reply(body=SEED_STATS)
+    clock.advance(60)
     exporter.poller.poll_once()
     assert api.count("/providers/stats") == asked  # still inside Retry-After: not asked again
     assert api.count("/providers/?") == 2  # the other endpoint keeps its interval
     assert errors(exporter, "stats", "rate_limited") == 1
+    clock.advance(60)  # 120 s after the answer: due again
+    exporter.poller.poll_once()
+    assert api.count("/providers/stats") == asked + 1
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
+    assert value(exporter, "gatewayz_providers_total") == 4
 
 
 def test_stale_data_is_dropped_after_max_staleness_and_comes_back_on_recovery(api, exporter_for):
-    clock = [1000.0]
-    exporter = exporter_for(api, SCRAPE_INTERVAL="1", MAX_STALENESS="5")
-    exporter.poller._monotonic = exporter.collector._monotonic = lambda: clock[0]
+    clock = FakeClock()
+    exporter = exporter_for(api, clock=clock, SCRAPE_INTERVAL="1", MAX_STALENESS="5")
     exporter.poller.poll_once()
     api.routes["/providers/"] = Reply(500, b"down")
-    clock[0] += 4
+    clock.advance(4)
     exporter.poller.poll_once()
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1  # kept: 4s < 5s
-    clock[0] += 2
+    clock.advance(2)
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") is None  # 6s: dropped
     assert value(exporter, "gatewayz_providers_total") == 4  # stats stayed fresh when last polled
     assert value(exporter, "gatewayz_provider_scrape_success", endpoint="providers") == 0
@@ -358,28 +375,39 @@ def test_a_truly_empty_backend_is_exported_as_zero(api, exporter_for):
     assert value(exporter, "gatewayz_provider_scrape_success", endpoint="providers") == 1
 
 
-def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api, exporter_for):
-    exporter = exporter_for(api, SCRAPE_INTERVAL="0.05")
-    calls = []
-    original = exporter.poller._build
+class TracerThatBreaksOnce:
+    """A tracer whose first span fails: an error the poll loop did not foresee."""
 
-    def flaky(previous, results):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("boom")
-        return original(previous, results)
+    def __init__(self):
+        from opentelemetry.trace import NoOpTracer
 
-    exporter.poller._build = flaky
+        self.calls = 0
+        self._tracer = NoOpTracer()
+
+    def start_as_current_span(self, name, *args, **kwargs):
+        if name == "poll":
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("boom")
+        return self._tracer.start_as_current_span(name, *args, **kwargs)
+
+
+def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api):
+    from gatewayz_exporter.app import build
+    from gatewayz_exporter.telemetry import Telemetry
+
+    tracer = TracerThatBreaksOnce()
+    exporter = build(make_config(api.url, SCRAPE_INTERVAL="0.05"), telemetry=Telemetry(tracer))
     stop = threading.Event()
     thread = threading.Thread(target=exporter.poller.run, args=(stop,))
     thread.start()
-    deadline = time.monotonic() + 5
-    while len(calls) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    thread.join(2)
+    try:
+        assert eventually(lambda: tracer.calls >= 3 and exporter.store.current.generation >= 2)
+    finally:
+        stop.set()
+        thread.join(2)
+        exporter.stop(1.0)
     assert not thread.is_alive()
-    assert len(calls) >= 3
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
 
 

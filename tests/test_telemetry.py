@@ -49,13 +49,33 @@ def otlp():
 
 
 @pytest.fixture
-def telemetry_exporter(api, root_logging):
-    """``make(env)``: an exporter with telemetry from ``env``, logging JSON into a StringIO."""
+def otel_env(monkeypatch):
+    """``otel_env(**variables)``: set OTEL_* in the process environment, where the SDK reads them."""
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+
+    def set_env(**variables):
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return os.environ
+
+    return set_env
+
+
+@pytest.fixture
+def telemetry_exporter(api, root_logging, otel_env):
+    """``make(**env)``: an exporter with telemetry from ``env``, logging JSON into a StringIO.
+
+    ``OTEL_*`` go to the process environment (the SDK reads them there); ``LOKI_*``
+    and ``SCRAPE_INTERVAL`` to the exporter's Config.
+    """
     made = []
 
     def make(**env):
-        config = make_config(api.url, **{k: v for k, v in env.items() if k.startswith("LOKI")})
-        telemetry = Telemetry.from_config(config, env)
+        config = make_config(api.url, **{k: v for k, v in env.items() if not k.startswith("OTEL_")})
+        telemetry = Telemetry.from_config(
+            config, otel_env(**{k: v for k, v in env.items() if k.startswith("OTEL_")})
+        )
         stream = io.StringIO()
         configure_logging("INFO", stream, telemetry.log_handlers)
         exporter = build(config, telemetry=telemetry)
@@ -184,8 +204,14 @@ def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_l
 
 
 def test_dropped_lines_are_a_metric(telemetry_exporter, loki):
+    loki.default = 400  # Loki refuses every batch: the lines are dropped, not retried
     exporter = telemetry_exporter(LOKI_URL=loki.url)
-    assert exporter.live_registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") == 0
+    registry = exporter.live_registry
+    assert registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") == 0
+    logging.getLogger("gatewayz_exporter.test").warning("a line Loki will refuse")
+    assert eventually(lambda: registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") >= 1)
+    assert registry.get_sample_value("gatewayz_exporter_loki_push_failures_total") >= 1
+    assert registry.get_sample_value("gatewayz_exporter_loki_pushed_lines_total") == 0
 
 
 def test_without_a_trace_backend_the_lines_of_a_poll_still_share_a_trace_id(telemetry_exporter):
@@ -215,16 +241,32 @@ def test_tracing_is_off_unless_an_endpoint_is_set_and_can_be_disabled():
         tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318", "OTEL_TRACES_EXPORTER": "none"})
         is None
     )
-    settings = tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318/"})
-    assert settings["endpoint"] == "http://t:4318/v1/traces" and settings["protocol"] == "http/protobuf"
+    assert tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:4318/"}) == {
+        "protocol": "http/protobuf"
+    }
     settings = tracing_settings(
         {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
     )
-    assert settings["endpoint"] == "http://t:4318/custom" and settings["protocol"] == "grpc"
+    assert settings == {"protocol": "grpc"}
     with pytest.raises(TelemetryError, match="OTEL_EXPORTER_OTLP_PROTOCOL"):
         tracing_settings(
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
         )
+
+
+def test_the_sdk_reads_the_otlp_variables_it_knows(telemetry_exporter, otlp):
+    # Neither variable is read by the exporter's own code: the SDK applies both.
+    exporter = telemetry_exporter(
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,
+        OTEL_EXPORTER_OTLP_HEADERS="x-scope-orgid=tenant-7",
+        OTEL_RESOURCE_ATTRIBUTES="service.name=from-attributes,team=sre",
+    )
+    exporter.poller.poll_once()
+    exporter.telemetry.shutdown(5.0)
+    spans = otlp.wait_until(lambda r: r.spans())
+    assert {s["resource"]["service.name"] for s in spans} == {"from-attributes"}
+    headers = {k.lower(): v for k, v in otlp.bodies[0][0].items()}
+    assert headers["x-scope-orgid"] == "tenant-7"
 
 
 def test_one_trace_per_poll_with_client_and_convert_spans(telemetry_exporter, otlp):
@@ -293,7 +335,8 @@ def test_captured_headers_never_include_the_admin_key(telemetry_exporter, otlp, 
     assert TEST_KEY not in json.dumps(spans)
 
 
-def test_grpc_protocol_exports_spans():
+@pytest.mark.parametrize("scheme", ["http://", "insecure-without-scheme"])
+def test_grpc_protocol_exports_spans(otel_env, scheme):
     from concurrent.futures import ThreadPoolExecutor
 
     import grpc
@@ -313,13 +356,17 @@ def test_grpc_protocol_exports_spans():
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        telemetry = Telemetry.from_config(
-            make_config("http://127.0.0.1:1"),
-            {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            },
-        )
+        if scheme == "http://":
+            env = otel_env(
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_PROTOCOL="grpc"
+            )
+        else:  # the SDK's own OTEL_EXPORTER_OTLP_INSECURE decides, not the exporter's code
+            env = otel_env(
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"127.0.0.1:{port}",
+                OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                OTEL_EXPORTER_OTLP_INSECURE="true",
+            )
+        telemetry = Telemetry.from_config(make_config("http://127.0.0.1:1"), env)
         with telemetry.tracer.start_as_current_span("poll"):
             pass
         telemetry.shutdown(5.0)
@@ -333,21 +380,23 @@ def test_grpc_protocol_exports_spans():
 
 def test_hanging_receivers_do_not_slow_polling_or_scrapes(telemetry_exporter, otlp, loki):
     otlp.hang = loki.hang = True
-    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOKI_URL=loki.url)
+    exporter = telemetry_exporter(
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOKI_URL=loki.url, SCRAPE_INTERVAL="0.1"
+    )
     exporter.server.start()
-    exporter.poller._interval = 0.1
     stop = threading.Event()
     thread = threading.Thread(target=exporter.poller.run, args=(stop,))
     thread.start()
-    time.sleep(1.5)
-    latencies = []
-    for _ in range(10):
-        started = time.monotonic()
-        requests.get(f"http://127.0.0.1:{exporter.server.port}/metrics", timeout=5)
-        latencies.append(time.monotonic() - started)
-    stop.set()
-    thread.join(2)
-    assert exporter.poller.polls >= 10  # ~15 at a 0.1 s interval in 1.5 s
+    try:
+        assert eventually(lambda: exporter.poller.polls >= 10, timeout=10)  # ~1 s at a 0.1 s interval
+        latencies = []
+        for _ in range(10):
+            started = time.monotonic()
+            requests.get(f"http://127.0.0.1:{exporter.server.port}/metrics", timeout=5)
+            latencies.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        thread.join(2)
     assert max(latencies) < 0.5
     started = time.monotonic()
     exporter.telemetry.shutdown(2.0)
@@ -400,3 +449,15 @@ def test_sigterm_exits_within_seconds_whatever_the_receivers_do(api, otlp, loki,
             process.kill()
         out, err = process.communicate()
     assert TEST_KEY.encode() not in out + err
+
+
+@pytest.mark.parametrize(
+    "name,raw", [("OTEL_BSP_SCHEDULE_DELAY", "abc"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "\u0661\u0660")]
+)
+def test_a_bad_number_for_the_sdk_is_exit_2_naming_it(root_logging, capsys, name, raw):
+    from gatewayz_exporter.app import main
+
+    env = {"ADMIN_KEY": TEST_KEY, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", name: raw}
+    assert main([], env=env) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert name in line and "Traceback" not in line
