@@ -126,7 +126,9 @@ class DemoBackend:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _DemoHandler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-api", daemon=True
+        )
 
     def start(self) -> DemoBackend:
         self._thread.start()
