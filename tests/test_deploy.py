@@ -497,6 +497,17 @@ def test_grafana_starts_with_a_password_from_a_variable_or_a_file(tmp_path):
     assert missing.returncode == 2
 
 
+def test_grafana_entrypoint_never_logs_credentials_in_a_data_source_url(tmp_path):
+    url = "https://grafana:pr0m-s3cret@prometheus.example.com/prometheus"
+    started = run_grafana_entrypoint(
+        tmp_path, GF_SECURITY_ADMIN_PASSWORD="a-long-enough-secret", PROMETHEUS_INTERNAL_URL=url
+    )
+    assert started.returncode == 0 and f"prometheus={url}" in started.stdout  # Grafana gets it whole
+    logged = [line for line in (started.stdout + started.stderr).splitlines() if "entrypoint" in line]
+    assert logged and "prometheus.example.com/prometheus" in logged[0]
+    assert "pr0m-s3cret" not in "\n".join(logged)
+
+
 # --- docker compose -------------------------------------------------------------------------
 
 
