@@ -536,6 +536,51 @@ def test_compose_builds_the_same_images_railway_deploys():
         assert alertmanager[secret] == f"${{{secret}:-}}"  # from the caller's environment only
 
 
+def compose_environment(service: str, caller: dict[str, str]) -> dict[str, str]:
+    """A compose service's environment as docker compose interpolates it from the caller's."""
+    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service][
+        "environment"
+    ]
+
+    def value(match: re.Match) -> str:
+        return caller.get(match[1]) or match[2]
+
+    return {k: re.sub(r"\$\{(\w+):-([^}]*)\}", value, str(v)) for k, v in environment.items()}
+
+
+def test_compose_alertmanager_keeps_the_port_given_in_smtp_host(tmp_path):
+    from stack_support import AMTOOL
+
+    caller = {
+        "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/x",
+        "ALERT_EMAIL_TO": "oncall@example.com",
+        "SMTP_HOST": "smtp.gmail.com:465",  # the form the GatewayZ team's Alertmanager uses
+        "SMTP_FROM": "alerts@example.com",
+        "SMTP_USERNAME": "alerts@example.com",
+        "SMTP_PASSWORD": "app-password",
+    }
+    stub = tmp_path / "alertmanager-stub"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(ROOT / "alertmanager/entrypoint.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
+            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "ALERTMANAGER_BIN": str(stub),
+            "AMTOOL_BIN": AMTOOL or "amtool",
+            **compose_environment("alertmanager", caller),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert "smtp_smarthost: 'smtp.gmail.com:465'" in rendered
+
+
 @pytest.mark.parametrize(
     "path",
     [
