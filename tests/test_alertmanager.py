@@ -65,6 +65,27 @@ def test_amtool_routes_each_alert_by_severity(labels, receiver):
     assert result.stdout.strip() == receiver
 
 
+def alert_rules() -> list[dict]:
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())
+    return [r for g in rules["groups"] for r in g["rules"]]
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_amtool_routes_every_shipped_alert_by_its_own_severity(rule):
+    """Every rule of alerts.yml, not a hand-picked list: pages and API failures go to Slack and
+    email, other warnings to Slack."""
+    paging = rule["labels"]["severity"] == "critical" or rule["alert"] in (
+        "GatewayzProviderApiScrapeFailing",
+        "GatewayzProviderDataStale",
+    )
+    receiver = "slack-and-email" if paging else "slack"
+    labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
+    result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
+    assert result.returncode == 0 and result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
 def test_every_alert_rule_reaches_a_receiver_that_sends_resolved_notices():
     import yaml
 
