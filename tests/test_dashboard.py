@@ -246,3 +246,30 @@ def test_health_values_are_mapped_to_names_and_colours():
         "2": ("degraded", "orange"),
         "3": ("down", "red"),
     }
+
+
+def seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)([smh])", duration)
+    assert match, duration
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def test_rates_span_enough_scrapes_of_the_exporter_in_any_grafana():
+    """Grafana's $__rate_interval is max($__interval + S, 4 * S), S being the query's Min step
+    (`interval`) if set, else the data source's scrape interval: 15 s unless configured (their
+    Grafana sets none). The exporter is scraped every 60 s, so without a Min step an increase()
+    over $__rate_interval often holds one sample and the panel is empty."""
+    prom = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
+    (job,) = prom["scrape_configs"]
+    scrape = seconds(job["scrape_interval"])
+    grafana_default_scrape, shortest_dashboard_interval = 15, 1
+    checked = 0
+    for panel in panels():
+        for target in panel.get("targets", []):
+            if "$__rate_interval" not in target.get("expr", ""):
+                continue
+            step = seconds(target["interval"]) if target.get("interval") else grafana_default_scrape
+            rate_interval = max(shortest_dashboard_interval + step, 4 * step)
+            assert rate_interval >= 4 * scrape, (panel["title"], target["expr"])
+            checked += 1
+    assert checked
