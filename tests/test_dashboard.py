@@ -85,25 +85,28 @@ def test_every_variable_the_dashboard_uses_is_defined_or_built_in():
 
 
 def resolve(datasources: list[dict]) -> dict[str, str]:
-    """What Grafana does with a datasource variable that has no saved choice: the default data
-    source of the type if it is of that type, else the first of the type."""
+    """What Grafana does with a datasource variable that has no saved choice (`current: {}`):
+    its options are DatasourceSrv.getList's, sorted by name case-insensitively, and it takes the
+    first. The org default is not preferred (that takes a saved "default" choice)."""
     chosen = {}
     for name, variable in variables().items():
         if variable["type"] != "datasource":
             continue
         candidates = [d for d in datasources if d["type"] == variable["query"]]
         assert candidates, f"no {variable['query']} data source for ${name}"
-        default = [d for d in candidates if d.get("isDefault")]
-        chosen[name] = (default or candidates)[0]["uid"]
+        chosen[name] = min(candidates, key=lambda d: d["name"].lower())["uid"]
     return chosen
 
 
-# Their Grafana (railway-grafana-stack) provisions its own uids; ours are gatewayz-*.
+# Their Grafana (railway-grafana-stack) provisions its own uids; ours are gatewayz-*. These are
+# the ones its image provisions (grafana/datasources/datasources.yml there): Loki is the default.
 THEIR_DATASOURCES = [
-    {"uid": "grafana_prometheus", "type": "prometheus", "isDefault": True},
-    {"uid": "grafana_mimir", "type": "prometheus"},
-    {"uid": "grafana_loki", "type": "loki"},
-    {"uid": "grafana_tempo", "type": "tempo"},
+    {"name": "Loki", "uid": "grafana_loki", "type": "loki", "isDefault": True},
+    {"name": "Prometheus", "uid": "grafana_prometheus", "type": "prometheus"},
+    {"name": "Tempo", "uid": "grafana_tempo", "type": "tempo"},
+    {"name": "Sentry", "uid": "grafana_sentry", "type": "grafana-sentry-datasource"},
+    {"name": "JSON API", "uid": "grafana_json_api", "type": "grafana-simple-json-datasource"},
+    {"name": "Mimir", "uid": "grafana_mimir", "type": "prometheus"},
 ]
 
 
@@ -124,6 +127,15 @@ def test_every_panel_resolves_to_a_data_source_in_our_grafana_and_in_theirs(graf
             "datasource": "gatewayz-prometheus",
             "loki_datasource": "gatewayz-loki",
             "tempo_datasource": "gatewayz-tempo",
+        }
+    else:
+        # Two Prometheus-type sources: "Mimir" comes first by name. Their Prometheus
+        # remote-writes every series (recording rules included) to it, so the panels fill in;
+        # the drop-down switches to "Prometheus" (README, "Grafana").
+        assert chosen == {
+            "datasource": "grafana_mimir",
+            "loki_datasource": "grafana_loki",
+            "tempo_datasource": "grafana_tempo",
         }
 
 
