@@ -329,3 +329,44 @@ def test_the_entrypoint_understands_the_names_their_running_alertmanager_uses(tm
     starttls = run_entrypoint(tmp_path, **GOOD, SMTP_PORT="587")
     assert "smtp_require_tls: true" in (tmp_path / "runtime" / "alertmanager.yml").read_text()
     assert starttls.returncode == 0
+
+
+def test_a_provider_down_silences_only_that_providers_warnings(tmp_path, receivers):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    try:
+        job = {"job": "provider_metrics"}
+        post_alerts(
+            alertmanager.url,
+            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
+            {
+                "alertname": "GatewayzProviderSlowResponses",
+                "severity": "warning",
+                "provider": "openai",
+                **job,
+            },
+            {"alertname": "GatewayzProviderSlowResponses", "severity": "warning", "provider": "groq", **job},
+            {
+                "alertname": "GatewayzProviderApiScrapeFailing",
+                "severity": "warning",
+                "endpoint": "stats",
+                **job,
+            },
+        )
+
+        def states():
+            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
+            found = {
+                (a["labels"]["alertname"], a["labels"].get("provider", "")): a["status"]["state"]
+                for a in alerts
+            }
+            return found if len(found) == 4 and "unprocessed" not in found.values() else None
+
+        assert alertmanager.wait(states, "processing the alerts") == {
+            ("GatewayzProviderDown", "openai"): "active",
+            ("GatewayzProviderSlowResponses", "openai"): "suppressed",
+            ("GatewayzProviderSlowResponses", "groq"): "active",  # another provider: not its effect
+            ("GatewayzProviderApiScrapeFailing", ""): "active",  # no provider: not its effect
+        }
+    finally:
+        alertmanager.stop()
