@@ -389,6 +389,49 @@ def test_data_sources_read_their_urls_from_the_environment_and_link_logs_and_tra
     assert linked and set(linked) <= set(sources)
 
 
+def grafana_interpolate(value: str, env: dict[str, str]) -> str:
+    """Grafana's provisioning expansion (pkg/services/provisioning/values): split on "$$" (a
+    literal "$"), then Go's os.ExpandEnv on each part: $NAME or ${...}, where everything between
+    the braces is the name, so shell defaults such as ${NAME:-x} expand to nothing."""
+
+    def variable(match: re.Match) -> str:
+        return env.get(match[1] if match[1] is not None else match[2], "")
+
+    parts = value.split("$$")
+    return "$".join(re.sub(r"\$\{([^}]*)\}|\$([A-Za-z0-9_]+)", variable, part) for part in parts)
+
+
+def interpolated(node: object, env: dict[str, str]) -> object:
+    if isinstance(node, str):
+        return grafana_interpolate(node, env)
+    if isinstance(node, dict):
+        return {k: interpolated(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolated(v, env) for v in node]
+    return node
+
+
+def test_grafana_expands_the_provisioning_files_to_working_urls_and_links():
+    """What Grafana makes of the provisioning files with the image's environment: the compose
+    URLs, and the Loki/Tempo links with their own ${__...} variables intact."""
+    image_env = dict(re.findall(r"(\w+_INTERNAL_URL)=(\S+)", (ROOT / "grafana/Dockerfile").read_text()))
+    assert len(image_env) == 3
+    sources = {
+        s["uid"]: s for s in interpolated(yaml.safe_load(DATASOURCES.read_text())["datasources"], image_env)
+    }
+    assert {uid: s["url"] for uid, s in sources.items()} == {
+        "gatewayz-prometheus": "http://prometheus:9090",
+        "gatewayz-loki": "http://loki:3100",
+        "gatewayz-tempo": "http://tempo:3200",
+    }
+    (derived,) = sources["gatewayz-loki"]["jsonData"]["derivedFields"]
+    assert derived["url"] == "${__value.raw}"
+    assert 'trace_id="${__trace.traceId}"' in sources["gatewayz-tempo"]["jsonData"]["tracesToLogsV2"]["query"]
+    for path in (ROOT / "grafana/provisioning").rglob("*.yml"):
+        # Shell-style defaults are not Grafana's: they would expand to an empty string.
+        assert not re.search(r"\$\{\w+:?[-=?+]", path.read_text()), path
+
+
 def test_the_data_source_urls_default_to_compose_names_in_image_compose_and_entrypoint():
     defaults = {
         "PROMETHEUS_INTERNAL_URL": "http://prometheus:9090",
