@@ -22,13 +22,22 @@ amtool="${AMTOOL_BIN:-/bin/amtool}"
 problems=""
 problem() { problems="$problems
   - $*"; }
+newline='
+'
+
+# matches VALUE REGEX: VALUE is one line and matches. grep matches line by line, so a value
+# with a line break could pass with one good line while the others reached sed as commands.
+matches() {
+    case "$1" in *"$newline"*) return 1 ;; esac
+    printf '%s' "$1" | grep -Eq "$2"
+}
 
 # check NAME REGEX DESCRIPTION: the variable must be set and match.
 check() {
     eval "value=\${$1:-}"
     if [ -z "$value" ]; then
         problem "$1 is not set ($3)"
-    elif ! printf '%s' "$value" | grep -Eq "$2"; then
+    elif ! matches "$value" "$2"; then
         problem "$1 is not $3"
     fi
 }
@@ -66,7 +75,7 @@ check SMTP_HOST '^[A-Za-z0-9][A-Za-z0-9.-]*$' "a host name"
 check SMTP_PORT '^[0-9]{1,5}$' "a port number"
 check SMTP_REQUIRE_TLS '^(true|false)$' "true or false"
 check GRAFANA_URL '^https?://[A-Za-z0-9.:/_-]+$' "an http(s) URL"
-if [ -n "$SMTP_USERNAME" ] && ! printf '%s' "$SMTP_USERNAME" | grep -Eq '^[A-Za-z0-9._%+@-]+$'; then
+if [ -n "$SMTP_USERNAME" ] && ! matches "$SMTP_USERNAME" '^[A-Za-z0-9._%+@-]+$'; then
     problem "SMTP_USERNAME has characters an SMTP user name does not need"
 fi
 
@@ -77,7 +86,7 @@ mkdir -p "$runtime_dir/secrets" "$runtime_dir/templates"
 secret() {
     eval "file=\${$1_FILE:-}; value=\${$1:-}"
     if [ -n "$file" ]; then
-        if ! printf '%s' "$file" | grep -Eq '^/[A-Za-z0-9._/-]+$'; then
+        if ! matches "$file" '^/[A-Za-z0-9._/-]+$'; then
             problem "$1_FILE is not an absolute path"
         elif [ ! -r "$file" ]; then
             problem "$1_FILE names a file that cannot be read"

@@ -25,5 +25,21 @@ unset password
 export PROMETHEUS_INTERNAL_URL="${PROMETHEUS_INTERNAL_URL:-http://prometheus:9090}"
 export LOKI_INTERNAL_URL="${LOKI_INTERNAL_URL:-http://loki:3100}"
 export TEMPO_INTERNAL_URL="${TEMPO_INTERNAL_URL:-http://tempo:3200}"
-echo "grafana entrypoint: Prometheus $PROMETHEUS_INTERNAL_URL, Loki $LOKI_INTERNAL_URL, Tempo $TEMPO_INTERNAL_URL"
+# scheme://user:password@host/path -> scheme://***@host/path: a URL may carry credentials, the log must not.
+redact() {
+    case "$1" in
+        *://*)
+            scheme="${1%%://*}"
+            rest="${1#*://}"
+            authority="${rest%%/*}"
+            path="${rest#"$authority"}"
+            case "$authority" in
+                *@*) printf '%s://***@%s%s' "$scheme" "${authority##*@}" "$path" ;;
+                *) printf '%s' "$1" ;;
+            esac
+            ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
+echo "grafana entrypoint: Prometheus $(redact "$PROMETHEUS_INTERNAL_URL"), Loki $(redact "$LOKI_INTERNAL_URL"), Tempo $(redact "$TEMPO_INTERNAL_URL")"
 exec "${GRAFANA_RUN:-/run.sh}" "$@"

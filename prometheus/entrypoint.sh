@@ -19,13 +19,19 @@ fail() {
     exit 2
 }
 
+newline='
+'
+
 # http://host:port[/] -> host:port. Only characters a host name, an IPv6 literal in brackets
-# and a port can hold get through, so the value cannot change the YAML around it.
+# and a port can hold get through, so the value cannot change the YAML around it. grep matches
+# line by line, so a value with a line break is refused first: one line could match while the
+# others reached sed as commands of their own.
 host_port() {
     name="$1"
     value="$2"
     address="${value#http://}"
     address="${address%/}"
+    case "$address" in *"$newline"*) fail "$name must be one line: http://host:port" ;; esac
     if ! printf '%s' "$address" | grep -Eq '^([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$'; then
         fail "$name must look like http://host:port (got an unusable value)"
     fi

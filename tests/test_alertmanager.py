@@ -65,6 +65,27 @@ def test_amtool_routes_each_alert_by_severity(labels, receiver):
     assert result.stdout.strip() == receiver
 
 
+def alert_rules() -> list[dict]:
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())
+    return [r for g in rules["groups"] for r in g["rules"]]
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_amtool_routes_every_shipped_alert_by_its_own_severity(rule):
+    """Every rule of alerts.yml, not a hand-picked list: pages and API failures go to Slack and
+    email, other warnings to Slack."""
+    paging = rule["labels"]["severity"] == "critical" or rule["alert"] in (
+        "GatewayzProviderApiScrapeFailing",
+        "GatewayzProviderDataStale",
+    )
+    receiver = "slack-and-email" if paging else "slack"
+    labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
+    result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
+    assert result.returncode == 0 and result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
 def test_every_alert_rule_reaches_a_receiver_that_sends_resolved_notices():
     import yaml
 
@@ -154,6 +175,26 @@ def test_the_entrypoint_refuses_to_start_and_names_every_missing_setting(tmp_pat
 def test_the_entrypoint_rejects_values_that_could_change_the_configuration(tmp_path, name, value):
     result = run_entrypoint(tmp_path, **{**GOOD, name: value})
     assert result.returncode == 2 and name in result.stderr and "args=" not in result.stdout
+
+
+# grep matches line by line: with a line break, one line can match the pattern while the others
+# reach sed as commands of their own (here: the Slack webhook redirected, the recipients changed).
+INJECTIONS = {
+    "ALERT_EMAIL_TO": "oncall@example.com|g\ns|api_url_file: .*|api_url: https://evil.invalid/x|\n9999a@b.c",
+    "SMTP_USERNAME": "apikey|g\ns|to: .*|to: 'thief@evil.invalid'|\n9999a@b.c",
+    "SMTP_HOST": "smtp.example.com\n",
+    "GRAFANA_URL": "https://grafana.example.com\nhttps://other.example.com",
+    "SMTP_PORT": "587\n",
+}
+
+
+@pytest.mark.parametrize("name", INJECTIONS)
+def test_the_entrypoint_refuses_values_with_a_line_break(tmp_path, name):
+    result = run_entrypoint(tmp_path, **{**GOOD, name: INJECTIONS[name]})
+    assert result.returncode == 2 and "args=" not in result.stdout, result.stdout + result.stderr
+    assert name in result.stderr
+    rendered = tmp_path / "runtime" / "alertmanager.yml"
+    assert not rendered.exists() or "evil.invalid" not in rendered.read_text()
 
 
 def test_secrets_from_variables_land_in_private_files_and_leave_the_environment(tmp_path):
@@ -288,3 +329,44 @@ def test_the_entrypoint_understands_the_names_their_running_alertmanager_uses(tm
     starttls = run_entrypoint(tmp_path, **GOOD, SMTP_PORT="587")
     assert "smtp_require_tls: true" in (tmp_path / "runtime" / "alertmanager.yml").read_text()
     assert starttls.returncode == 0
+
+
+def test_a_provider_down_silences_only_that_providers_warnings(tmp_path, receivers):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    try:
+        job = {"job": "provider_metrics"}
+        post_alerts(
+            alertmanager.url,
+            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
+            {
+                "alertname": "GatewayzProviderSlowResponses",
+                "severity": "warning",
+                "provider": "openai",
+                **job,
+            },
+            {"alertname": "GatewayzProviderSlowResponses", "severity": "warning", "provider": "groq", **job},
+            {
+                "alertname": "GatewayzProviderApiScrapeFailing",
+                "severity": "warning",
+                "endpoint": "stats",
+                **job,
+            },
+        )
+
+        def states():
+            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
+            found = {
+                (a["labels"]["alertname"], a["labels"].get("provider", "")): a["status"]["state"]
+                for a in alerts
+            }
+            return found if len(found) == 4 and "unprocessed" not in found.values() else None
+
+        assert alertmanager.wait(states, "processing the alerts") == {
+            ("GatewayzProviderDown", "openai"): "active",
+            ("GatewayzProviderSlowResponses", "openai"): "suppressed",
+            ("GatewayzProviderSlowResponses", "groq"): "active",  # another provider: not its effect
+            ("GatewayzProviderApiScrapeFailing", ""): "active",  # no provider: not its effect
+        }
+    finally:
+        alertmanager.stop()

@@ -85,25 +85,28 @@ def test_every_variable_the_dashboard_uses_is_defined_or_built_in():
 
 
 def resolve(datasources: list[dict]) -> dict[str, str]:
-    """What Grafana does with a datasource variable that has no saved choice: the default data
-    source of the type if it is of that type, else the first of the type."""
+    """What Grafana does with a datasource variable that has no saved choice (`current: {}`):
+    its options are DatasourceSrv.getList's, sorted by name case-insensitively, and it takes the
+    first. The org default is not preferred (that takes a saved "default" choice)."""
     chosen = {}
     for name, variable in variables().items():
         if variable["type"] != "datasource":
             continue
         candidates = [d for d in datasources if d["type"] == variable["query"]]
         assert candidates, f"no {variable['query']} data source for ${name}"
-        default = [d for d in candidates if d.get("isDefault")]
-        chosen[name] = (default or candidates)[0]["uid"]
+        chosen[name] = min(candidates, key=lambda d: d["name"].lower())["uid"]
     return chosen
 
 
-# Their Grafana (railway-grafana-stack) provisions its own uids; ours are gatewayz-*.
+# Their Grafana (railway-grafana-stack) provisions its own uids; ours are gatewayz-*. These are
+# the ones its image provisions (grafana/datasources/datasources.yml there): Loki is the default.
 THEIR_DATASOURCES = [
-    {"uid": "grafana_prometheus", "type": "prometheus", "isDefault": True},
-    {"uid": "grafana_mimir", "type": "prometheus"},
-    {"uid": "grafana_loki", "type": "loki"},
-    {"uid": "grafana_tempo", "type": "tempo"},
+    {"name": "Loki", "uid": "grafana_loki", "type": "loki", "isDefault": True},
+    {"name": "Prometheus", "uid": "grafana_prometheus", "type": "prometheus"},
+    {"name": "Tempo", "uid": "grafana_tempo", "type": "tempo"},
+    {"name": "Sentry", "uid": "grafana_sentry", "type": "grafana-sentry-datasource"},
+    {"name": "JSON API", "uid": "grafana_json_api", "type": "grafana-simple-json-datasource"},
+    {"name": "Mimir", "uid": "grafana_mimir", "type": "prometheus"},
 ]
 
 
@@ -124,6 +127,15 @@ def test_every_panel_resolves_to_a_data_source_in_our_grafana_and_in_theirs(graf
             "datasource": "gatewayz-prometheus",
             "loki_datasource": "gatewayz-loki",
             "tempo_datasource": "gatewayz-tempo",
+        }
+    else:
+        # Two Prometheus-type sources: "Mimir" comes first by name. Their Prometheus
+        # remote-writes every series (recording rules included) to it, so the panels fill in;
+        # the drop-down switches to "Prometheus" (README, "Grafana").
+        assert chosen == {
+            "datasource": "grafana_mimir",
+            "loki_datasource": "grafana_loki",
+            "tempo_datasource": "grafana_tempo",
         }
 
 
@@ -246,3 +258,30 @@ def test_health_values_are_mapped_to_names_and_colours():
         "2": ("degraded", "orange"),
         "3": ("down", "red"),
     }
+
+
+def seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)([smh])", duration)
+    assert match, duration
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def test_rates_span_enough_scrapes_of_the_exporter_in_any_grafana():
+    """Grafana's $__rate_interval is max($__interval + S, 4 * S), S being the query's Min step
+    (`interval`) if set, else the data source's scrape interval: 15 s unless configured (their
+    Grafana sets none). The exporter is scraped every 60 s, so without a Min step an increase()
+    over $__rate_interval often holds one sample and the panel is empty."""
+    prom = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
+    (job,) = prom["scrape_configs"]
+    scrape = seconds(job["scrape_interval"])
+    grafana_default_scrape, shortest_dashboard_interval = 15, 1
+    checked = 0
+    for panel in panels():
+        for target in panel.get("targets", []):
+            if "$__rate_interval" not in target.get("expr", ""):
+                continue
+            step = seconds(target["interval"]) if target.get("interval") else grafana_default_scrape
+            rate_interval = max(shortest_dashboard_interval + step, 4 * step)
+            assert rate_interval >= 4 * scrape, (panel["title"], target["expr"])
+            checked += 1
+    assert checked

@@ -389,6 +389,49 @@ def test_data_sources_read_their_urls_from_the_environment_and_link_logs_and_tra
     assert linked and set(linked) <= set(sources)
 
 
+def grafana_interpolate(value: str, env: dict[str, str]) -> str:
+    """Grafana's provisioning expansion (pkg/services/provisioning/values): split on "$$" (a
+    literal "$"), then Go's os.ExpandEnv on each part: $NAME or ${...}, where everything between
+    the braces is the name, so shell defaults such as ${NAME:-x} expand to nothing."""
+
+    def variable(match: re.Match) -> str:
+        return env.get(match[1] if match[1] is not None else match[2], "")
+
+    parts = value.split("$$")
+    return "$".join(re.sub(r"\$\{([^}]*)\}|\$([A-Za-z0-9_]+)", variable, part) for part in parts)
+
+
+def interpolated(node: object, env: dict[str, str]) -> object:
+    if isinstance(node, str):
+        return grafana_interpolate(node, env)
+    if isinstance(node, dict):
+        return {k: interpolated(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolated(v, env) for v in node]
+    return node
+
+
+def test_grafana_expands_the_provisioning_files_to_working_urls_and_links():
+    """What Grafana makes of the provisioning files with the image's environment: the compose
+    URLs, and the Loki/Tempo links with their own ${__...} variables intact."""
+    image_env = dict(re.findall(r"(\w+_INTERNAL_URL)=(\S+)", (ROOT / "grafana/Dockerfile").read_text()))
+    assert len(image_env) == 3
+    sources = {
+        s["uid"]: s for s in interpolated(yaml.safe_load(DATASOURCES.read_text())["datasources"], image_env)
+    }
+    assert {uid: s["url"] for uid, s in sources.items()} == {
+        "gatewayz-prometheus": "http://prometheus:9090",
+        "gatewayz-loki": "http://loki:3100",
+        "gatewayz-tempo": "http://tempo:3200",
+    }
+    (derived,) = sources["gatewayz-loki"]["jsonData"]["derivedFields"]
+    assert derived["url"] == "${__value.raw}"
+    assert 'trace_id="${__trace.traceId}"' in sources["gatewayz-tempo"]["jsonData"]["tracesToLogsV2"]["query"]
+    for path in (ROOT / "grafana/provisioning").rglob("*.yml"):
+        # Shell-style defaults are not Grafana's: they would expand to an empty string.
+        assert not re.search(r"\$\{\w+:?[-=?+]", path.read_text()), path
+
+
 def test_the_data_source_urls_default_to_compose_names_in_image_compose_and_entrypoint():
     defaults = {
         "PROMETHEUS_INTERNAL_URL": "http://prometheus:9090",
@@ -497,6 +540,17 @@ def test_grafana_starts_with_a_password_from_a_variable_or_a_file(tmp_path):
     assert missing.returncode == 2
 
 
+def test_grafana_entrypoint_never_logs_credentials_in_a_data_source_url(tmp_path):
+    url = "https://grafana:pr0m-s3cret@prometheus.example.com/prometheus"
+    started = run_grafana_entrypoint(
+        tmp_path, GF_SECURITY_ADMIN_PASSWORD="a-long-enough-secret", PROMETHEUS_INTERNAL_URL=url
+    )
+    assert started.returncode == 0 and f"prometheus={url}" in started.stdout  # Grafana gets it whole
+    logged = [line for line in (started.stdout + started.stderr).splitlines() if "entrypoint" in line]
+    assert logged and "prometheus.example.com/prometheus" in logged[0]
+    assert "pr0m-s3cret" not in "\n".join(logged)
+
+
 # --- docker compose -------------------------------------------------------------------------
 
 
@@ -523,6 +577,51 @@ def test_compose_builds_the_same_images_railway_deploys():
     alertmanager = services["alertmanager"]["environment"]
     for secret in ("SLACK_WEBHOOK_URL", "SMTP_PASSWORD"):
         assert alertmanager[secret] == f"${{{secret}:-}}"  # from the caller's environment only
+
+
+def compose_environment(service: str, caller: dict[str, str]) -> dict[str, str]:
+    """A compose service's environment as docker compose interpolates it from the caller's."""
+    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service][
+        "environment"
+    ]
+
+    def value(match: re.Match) -> str:
+        return caller.get(match[1]) or match[2]
+
+    return {k: re.sub(r"\$\{(\w+):-([^}]*)\}", value, str(v)) for k, v in environment.items()}
+
+
+def test_compose_alertmanager_keeps_the_port_given_in_smtp_host(tmp_path):
+    from stack_support import AMTOOL
+
+    caller = {
+        "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/x",
+        "ALERT_EMAIL_TO": "oncall@example.com",
+        "SMTP_HOST": "smtp.gmail.com:465",  # the form the GatewayZ team's Alertmanager uses
+        "SMTP_FROM": "alerts@example.com",
+        "SMTP_USERNAME": "alerts@example.com",
+        "SMTP_PASSWORD": "app-password",
+    }
+    stub = tmp_path / "alertmanager-stub"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(ROOT / "alertmanager/entrypoint.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
+            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "ALERTMANAGER_BIN": str(stub),
+            "AMTOOL_BIN": AMTOOL or "amtool",
+            **compose_environment("alertmanager", caller),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert "smtp_smarthost: 'smtp.gmail.com:465'" in rendered
 
 
 @pytest.mark.parametrize(

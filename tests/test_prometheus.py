@@ -270,3 +270,80 @@ def test_the_compatibility_names_return_data_on_a_real_prometheus_and_add_up(sta
     ):
         (only,) = values(f"gatewayz_providers_with_{capability}").values()
         assert only == expected, capability
+
+
+# --- the image's entrypoint --------------------------------------------------------------------
+
+
+def run_prometheus_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """prometheus/entrypoint.sh on a copy of prometheus/, with a stub that prints what the real
+    binary would get; the real promtool checks the rendered configuration."""
+    assert PROMTOOL, MISSING
+    config = tmp_path / "prometheus-config"
+    shutil.copytree(ROOT / "prometheus", config, dirs_exist_ok=True)
+    stub = tmp_path / "prometheus-stub"
+    stub.write_text('#!/bin/sh\necho "args=$*"\n')
+    stub.chmod(0o755)
+    return subprocess.run(
+        ["sh", str(ROOT / "prometheus/entrypoint.sh"), "--storage.tsdb.path=/prometheus"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PROMETHEUS_CONFIG_DIR": str(config),
+            "PROMETHEUS_BIN": str(stub),
+            "PROMTOOL_BIN": PROMTOOL,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def rendered_targets(tmp_path: Path) -> tuple[list[str], list[str]]:
+    config = yaml.safe_load((tmp_path / "prometheus-config" / "prom.rendered.yml").read_text())
+    (job,) = config["scrape_configs"]
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    return job["static_configs"][0]["targets"], alertmanagers["static_configs"][0]["targets"]
+
+
+def test_the_entrypoint_takes_its_targets_from_the_environment_ipv6_literals_included(tmp_path):
+    result = run_prometheus_entrypoint(
+        tmp_path,
+        EXPORTER_INTERNAL_URL="http://[fd12:3456::1]:8001/",
+        ALERTMANAGER_INTERNAL_URL="http://alertmanager.railway.internal:9093",
+    )
+    assert result.returncode == 0, result.stderr
+    assert rendered_targets(tmp_path) == (["[fd12:3456::1]:8001"], ["alertmanager.railway.internal:9093"])
+    assert "args=--config.file=" in result.stdout
+    unset = run_prometheus_entrypoint(tmp_path)
+    assert unset.returncode == 0 and rendered_targets(tmp_path) == (
+        ["provider-metrics-exporter:8001"],
+        ["alertmanager:9093"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EXPORTER_INTERNAL_URL", "http://user:s3cret@exporter:8001"),  # credentials: never echoed
+        ("EXPORTER_INTERNAL_URL", "https://exporter:8001"),
+        ("EXPORTER_INTERNAL_URL", "http://exporter"),
+        ("EXPORTER_INTERNAL_URL", "http://exporter:8001'] }"),
+        ("ALERTMANAGER_INTERNAL_URL", "http://alert manager:9093"),
+        # A line break: one line matches the pattern, the others would reach sed as commands.
+        ("EXPORTER_INTERNAL_URL", "http://exporter:8001\n"),
+        (
+            "EXPORTER_INTERNAL_URL",
+            "http://exporter:8001/g\ns|job_name: .provider_metrics.|job_name: hijacked|\n9999a:1",
+        ),
+        (
+            "ALERTMANAGER_INTERNAL_URL",
+            "http://am:9093/g\ns|targets: .provider-metrics-exporter:8001.|targets: ['evil:80']|\n9999a:1",
+        ),
+    ],
+)
+def test_the_entrypoint_refuses_a_target_that_could_change_the_configuration(tmp_path, name, value):
+    result = run_prometheus_entrypoint(tmp_path, **{name: value})
+    assert result.returncode == 2 and "args=" not in result.stdout, result.stdout + result.stderr
+    assert name in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
