@@ -62,7 +62,11 @@ def private_url(name: str, port: int, scheme: str = "http") -> str:
 
 
 def public_url(name: str) -> str:
-    """The service's public https URL (generate a domain for it in the Railway dashboard)."""
+    """The service's public https URL (generate a domain for it in the Railway dashboard).
+
+    Until the domain exists Railway resolves the reference to "", so the value is "https://";
+    whoever reads it must treat a URL without a host as "not configured yet", not as an error.
+    """
     return f"https://${{{{{name}.RAILWAY_PUBLIC_DOMAIN}}}}"
 
 
@@ -135,6 +139,9 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "SMTP_PORT": shared.SMTP_PORT,
             "SMTP_FROM": shared.SMTP_FROM,
             "SMTP_USERNAME": shared.SMTP_USERNAME,
+            # Links in messages. "https://" until Grafana has a public domain: Alertmanager then
+            # starts and sends its alerts without links (alertmanager/entrypoint.sh); redeploy it
+            # after generating the domain.
             "GRAFANA_URL": public_url(GRAFANA),
             **RUN_AS_ROOT_FOR_VOLUME,
         },

@@ -7,7 +7,9 @@
 #            the SMTP password:     SMTP_PASSWORD_FILE or SMTP_PASSWORD (unless SMTP_USERNAME is empty).
 # Optional:  SMTP_PORT (587; or SMTP_HOST=host:port), SMTP_USERNAME (none: no SMTP AUTH),
 #            SMTP_REQUIRE_TLS (STARTTLS required: true, except on port 465, which is TLS already),
-#            GRAFANA_URL (http://localhost:3000; links in messages), ALERTMANAGER_EXTERNAL_URL.
+#            GRAFANA_URL (dashboard links in messages; unset: http://localhost:3000; empty or
+#            without a host, as Railway's https://${{grafana.RAILWAY_PUBLIC_DOMAIN}} is until
+#            Grafana has a public domain: messages go out without links), ALERTMANAGER_EXTERNAL_URL.
 # Every missing or malformed value is named in one message and start-up stops (exit 2).
 # Values are checked against strict patterns, so none can change the YAML they land in.
 # Secret values are never printed; secrets given as variables are written to files with
@@ -65,8 +67,13 @@ if [ "$SMTP_PORT" = 465 ]; then
 else
     SMTP_REQUIRE_TLS="${SMTP_REQUIRE_TLS:-true}"
 fi
-GRAFANA_URL="${GRAFANA_URL:-http://localhost:3000}"
-GRAFANA_URL="${GRAFANA_URL%/}"
+# Alerts first, dashboard links second: a GRAFANA_URL that is empty or has no host turns the links
+# off (the start-up line says so) instead of stopping Alertmanager. Anything else must be a URL.
+GRAFANA_URL="${GRAFANA_URL-http://localhost:3000}"
+case "$GRAFANA_URL" in
+    "" | http:// | https:// | http:/// | https:///) GRAFANA_URL="" ;;
+    *) GRAFANA_URL="${GRAFANA_URL%/}" ;;
+esac
 
 address='[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+'
 check ALERT_EMAIL_TO "^$address(,$address)*\$" "a comma-separated list of email addresses"
@@ -74,7 +81,9 @@ check SMTP_FROM "^$address\$" "an email address"
 check SMTP_HOST '^[A-Za-z0-9][A-Za-z0-9.-]*$' "a host name"
 check SMTP_PORT '^[0-9]{1,5}$' "a port number"
 check SMTP_REQUIRE_TLS '^(true|false)$' "true or false"
-check GRAFANA_URL '^https?://[A-Za-z0-9.:/_-]+$' "an http(s) URL"
+if [ -n "$GRAFANA_URL" ]; then
+    check GRAFANA_URL '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$' "an http(s) URL with a host"
+fi
 if [ -n "$SMTP_USERNAME" ] && ! matches "$SMTP_USERNAME" '^[A-Za-z0-9._%+@-]+$'; then
     problem "SMTP_USERNAME has characters an SMTP user name does not need"
 fi
@@ -136,7 +145,12 @@ if ! "$amtool" check-config "$runtime_dir/alertmanager.yml" > /dev/null; then
     echo "alertmanager entrypoint: the rendered configuration is invalid (amtool output above)" >&2
     exit 2
 fi
-echo "alertmanager entrypoint: email to $ALERT_EMAIL_TO via $SMTP_HOST:$SMTP_PORT, Slack webhook from a file, dashboard links to $GRAFANA_URL"
+if [ -n "$GRAFANA_URL" ]; then
+    links="dashboard links to $GRAFANA_URL"
+else
+    links="dashboard links are off: GRAFANA_URL is empty or has no host (on Railway: generate a public domain for Grafana, then redeploy Alertmanager)"
+fi
+echo "alertmanager entrypoint: email to $ALERT_EMAIL_TO via $SMTP_HOST:$SMTP_PORT, Slack webhook from a file, $links"
 
 set -- "--config.file=$runtime_dir/alertmanager.yml" "$@"
 if [ -n "${ALERTMANAGER_EXTERNAL_URL:-}" ]; then

@@ -197,6 +197,72 @@ def test_the_entrypoint_refuses_values_with_a_line_break(tmp_path, name):
     assert not rendered.exists() or "evil.invalid" not in rendered.read_text()
 
 
+# Railway resolves "https://${{grafana.RAILWAY_PUBLIC_DOMAIN}}" to "https://" until Grafana has a
+# public domain. Alerts come first: Alertmanager starts, and its messages carry no link.
+NO_GRAFANA_HOST = ["", "https://", "https:///", "http://"]
+
+
+@pytest.mark.parametrize("value", NO_GRAFANA_HOST)
+def test_the_entrypoint_starts_without_dashboard_links_when_grafana_url_has_no_host(tmp_path, value):
+    result = run_entrypoint(tmp_path, **{**GOOD, "GRAFANA_URL": value})
+    assert result.returncode == 0 and "args=--config.file=" in result.stdout, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    (notice,) = [line for line in output.splitlines() if "dashboard links" in line]
+    assert "dashboard links are off" in notice and "GRAFANA_URL" in notice
+    runtime = tmp_path / "runtime"
+    assert "${GRAFANA_URL}" not in (runtime / "templates" / "gatewayz.tmpl").read_text()
+    for template in ("gatewayz.text", "gatewayz.email.html", "gatewayz.dashboard_url"):
+        result = amtool(
+            "template",
+            "render",
+            f"--template.glob={runtime / 'templates' / '*.tmpl'}",
+            '--template.text={{ template "' + template + '" . }}',
+        )
+        assert result.returncode == 0, result.stderr
+        if template == "gatewayz.dashboard_url":  # Slack's title_link: none rather than a broken one
+            assert result.stdout == "", result.stdout
+            continue
+        lines = [line for line in result.stdout.splitlines() if "Dashboard" in line]
+        assert lines, result.stdout  # amtool's example has two alerts: a dashboard line each
+        for line in lines:
+            assert "not configured" in line and "GRAFANA_URL" in line and "/d/" not in line, line
+            assert "href" not in line and "://" not in line, line
+
+
+@pytest.mark.parametrize(
+    "value", ["https://:3000", "https:// grafana.example.com", "ftp://grafana.example.com", "https://\n", " "]
+)
+def test_the_entrypoint_still_refuses_a_grafana_url_that_is_malformed_rather_than_empty(tmp_path, value):
+    result = run_entrypoint(tmp_path, **{**GOOD, "GRAFANA_URL": value})
+    assert result.returncode == 2 and "GRAFANA_URL" in result.stderr and "args=" not in result.stdout
+
+
+def test_railways_grafana_url_reference_starts_alertmanager_before_and_after_grafana_has_a_domain(tmp_path):
+    """The value railway.py gives Alertmanager, resolved as Railway resolves it: "" for a
+    public domain that does not exist yet, then the generated one."""
+    from test_deploy import railway_services
+
+    variables = railway_services()["alertmanager"]["variables"]
+    reference = variables["GRAFANA_URL"]["value"]
+    assert "${{grafana.RAILWAY_PUBLIC_DOMAIN}}" in reference
+    before = run_entrypoint(
+        tmp_path, **{**GOOD, "GRAFANA_URL": reference.replace("${{grafana.RAILWAY_PUBLIC_DOMAIN}}", "")}
+    )
+    assert before.returncode == 0, before.stderr
+    assert "dashboard links are off" in before.stdout + before.stderr
+    after = run_entrypoint(
+        tmp_path,
+        **{
+            **GOOD,
+            "GRAFANA_URL": reference.replace("${{grafana.RAILWAY_PUBLIC_DOMAIN}}", "gz.up.railway.app"),
+        },
+    )
+    assert after.returncode == 0, after.stderr
+    assert "dashboard links to https://gz.up.railway.app" in after.stdout
+    templates = (tmp_path / "runtime" / "templates" / "gatewayz.tmpl").read_text()
+    assert "https://gz.up.railway.app/d/gatewayz-provider-management/" in templates
+
+
 def test_secrets_from_variables_land_in_private_files_and_leave_the_environment(tmp_path):
     result = run_entrypoint(tmp_path, **GOOD)
     assert result.returncode == 0, result.stderr
@@ -370,3 +436,28 @@ def test_a_provider_down_silences_only_that_providers_warnings(tmp_path, receive
         }
     finally:
         alertmanager.stop()
+
+
+def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_broken_links(
+    tmp_path, receivers
+):
+    """A fresh Railway deploy: Grafana has no public domain, GRAFANA_URL resolves to "https://"."""
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, {**notification_env(slack, smtp), "GRAFANA_URL": "https://"})
+    try:
+        labels = {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai"}
+        post_alerts(alertmanager.url, {**labels, "job": "provider_metrics"})
+        message = slack.wait_for(lambda m: "openai" in slack.text(m), "Slack message for openai")
+        mail = smtp.wait_for(lambda m: "openai" in m.text, "email for openai")
+    finally:
+        alertmanager.stop()
+    (attachment,) = message["attachments"]
+    assert attachment["title"].startswith("[FIRING:1] GatewayzProviderDown (critical): provider openai")
+    assert not attachment.get("title_link")  # a plain title, not a link to "https:///d/…"
+    assert "Dashboard: not linked: Grafana's address is not configured" in attachment["text"]
+    assert "Dashboard: not linked: Grafana's address is not configured" in mail.text
+    assert "not configured" in mail.html
+    for text in (json.dumps(message), mail.text, mail.html):
+        assert "/d/gatewayz-provider-management" not in text and 'href=""' not in text
+    log = (tmp_path / "alertmanager.log").read_text()
+    assert "dashboard links are off" in log

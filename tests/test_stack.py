@@ -68,6 +68,9 @@ def test_a_provider_going_down_and_recovering_reaches_slack_and_email(stack):
     (attachment,) = message["attachments"]
     assert attachment["title"].startswith("[FIRING:1] GatewayzProviderDown (critical): provider openai")
     assert attachment["color"] == "danger"
+    assert attachment["title_link"] == (
+        "https://grafana.example.com/d/gatewayz-provider-management/gatewayz-provider-management?var-provider=openai"
+    )
     text = attachment["text"]
     assert "GatewayZ provider openai is down" in text  # the summary
     assert "Runbook: Check the provider's status page" in text
