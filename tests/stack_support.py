@@ -262,14 +262,20 @@ def start_alertmanager(tmp: Path, env: dict[str, str], config_dir: Path | None =
 
 
 def prometheus_config_copy(tmp: Path) -> Path:
-    """prometheus/ with every interval and every rule's `for:` shortened (the test's copy only)."""
+    """prometheus/ with every interval shortened to 1 s and every rule's `for:` and
+    `keep_firing_for:` from minutes to as many seconds, so they keep their proportions: "exporter
+    down" (2 m) still fires after a scrape and an evaluation, and the alerts it inhibits still
+    keep firing (5 m) past it (the test's copy only)."""
     directory = tmp / "prometheus-config"
     shutil.copytree(ROOT / "prometheus", directory)
     prom = directory / "prom.yml"
     text = re.sub(r"(scrape_interval|evaluation_interval): \w+", r"\1: 1s", prom.read_text())
     prom.write_text(re.sub(r"scrape_timeout: \w+", "scrape_timeout: 1s", text))
     alerts = directory / "alerts.yml"
-    alerts.write_text(re.sub(r"\n(\s+)for: \w+", r"\n\1for: 1s", alerts.read_text()))
+    durations = re.compile(r"^(\s+)(for|keep_firing_for): (\d+)m$", re.MULTILINE)
+    text, count = durations.subn(r"\1\2: \3s", alerts.read_text())
+    assert count and not re.search(r"^\s+(for|keep_firing_for): (?!\d+s$)", text, re.MULTILINE), text
+    alerts.write_text(text)
     return directory
 
 

@@ -42,6 +42,37 @@ def test_promtool_unit_tests_of_the_alert_rules_pass():
     assert "SUCCESS" in result.stdout
 
 
+def seconds(duration: str) -> int:
+    """A Prometheus duration of one unit ("30s", "2m", "1h") in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def test_every_alert_exporter_down_inhibits_keeps_firing_until_exporter_down_has_fired():
+    """When the exporter dies its series go stale at once, but "exporter down" fires only after
+    its `for:`. Every alert computed from the exporter's series (all the others; Alertmanager's
+    inhibitions silence them under "exporter down") must keep firing past that, plus a scrape
+    and an evaluation interval of skew, or its resolution escapes the inhibition as a false
+    RESOLVED notice. alerts_test.yml shows the timeline; this covers every rule."""
+    rules = {
+        r["alert"]: r
+        for g in yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())["groups"]
+        for r in g["rules"]
+    }
+    exporter_down = rules.pop("GatewayzProviderExporterDown")
+    assert "keep_firing_for" not in exporter_down  # it must resolve as soon as the exporter is back
+    config = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
+    skew = seconds(config["scrape_configs"][0]["scrape_interval"]) + seconds(
+        config["global"]["evaluation_interval"]
+    )
+    needed = seconds(exporter_down["for"]) + skew
+    short = {
+        name: rule.get("keep_firing_for")
+        for name, rule in rules.items()
+        if seconds(rule.get("keep_firing_for", "0s")) <= needed
+    }
+    assert short == {}, f"keep_firing_for must exceed {needed} s"
+
+
 def test_promtool_checks_the_recording_rules_and_their_unit_tests_pass():
     result = promtool("check", "rules", "prometheus/recording_rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
