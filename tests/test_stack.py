@@ -7,6 +7,7 @@ an email naming it arrive. It recovers: the resolved notices arrive."""
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 import requests
@@ -37,7 +38,7 @@ def stack(tmp_path, api, exporter_for):
             tmp_path, f"http://127.0.0.1:{exporter.server.port}", alertmanager.url + "/"
         )
         started.append(prometheus)
-        yield api, prometheus, alertmanager, slack, smtp
+        yield api, prometheus, alertmanager, slack, smtp, exporter
     finally:
         for process in reversed(started):
             process.stop()
@@ -58,7 +59,7 @@ def provider_down(message_text: str, provider: str) -> bool:
 
 
 def test_a_provider_going_down_and_recovering_reaches_slack_and_email(stack):
-    api, prometheus, _alertmanager, slack, smtp = stack
+    api, prometheus, _alertmanager, slack, smtp, _exporter = stack
     prometheus.wait(lambda: query(prometheus, 'up{job="provider_metrics"} == 1'), "scraping the exporter")
     targets = query(prometheus, 'up{job="provider_metrics"}')
     assert targets[0]["metric"]["instance"].startswith("127.0.0.1:")  # EXPORTER_INTERNAL_URL was used
@@ -108,7 +109,7 @@ def test_a_provider_going_down_and_recovering_reaches_slack_and_email(stack):
 
 
 def test_the_six_compatibility_names_return_data_and_add_up_on_the_stacks_prometheus(stack):
-    _api, prometheus, _alertmanager, _slack, _smtp = stack
+    _api, prometheus, _alertmanager, _slack, _smtp, _exporter = stack
     prometheus.wait(lambda: query(prometheus, "gatewayz_providers_with_image_generation"), "recording")
 
     def by(expr: str, label: str) -> dict[str, float]:
@@ -141,3 +142,34 @@ def test_the_six_compatibility_names_return_data_and_add_up_on_the_stacks_promet
     )
     assert [r["name"] for r in rules if r["health"] != "ok"] == []
     assert {r["name"] for r in rules} >= {"GatewayzProviderDown", "gatewayz_providers_by_health_status"}
+
+
+def test_the_exporter_dying_sends_exporter_down_and_no_false_resolved_notice_for_a_provider(stack):
+    """The exporter's series vanish in the scrape that finds it gone; the provider alert keeps
+    firing until "exporter down" fires and inhibits it, so it resolves unseen."""
+    api, prometheus, alertmanager, slack, smtp, exporter = stack
+    api.set_data(with_health("openai", "down"), {**SEED_STATS, "healthy": 1, "down": 2})
+    slack.wait_for(lambda m: provider_down(slack.text(m), "openai"), "Slack message for openai")
+
+    exporter.stop(1.0)
+    slack.wait_for(lambda m: "GatewayzProviderExporterDown" in slack.text(m), "exporter-down message")
+    # keep_firing_for over: Prometheus resolves the provider alert (and sends that at once)...
+    prometheus.wait(
+        lambda: not query(prometheus, 'ALERTS{alertname="GatewayzProviderDown", provider="openai"}'),
+        "resolving the provider alert",
+    )
+    # ...and Alertmanager takes it: no longer an alert it holds as unresolved.
+    alertmanager.wait(
+        lambda: (
+            not [
+                a
+                for a in requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
+                if a["labels"].get("provider") == "openai"
+            ]
+        ),
+        "taking the resolution",
+    )
+    # A resolved notice would go out at the group's next flush (group_interval: 1 s here): wait two.
+    time.sleep(2)
+    notices = [slack.text(m) for m in slack.messages] + [m.subject + m.text for m in smtp.messages]
+    assert not [n for n in notices if "RESOLVED" in n and "openai" in n], notices
