@@ -157,13 +157,29 @@ def test_basic_auth_protects_metrics_and_landing_page_but_not_health(tmp_path, s
     assert requests.get(base + "/readyz", timeout=5).status_code == 200
 
 
+class CountingChecker:
+    """bcrypt.checkpw that counts its calls and remembers the hashes it was given."""
+
+    def __init__(self):
+        self.calls: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.calls.append((password, hashed))
+        return bcrypt.checkpw(password, hashed)
+
+
 def test_verified_credentials_are_cached_by_digest_and_failures_are_not(tmp_path):
-    web = load_web_config(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}))
+    checker = CountingChecker()
+    web = load_web_config(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}), checkpw=checker)
     good, bad = basic("prometheus", PASSWORD)["Authorization"], basic("prometheus", "nope")["Authorization"]
-    assert web.authenticate(good) and not web.authenticate(bad)
-    assert len(web._verified) == 1
-    assert PASSWORD.encode() not in b"".join(web._verified)  # only digests are kept
     assert web.authenticate(good)
+    assert len(checker.calls) == 1
+    for _ in range(3):
+        assert web.authenticate(good)
+    assert len(checker.calls) == 1  # answered from the cache: no bcrypt
+    assert not web.authenticate(bad) and not web.authenticate(bad)
+    assert len(checker.calls) == 3  # a failure is never cached: each one pays bcrypt
+    assert web.verifier is not None and PASSWORD.encode() not in repr(vars(web.verifier)).encode()
 
 
 # --- TLS -------------------------------------------------------------------------
