@@ -46,7 +46,8 @@ log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BUFFERED_BYTES = 64 * 1024  # read no further ahead than this (pipelined requests wait in the kernel)
-MAX_CLIENT_HELLO_BYTES = 64 * 1024  # buffered while waiting for a handshake slot
+MAX_CLIENT_HELLO_BYTES = 5 + 2**14 + 2048  # one TLS record, buffered before a handshake slot is taken
+HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
@@ -141,6 +142,8 @@ class _Connection(asyncio.Protocol):
         self._outgoing: ssl.MemoryBIO | None = None
         self._hello = bytearray()  # bytes received while waiting for a handshake slot
         self._in_handshake = False
+        self.queued_for_handshake = False
+        self.handshake_started = 0.0
         self._handshake: asyncio.Future[bool] | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -180,7 +183,8 @@ class _Connection(asyncio.Protocol):
             if len(self._hello) > MAX_CLIENT_HELLO_BYTES:
                 self.abort()
                 return
-            self._server._want_handshake(self)
+            if _first_record_complete(self._hello):
+                self._server._want_handshake(self)
         elif self._incoming is not None:
             self._incoming.write(data)
             self._tls_pump()
@@ -228,6 +232,7 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self._in_handshake = True
+        self.handshake_started = self._loop.time()
         self._handshake_timer = self._loop.call_later(
             self._server._handshake_timeout, self._handshake_expired
         )
@@ -524,23 +529,38 @@ class MetricsServer:
     # --- TLS handshake slots -------------------------------------------------
 
     def _want_handshake(self, connection: _Connection) -> None:
-        if connection in self._handshaking or connection in self._handshake_queue:
+        """A connection's ClientHello record is complete: handshake now, or queue for a slot.
+
+        When all slots are taken, the handshake that has waited longest for its client,
+        if longer than HANDSHAKE_GRACE, is given up, and a freed slot goes to the newest
+        waiting connection: a real client sends its ClientHello at once and finishes in
+        milliseconds, so connections that stall, and those queued long ago, cannot keep
+        it waiting. (Queued ones still end at their head deadline.)
+        """
+        if connection in self._handshaking or connection.queued_for_handshake:
             return
         if len(self._handshaking) < self._max_handshakes:
             self._handshaking.add(connection)
             connection.start_handshake()
-        else:
-            connection.pause_for_handshake_slot()
-            if len(self._handshake_queue) >= self._max_connections:
-                self._handshake_queue = deque(c for c in self._handshake_queue if not c.closed)
-            self._handshake_queue.append(connection)
+            return
+        connection.pause_for_handshake_slot()
+        if len(self._handshake_queue) >= self._max_connections:
+            self._handshake_queue = deque(c for c in self._handshake_queue if not c.closed)
+        connection.queued_for_handshake = True
+        self._handshake_queue.append(connection)
+        stalled = min(self._handshaking, key=lambda c: c.handshake_started)
+        loop = self._loop_or_raise()
+        if loop.time() - stalled.handshake_started > HANDSHAKE_GRACE:
+            self._client_error("TLS handshake stalled; slot given to a waiting one", stalled.peer)
+            stalled.abort()
 
     def _handshake_finished(self, connection: _Connection) -> None:
         if connection not in self._handshaking:
             return
         self._handshaking.discard(connection)
         while self._handshake_queue and len(self._handshaking) < self._max_handshakes:
-            waiting = self._handshake_queue.popleft()
+            waiting = self._handshake_queue.pop()
+            waiting.queued_for_handshake = False
             if not waiting.closed:
                 self._handshaking.add(waiting)
                 waiting.start_handshake()
@@ -832,6 +852,19 @@ def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:
             yield view[:limit]
             view = view[limit:]
             limit = WRITE_SLICE
+
+
+def _first_record_complete(received: bytearray) -> bool:
+    """True once the first TLS record (the ClientHello) is all here, or the bytes are not TLS.
+
+    Only the 5-byte record header is read (type 22, version, length); OpenSSL parses the
+    rest. Anything that is not a handshake record goes to OpenSSL at once, to be refused.
+    """
+    if not received:
+        return False
+    if received[0] != 0x16:
+        return True
+    return len(received) >= 5 and len(received) >= 5 + int.from_bytes(received[3:5], "big")
 
 
 def _path_of(target: bytes) -> bytes:
