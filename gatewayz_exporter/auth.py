@@ -77,6 +77,11 @@ class AuthGate:
         self._pending = 0
         self.bcrypt_runs = 0  # checks handed to the pool, for tests and diagnosis
 
+    @property
+    def tracked_addresses(self) -> int:
+        """Addresses with a budget in the table (bounded by ``max_addresses``)."""
+        return len(self._budgets)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
