@@ -580,9 +580,8 @@ class MetricsServer:
                 if first:
                     deadline = connection.accepted + self._head_timeout
                 else:
-                    deadline = loop.time() + (
-                        self._head_timeout if connection.has_buffered() else self._idle_timeout
-                    )
+                    started = connection.has_buffered() or bool(conn.trailing_data[0])
+                    deadline = loop.time() + (self._head_timeout if started else self._idle_timeout)
                 request = await self._next_request(connection, conn, deadline)
                 if request is None:
                     break
@@ -816,6 +815,9 @@ class MetricsServer:
         # The head and the start of the body leave together (TCP_NODELAY is on); the rest
         # in slices, waiting for each to drain: a slow reader then holds one slice of buffer,
         # not a copy of a 10 MB exposition. A reader that stops is cut off.
+        # The whole response must be taken within idle_timeout: a reader that trickles
+        # cannot hold a connection (and a slice of the body) for longer.
+        deadline = self._loop_or_raise().time() + self._idle_timeout
         with_body = not head_only and conn.our_state is h11.SEND_BODY
         slices = _slices(parts, COALESCE_BYTES - len(head)) if with_body else iter(())
         first: list[bytes | memoryview] = [head]
@@ -834,12 +836,12 @@ class MetricsServer:
         while pending is not None:
             conn.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
             connection.write(pending)
-            async with asyncio.timeout(self._idle_timeout):
+            async with asyncio.timeout_at(deadline):
                 await connection.drain()
             pending = next(slices, None)
         if conn.our_state is h11.SEND_BODY:
             conn.send(h11.EndOfMessage())
-        async with asyncio.timeout(self._idle_timeout):
+        async with asyncio.timeout_at(deadline):
             await connection.drain()
 
 

@@ -67,6 +67,7 @@ BCRYPT_MAX_PASSWORD_BYTES = 72
 BCRYPT_HASH = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 CheckPassword = Callable[[bytes, bytes], bool]
+EMPTY_DIGEST = hashlib.sha256(b"").digest()
 
 
 class WebConfigError(ValueError):
@@ -262,6 +263,10 @@ class WebConfigReloader:
             if path is None:
                 return config
             try:
+                if signature is not None and signature[0] == EMPTY_DIGEST:
+                    # An editor that truncates and rewrites leaves the file empty for a moment;
+                    # an empty file is a valid config (no TLS, no users) that would open /metrics.
+                    raise WebConfigError(f"{path}: the file is empty (an edit in progress?)")
                 fresh = self._load(path)
                 if (fresh.ssl_context is None) != (config.ssl_context is None):
                     raise WebConfigError(

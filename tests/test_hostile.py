@@ -456,6 +456,10 @@ def test_the_head_deadline_applies_to_every_request_on_a_connection(short_deadli
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
         assert trickle_until_closed(sock, limit=5) < 5  # the second request, too
+    with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nG")  # the next head starts in the same packet
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert trickle_until_closed(sock, limit=5) < 5
 
 
 def test_an_idle_keep_alive_connection_waits_for_the_idle_timeout_not_the_head_deadline(short_deadlines):

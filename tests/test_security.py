@@ -438,18 +438,26 @@ def test_a_rotated_certificate_is_presented_on_the_next_connection(certs, served
     assert after == ssl.PEM_cert_to_DER_cert(rotated.cert_chain_pems[0].bytes().decode())
 
 
-def test_a_broken_edit_keeps_the_last_good_config_and_logs_one_error(tmp_path, served, caplog):
+@pytest.mark.parametrize(
+    "edit,problem",
+    [
+        ("basic_auth_users: [unclosed", "not valid YAML"),
+        ("", "the file is empty"),  # mid-rewrite: it must not open /metrics to everyone
+        ("basic_auth_users:\n  prometheus: not-a-hash\n", "must be a bcrypt hash"),
+    ],
+)
+def test_a_broken_edit_keeps_the_last_good_config_and_logs_one_error(tmp_path, served, caplog, edit, problem):
     path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
     exporter = served(path)
     url = f"http://127.0.0.1:{exporter.server.port}/metrics"
-    write_config(tmp_path, "basic_auth_users: [unclosed")
+    write_config(tmp_path, edit)
     with caplog.at_level("INFO"):
         for _ in range(5):
             assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
             assert requests.get(url, timeout=5).status_code == 401
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].getMessage() == "Web config not reloaded; keeping the last good one"
-    assert "not valid YAML" in errors[0].error
+    assert problem in errors[0].error
     new_hash = bcrypt.hashpw(b"fixed", bcrypt.gensalt(rounds=4)).decode()
     write_config(tmp_path, {"basic_auth_users": {"prometheus": new_hash}})  # a good edit applies again
     assert requests.get(url, headers=basic("prometheus", "fixed"), timeout=5).status_code == 200
