@@ -224,6 +224,7 @@ class _Connection(asyncio.Protocol):
     def start_handshake(self) -> None:
         """Called by the server when a handshake slot is free; feeds the bytes buffered so far."""
         if self._tls_context is None or self.transport is None or self.closed:
+            self._server._handshake_finished(self)  # never keep a slot
             return
         self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         try:
