@@ -3,8 +3,8 @@
 bcrypt is the one expensive thing an unauthenticated client can make the
 server do, so it gets its own small pool and a bounded number of checks in
 flight; nothing else (rendering, the verified-credential cache) ever waits
-behind it. A credential already verified is answered from the cache on the
-event loop, without any pool. Failed attempts are throttled per client
+behind it. A credential verified before, or one that failed before, is
+answered from the verifier's caches on the event loop, without any pool. Failed attempts are throttled per client
 address (per /64 for IPv6): each address has a small budget of checks that
 refills at a steady rate, and an address that spent it gets 429 without a
 bcrypt run until it refills.
@@ -98,8 +98,9 @@ class AuthGate:
         credentials = parse_basic(authorization)
         if credentials is None:
             return Verdict.DENIED  # nothing to verify: no bcrypt, no budget spent
-        if verifier.cached(credentials):
-            return Verdict.ALLOWED
+        known = verifier.lookup(credentials)
+        if known is not None:  # decided before: no bcrypt, no budget spent
+            return Verdict.ALLOWED if known else Verdict.DENIED
         budget = self._budget(address_key(address))
         if (
             budget.tokens < 1

@@ -59,6 +59,7 @@ TLS_KEYS = {
 # since an operator relying on them would believe in a protection that is not there.
 UNSUPPORTED = {"cipher_suites", "curve_preferences", "client_allowed_sans", "headers"}
 SUCCESS_CACHE_SIZE = 64
+FAILURE_CACHE_SIZE = 4096
 # bcrypt keys Blowfish with at most 72 bytes. Go's bcrypt.CompareHashAndPassword (exporter-toolkit)
 # and htpasswd use the first 72 bytes of a longer password; so does this exporter, so the same
 # hashes and passwords work in both. (bcrypt 5 for Python raises instead of truncating.)
@@ -110,7 +111,9 @@ class CredentialVerifier:
 
     bcrypt is deliberately slow, so a verified (user, password) pair is
     remembered by its SHA-256 digest: a scrape every few seconds pays the
-    bcrypt cost once, and the cache never holds a password. ``cached`` is the
+    bcrypt cost once, and the cache never holds a password. A pair that failed
+    is remembered too, apart (so failures can never push out a good pair): the
+    same wrong password sent again is refused without bcrypt. ``lookup`` is the
     cheap check (run it anywhere); ``verify`` is the slow one (run it in the
     bcrypt pool). ``checkpw`` is injectable so tests can count bcrypt calls.
     """
@@ -124,11 +127,21 @@ class CredentialVerifier:
         self._reference = max(self._users.values(), key=_cost)
         self._checkpw = checkpw
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._failed: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def cached(self, credentials: Credentials) -> bool:
+    def lookup(self, credentials: Credentials) -> bool | None:
+        """True: verified before; False: failed before; None: only bcrypt can tell."""
         with self._lock:
-            return credentials.digest in self._verified
+            if credentials.digest in self._verified:
+                self._verified.move_to_end(credentials.digest)
+                return True
+            if credentials.digest in self._failed:
+                return False
+        return None
+
+    def cached(self, credentials: Credentials) -> bool:
+        return self.lookup(credentials) is True
 
     def verify(self, credentials: Credentials) -> bool:
         """Run bcrypt; remember the pair on success. Thread-safe."""
@@ -139,11 +152,13 @@ class CredentialVerifier:
         except ValueError:  # cannot happen with hashes that passed validation; never a 500
             matches = False
         valid = matches and stored is not None
-        if valid:
-            with self._lock:
-                self._verified[credentials.digest] = None
-                while len(self._verified) > SUCCESS_CACHE_SIZE:
-                    self._verified.popitem(last=False)
+        with self._lock:
+            cache, size = (
+                (self._verified, SUCCESS_CACHE_SIZE) if valid else (self._failed, FAILURE_CACHE_SIZE)
+            )
+            cache[credentials.digest] = None
+            while len(cache) > size:
+                cache.popitem(last=False)
         return valid
 
     def authenticate(self, authorization: bytes | str | None) -> bool:
@@ -151,7 +166,8 @@ class CredentialVerifier:
         credentials = parse_basic(authorization)
         if credentials is None:
             return False
-        return self.cached(credentials) or self.verify(credentials)
+        known = self.lookup(credentials)
+        return known if known is not None else self.verify(credentials)
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ class CountingChecker:
         return bcrypt.checkpw(password, hashed)
 
 
-def test_verified_credentials_are_cached_by_digest_and_failures_are_not(tmp_path):
+def test_verified_credentials_are_cached_by_digest_and_a_repeated_failure_costs_no_bcrypt(tmp_path):
     checker = CountingChecker()
     web = load_web_config(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}), checkpw=checker)
     good, bad = basic("prometheus", PASSWORD)["Authorization"], basic("prometheus", "nope")["Authorization"]
@@ -206,8 +206,27 @@ def test_verified_credentials_are_cached_by_digest_and_failures_are_not(tmp_path
         assert web.authenticate(good)
     assert len(checker.calls) == 1  # answered from the cache: no bcrypt
     assert not web.authenticate(bad) and not web.authenticate(bad)
-    assert len(checker.calls) == 3  # a failure is never cached: each one pays bcrypt
+    assert len(checker.calls) == 2  # the same wrong pair is refused from its own cache
+    assert not web.authenticate(basic("prometheus", "another")["Authorization"])
+    assert len(checker.calls) == 3  # a new wrong password pays bcrypt
     assert web.verifier is not None and PASSWORD.encode() not in repr(vars(web.verifier)).encode()
+
+
+def test_failures_never_push_a_verified_pair_out_of_the_cache():
+    from gatewayz_exporter.webconfig import CredentialVerifier, parse_basic
+
+    calls = []
+
+    def checker(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        return password == PASSWORD.encode()
+
+    verifier = CredentialVerifier({"prometheus": HASH.encode()}, checkpw=checker)
+    assert verifier.authenticate(basic("prometheus", PASSWORD)["Authorization"])
+    for i in range(10_000):
+        assert not verifier.authenticate(basic("prometheus", f"guess {i}")["Authorization"])
+    assert verifier.lookup(parse_basic(basic("prometheus", PASSWORD)["Authorization"])) is True
+    assert len(calls) == 10_001
 
 
 def test_a_scraper_with_verified_credentials_does_not_run_bcrypt_again(tmp_path, served):
@@ -302,18 +321,36 @@ def test_failed_attempts_are_throttled_per_address_and_the_budget_refills():
     checker = CountingChecker()
     gate, verifier, clock = gate_and_verifier(checker, burst=3, refill_per_second=0.5)
     try:
+        guesses = (f"guess {i}" for i in range(100))
         check = lambda password, address: asyncio.run(gate.check(verifier, header(password), address))
-        assert [check("guess", "10.0.0.1") for _ in range(4)] == [Verdict.DENIED] * 3 + [Verdict.THROTTLED]
+        assert [check(next(guesses), "10.0.0.1") for _ in range(4)] == [Verdict.DENIED] * 3 + [
+            Verdict.THROTTLED
+        ]
         assert len(checker.calls) == 3  # a throttled attempt runs no bcrypt
-        assert check("guess", "10.0.0.2") is Verdict.DENIED  # another address has its own budget
+        assert check(next(guesses), "10.0.0.2") is Verdict.DENIED  # another address has its own budget
         assert check(PASSWORD, "10.0.0.1") is Verdict.THROTTLED  # until the budget refills
         assert gate.retry_after("10.0.0.1") == 2
         clock.now += 2.0
         assert check(PASSWORD, "10.0.0.1") is Verdict.ALLOWED  # a success costs no budget
-        assert check("guess", "10.0.0.1") is Verdict.DENIED
-        assert check("guess", "10.0.0.1") is Verdict.THROTTLED
+        assert check(next(guesses), "10.0.0.1") is Verdict.DENIED
+        assert check(next(guesses), "10.0.0.1") is Verdict.THROTTLED
         assert check(PASSWORD, "10.0.0.1") is Verdict.ALLOWED  # verified before: the cache, no bcrypt
-        assert check("guess", "10.0.0.1") is Verdict.THROTTLED
+        assert check(next(guesses), "10.0.0.1") is Verdict.THROTTLED
+        assert check("guess 0", "10.0.0.1") is Verdict.DENIED  # failed before: 401 from the cache
+    finally:
+        gate.close()
+
+
+def test_a_repeated_wrong_password_spends_no_budget_so_the_right_one_still_gets_through():
+    from gatewayz_exporter.auth import Verdict
+
+    checker = CountingChecker()
+    gate, verifier, _ = gate_and_verifier(checker, burst=2)
+    try:
+        for _ in range(50):  # the same wrong password, as a misconfigured scraper or a dumb flood sends it
+            assert asyncio.run(gate.check(verifier, header("wrong"), "10.0.0.1")) is Verdict.DENIED
+        assert asyncio.run(gate.check(verifier, header(PASSWORD), "10.0.0.1")) is Verdict.ALLOWED
+        assert len(checker.calls) == 2
     finally:
         gate.close()
 
@@ -391,7 +428,7 @@ def test_the_table_of_addresses_stays_bounded():
     try:
         for i in range(200):
             assert (
-                asyncio.run(gate.check(verifier, header("guess"), f"10.0.{i // 250}.{i % 250}"))
+                asyncio.run(gate.check(verifier, header(f"guess {i}"), f"10.0.{i // 250}.{i % 250}"))
                 is Verdict.DENIED
             )
         assert gate.tracked_addresses <= 16
