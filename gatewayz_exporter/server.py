@@ -665,6 +665,9 @@ class MetricsServer:
         except _Refused as refused:
             await self._refuse(connection, conn, refused.status, str(refused))
             return False
+        except h11.RemoteProtocolError as error:  # the client's bytes, found bad mid-request
+            await self._refuse(connection, conn, 400, str(error))
+            return False
         except (ConnectionError, TimeoutError, OSError):
             raise
         except Exception:  # a bug must cost one response, not the server
@@ -695,9 +698,23 @@ class MetricsServer:
         has_body = b"transfer-encoding" in headers or any(
             value.strip(b"0") for value in headers.get(b"content-length", [])
         )
-        closing = ((b"connection", b"close"),) if has_body else ()
         method = request.method
         head_only = method == b"HEAD"
+        if has_body:  # never read: answered, then the connection closes
+            if method in (b"GET", b"HEAD"):
+                raise _Refused(400, "request bodies are not accepted")
+            await self._send(
+                connection,
+                conn,
+                405,
+                (b"only GET and HEAD\n",),
+                head_only=False,
+                extra=((b"allow", b"GET, HEAD"), (b"connection", b"close")),
+            )
+            return False
+        # Without a body h11 reports the request's end at once.
+        if not isinstance(conn.next_event(), h11.EndOfMessage):
+            raise _Refused(400, "request bodies are not accepted")
         if method not in (b"GET", b"HEAD"):
             await self._send(
                 connection,
@@ -705,14 +722,9 @@ class MetricsServer:
                 405,
                 (b"only GET and HEAD\n",),
                 head_only=False,
-                extra=((b"allow", b"GET, HEAD"), *closing),
+                extra=((b"allow", b"GET, HEAD"),),
             )
-            return not has_body
-        if has_body:
-            raise _Refused(400, "request bodies are not accepted")
-        # The request has no body; h11 reports its end at once.
-        if not isinstance(conn.next_event(), h11.EndOfMessage):
-            raise _Refused(400, "request bodies are not accepted")
+            return True
         path = _path_of(request.target)
         path = path.rstrip(b"/") or b"/"
         if path == b"/healthz":

@@ -338,9 +338,16 @@ def test_a_body_is_never_read_as_a_second_request(running):
 def test_pipelined_requests_are_answered_in_order_and_a_bad_one_ends_the_connection(running):
     good = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     received = exchange(
-        running.server.port, good + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + good + b"BAD\r\n\r\n" + good
+        running.server.port,
+        good
+        + b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n"  # no body: a 405, and the connection goes on
+        + b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"
+        + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        + good
+        + b"BAD\r\n\r\n"
+        + good,
     )
-    assert statuses(received) == [200, 404, 200, 400]
+    assert statuses(received) == [200, 405, 405, 404, 200, 400]
 
 
 def test_http_1_0_and_a_client_that_half_closes_still_get_their_answer(running):
