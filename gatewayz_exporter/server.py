@@ -29,7 +29,7 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -48,6 +48,7 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_BUFFERED_BYTES = 64 * 1024  # read no further ahead than this (pipelined requests wait in the kernel)
 MAX_CLIENT_HELLO_BYTES = 5 + 2**14 + 2048  # one TLS record, buffered before a handshake slot is taken
 HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
+EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
@@ -144,6 +145,7 @@ class _Connection(asyncio.Protocol):
         self._in_handshake = False
         self.queued_for_handshake = False
         self.handshake_started = 0.0
+        self.waiting_since = self.accepted  # for a request head (or a handshake) since
         self._handshake: asyncio.Future[bool] | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -156,11 +158,12 @@ class _Connection(asyncio.Protocol):
             return
         self.transport = transport
         server = self._server
-        if len(server._connections) >= server._max_connections:
+        if len(server._connections) >= server._max_connections and not server._evict_for_new(self.accepted):
             self.closed = True
             transport.abort()
             return
         server._connections.add(self)
+        server._waiting_for_request(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
@@ -202,6 +205,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._server._connections.discard(self)
+        self._server._waiting.pop(self, None)
         self._server._handshake_finished(self)
         self._handshake_failed()
         for timer in (self._handshake_timer, self._close_timer):
@@ -403,6 +407,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         self._server._connections.discard(self)
+        self._server._waiting.pop(self, None)
         self._server._handshake_finished(self)
         self._wake()
 
@@ -456,6 +461,8 @@ class MetricsServer:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[_Connection] = set()
+        # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
+        self._waiting: OrderedDict[_Connection, None] = OrderedDict()
         self._handshaking: set[_Connection] = set()
         self._handshake_queue: deque[_Connection] = deque()
         self._client_error = _ClientErrorLog()
@@ -527,6 +534,31 @@ class MetricsServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._gate.close()
 
+    # --- the connection cap ----------------------------------------------------
+
+    def _waiting_for_request(self, connection: _Connection) -> None:
+        connection.waiting_since = self._loop_or_raise().time()
+        self._waiting[connection] = None
+        self._waiting.move_to_end(connection)
+
+    def _serving_request(self, connection: _Connection) -> None:
+        self._waiting.pop(connection, None)
+
+    def _evict_for_new(self, now: float) -> bool:
+        """At the cap: close the connection that has waited longest without a request, if over
+        EVICT_GRACE, so a new one can come in. A real scraper sends its request within
+        milliseconds; connections held open without one (silent, trickling, idle keep-alive)
+        then cannot keep it out. Connections with a request in progress are never closed.
+        """
+        if not self._waiting:
+            return False
+        oldest = next(iter(self._waiting))
+        if now - oldest.waiting_since <= EVICT_GRACE:
+            return False
+        self._client_error("Connection cap reached; closed the longest waiting", oldest.peer)
+        oldest.abort()
+        return True
+
     # --- TLS handshake slots -------------------------------------------------
 
     def _want_handshake(self, connection: _Connection) -> None:
@@ -587,10 +619,12 @@ class MetricsServer:
                 if request is None:
                     break
                 first = False
+                self._serving_request(connection)
                 keep_alive = await self._respond(connection, conn, request)
                 if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
                 conn.start_next_cycle()
+                self._waiting_for_request(connection)
             await self._finish(connection)
         except (TimeoutError, ConnectionError, OSError):
             connection.abort()

@@ -32,7 +32,7 @@ import pytest
 import requests
 import trustme
 import yaml
-from conftest import ROOT, TEST_KEY, free_port
+from conftest import ROOT, TEST_KEY, eventually, free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -509,6 +509,9 @@ def test_1200_silent_tls_connections_cost_little_and_a_scrape_answers_once_they_
             silent.append(sock)
         time.sleep(1.5)  # the server accepts what it will
         rss, fds = process_status(exporter.pid)
+        # They have waited past the grace without a request: one yields to a real scraper.
+        response = requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=1)
+        assert response.status_code == 200
     finally:
         for sock in silent:
             sock.close()
@@ -517,6 +520,30 @@ def test_1200_silent_tls_connections_cost_little_and_a_scrape_answers_once_they_
     assert fds <= fds_before + 1024 + 8  # the cap holds before any handshake
     response = requests.get(exporter.url("/metrics"), verify=str(certs / "ca.crt"), timeout=1)
     assert response.status_code == 200
+
+
+def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a_new_one(running):
+    server = MetricsServer(
+        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=20
+    )
+    server.start()
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+    try:
+        assert eventually(lambda: server.connections == 20)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as refused:
+            with contextlib.suppress(ConnectionError):  # closed at once: nobody waited past the grace
+                refused.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert refused.recv(100) == b""
+        time.sleep(1.1)  # past the grace: the held connections never sent a request
+        received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert statuses(received) == [200]
+        assert server.connections <= 20
+        with contextlib.suppress(ConnectionError):
+            assert held[0].recv(100) == b""  # the oldest made room
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
 
 
 def real_client_hello() -> bytes:
