@@ -6,10 +6,11 @@ framing is h11's (sans-IO): our code decides what a request means, never where
 it ends. A request h11 refuses gets a 4xx and the connection closes; a
 client's bad bytes are logged at DEBUG at most, rate-limited.
 
-Every connection is counted from ``accept``, before TLS. TLS runs through an
-``ssl.SSLObject`` on memory buffers, so a connection that never sends a
-ClientHello costs no TLS state at all, and only a bounded number of
-handshakes are in progress at once. The first request head (the handshake
+Every connection is counted from ``accept``, before TLS; at the cap, the one
+waiting longest without a request makes room. The bytes of a connection
+(TLS on memory buffers included) are ``connection.Connection``'s: one that
+never sends a ClientHello costs no TLS state at all, and only a bounded
+number of handshakes are in progress at once. The first request head (the handshake
 included) must arrive within ``head_timeout`` of accept; every later head
 within ``head_timeout`` of its first byte, and that first byte within
 ``idle_timeout``.
@@ -26,7 +27,6 @@ import contextlib
 import logging
 import re
 import socket
-import ssl
 import threading
 import time
 from collections import OrderedDict, deque
@@ -39,20 +39,18 @@ import h11
 from opentelemetry import trace
 
 from .auth import AuthGate, Verdict
+from .connection import Connection
 from .exposition import Exposition, accepts_gzip, wants_openmetrics
 from .webconfig import WebConfig, WebConfigReloader
 
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-MAX_BUFFERED_BYTES = 64 * 1024  # read no further ahead than this (pipelined requests wait in the kernel)
-MAX_CLIENT_HELLO_BYTES = 5 + 2**14 + 2048  # one TLS record, buffered before a handshake slot is taken
 HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
 EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
-READ_CHUNK = 64 * 1024
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -118,309 +116,6 @@ class _Refused(Exception):
         self.status = status
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: bytes in and out (TLS through memory BIOs), driven by ``serve``."""
-
-    def __init__(self, server: MetricsServer):
-        self._server = server
-        self._loop = server._loop_or_raise()
-        self.accepted = self._loop.time()
-        self.transport: asyncio.Transport | None = None
-        self.peer: str | None = None
-        self._inbox = bytearray()
-        self._eof = False
-        self.closed = False
-        self._reading_paused = False
-        self._data_waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._writing_paused = False
-        self._task: asyncio.Task[None] | None = None
-        self.config: WebConfig | None = None
-        # TLS state; None on a plain port
-        self._tls_context: ssl.SSLContext | None = None
-        self._sslobj: ssl.SSLObject | None = None
-        self._incoming: ssl.MemoryBIO | None = None
-        self._outgoing: ssl.MemoryBIO | None = None
-        self._hello = bytearray()  # bytes received while waiting for a handshake slot
-        self._in_handshake = False
-        self.queued_for_handshake = False
-        self.handshake_started = 0.0
-        self.waiting_since = self.accepted  # for a request head (or a handshake) since
-        self._handshake: asyncio.Future[bool] | None = None
-        self._handshake_timer: asyncio.TimerHandle | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-
-    # --- asyncio.Protocol -----------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):  # create_server makes only these
-            transport.close()
-            return
-        self.transport = transport
-        server = self._server
-        if len(server._connections) >= server._max_connections and not server._evict_for_new(self.accepted):
-            self.closed = True
-            transport.abort()
-            return
-        server._connections.add(self)
-        server._waiting_for_request(self)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peername = transport.get_extra_info("peername")
-        self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
-        self.config = server._current_config()
-        if self.config is not None and self.config.ssl_context is not None:
-            self._tls_context = self.config.ssl_context
-            self._handshake = self._loop.create_future()
-        self._task = self._loop.create_task(self.serve())
-
-    def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
-        if self._tls_context is None:
-            self._take(data)
-        elif self._sslobj is None:
-            self._hello += data
-            if len(self._hello) > MAX_CLIENT_HELLO_BYTES:
-                self.abort()
-                return
-            if _first_record_complete(self._hello):
-                self._server._want_handshake(self)
-        elif self._incoming is not None:
-            self._incoming.write(data)
-            self._tls_pump()
-
-    def eof_received(self) -> bool:
-        # Keep the transport open: answers to requests already received may still be sent.
-        self._eof = True
-        if self._incoming is not None:
-            self._incoming.write_eof()
-            self._tls_pump()
-        self._handshake_failed()
-        self._wake()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._server._connections.discard(self)
-        self._server._waiting.pop(self, None)
-        self._server._handshake_finished(self)
-        self._handshake_failed()
-        for timer in (self._handshake_timer, self._close_timer):
-            if timer is not None:
-                timer.cancel()
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
-        self._wake()
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_result(None)
-
-    # --- TLS on memory buffers -------------------------------------------------
-
-    def start_handshake(self) -> None:
-        """Called by the server when a handshake slot is free; feeds the bytes buffered so far."""
-        if self._tls_context is None or self.transport is None or self.closed:
-            self._server._handshake_finished(self)  # never keep a slot
-            return
-        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        try:
-            self._sslobj = self._tls_context.wrap_bio(self._incoming, self._outgoing, server_side=True)
-        except ssl.SSLError:
-            self.abort()
-            return
-        self._in_handshake = True
-        self.handshake_started = self._loop.time()
-        self._handshake_timer = self._loop.call_later(
-            self._server._handshake_timeout, self._handshake_expired
-        )
-        self._incoming.write(bytes(self._hello))
-        self._hello = bytearray()
-        if self._eof:
-            self._incoming.write_eof()
-        if self._reading_paused:
-            self._reading_paused = False
-            self.transport.resume_reading()
-        self._tls_pump()
-
-    def _handshake_failed(self) -> None:
-        if self._handshake is not None and not self._handshake.done():
-            self._handshake.set_result(False)
-
-    def _handshake_expired(self) -> None:
-        if self._in_handshake and not self.closed:
-            self._server._client_error("TLS handshake too slow", self.peer)
-            self.abort()
-
-    def pause_for_handshake_slot(self) -> None:
-        if self.transport is not None and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pause_reading()
-
-    def _tls_pump(self) -> None:
-        sslobj = self._sslobj
-        if sslobj is None or self._handshake is None or self.closed:
-            return
-        if self._in_handshake:
-            try:
-                sslobj.do_handshake()
-            except ssl.SSLWantReadError:
-                self._flush_tls()
-                return
-            except (ssl.SSLError, OSError) as error:
-                self._flush_tls()
-                self._server._client_error("TLS handshake failed", self.peer, error=type(error).__name__)
-                self._handshake_failed()
-                self.close()
-                return
-            self._in_handshake = False
-            if self._handshake_timer is not None:
-                self._handshake_timer.cancel()
-            self._server._handshake_finished(self)
-            if not self._handshake.done():
-                self._handshake.set_result(True)
-        while True:
-            try:
-                chunk = sslobj.read(READ_CHUNK)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                self._eof = True
-                break
-            except (ssl.SSLError, OSError) as error:
-                self._server._client_error("TLS error", self.peer, error=type(error).__name__)
-                self._flush_tls()
-                self.abort()
-                return
-            if not chunk:
-                self._eof = True
-                break
-            self._take(chunk)
-            if self._reading_paused:
-                break  # the rest waits in the BIO until the inbox is read
-        self._flush_tls()
-        self._wake()
-
-    def _flush_tls(self) -> None:
-        if (
-            self._outgoing is not None
-            and self._outgoing.pending
-            and self.transport is not None
-            and not self.transport.is_closing()
-        ):
-            self.transport.write(self._outgoing.read())
-
-    # --- reading ---------------------------------------------------------------
-
-    def _take(self, data: bytes) -> None:
-        self._inbox += data
-        if len(self._inbox) >= MAX_BUFFERED_BYTES and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._data_waiter is not None and not self._data_waiter.done():
-            self._data_waiter.set_result(None)
-
-    async def receive(self) -> bytes:
-        """The bytes received so far (waiting for some); b"" at end of stream."""
-        while not self._inbox and not self._eof and not self.closed:
-            self._data_waiter = self._loop.create_future()
-            try:
-                await self._data_waiter
-            finally:
-                self._data_waiter = None
-        data = bytes(self._inbox)
-        self._inbox.clear()
-        if self._reading_paused and self.transport is not None and not self.closed:
-            self._reading_paused = False
-            self.transport.resume_reading()
-            if self._sslobj is not None and not self._in_handshake:
-                self._tls_pump()  # decrypted data may be waiting in the BIO
-        return data
-
-    def push_back(self, data: bytes) -> None:
-        """Return bytes not consumed yet; the next ``receive`` gets them first."""
-        self._inbox[:0] = data
-
-    def has_buffered(self) -> bool:
-        return bool(self._inbox)
-
-    async def handshake(self) -> bool:
-        """True once TLS is up (at once on a plain port); False when the handshake failed."""
-        return True if self._handshake is None else await self._handshake
-
-    # --- writing ---------------------------------------------------------------
-
-    def write(self, *pieces: bytes | memoryview) -> None:
-        if self.closed or self.transport is None:
-            raise ConnectionResetError()
-        if self._sslobj is None:
-            self.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-            return
-        try:
-            for piece in pieces:
-                view = memoryview(piece)
-                while view:
-                    view = view[self._sslobj.write(view) :]
-        except ssl.SSLError:
-            self.abort()
-            raise ConnectionResetError() from None
-        self._flush_tls()
-
-    async def drain(self) -> None:
-        if self.closed:
-            raise ConnectionResetError()
-        if self._writing_paused:
-            self._drain_waiter = self._loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-            if self.closed:
-                raise ConnectionResetError()
-
-    def close(self) -> None:
-        """Close after what is buffered has been sent (a peer that stops reading is cut off later)."""
-        if self.closed or self.transport is None:
-            return
-        self.closed = True
-        if self._sslobj is not None and not self._in_handshake:
-            with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: no wait for the peer's close_notify
-                self._sslobj.unwrap()
-            self._flush_tls()
-        self.transport.close()
-        # A peer that stops reading would hold the socket open for ever; it gets idle_timeout.
-        self._close_timer = self._loop.call_later(self._server._idle_timeout, self.transport.abort)
-        self._server._handshake_finished(self)
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-        self._server._connections.discard(self)
-        self._server._waiting.pop(self, None)
-        self._server._handshake_finished(self)
-        self._wake()
-
-    async def serve(self) -> None:
-        try:
-            await self._server._serve(self)
-        except Exception:  # our bug: this connection ends, the server goes on
-            log.exception("Connection failed")
-            self.abort()
-        finally:
-            self._task = None
-
-
 class MetricsServer:
     """Serves the exposition; ``start()`` binds and returns once listening, ``stop()`` closes."""
 
@@ -460,12 +155,12 @@ class MetricsServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
-        self._waiting: OrderedDict[_Connection, None] = OrderedDict()
-        self._handshaking: set[_Connection] = set()
-        self._handshake_queue: deque[_Connection] = deque()
-        self._client_error = _ClientErrorLog()
+        self._waiting: OrderedDict[Connection, None] = OrderedDict()
+        self._handshaking: set[Connection] = set()
+        self._handshake_queue: deque[Connection] = deque()
+        self._client_errors = _ClientErrorLog()
         self.port: int | None = None
 
     @property
@@ -477,12 +172,37 @@ class MetricsServer:
     def auth_gate(self) -> AuthGate:
         return self._gate
 
+    # --- what a Connection asks of its host (connection.ConnectionHost) -------
+
+    @property
+    def idle_timeout(self) -> float:
+        return self._idle_timeout
+
+    @property
+    def handshake_timeout(self) -> float:
+        return self._handshake_timeout
+
+    def admit(self, connection: Connection) -> bool:
+        if len(self._connections) >= self._max_connections and not self._evict_for_new(connection.accepted):
+            return False
+        self._connections.add(connection)
+        self._waiting_for_request(connection)
+        return True
+
+    def released(self, connection: Connection) -> None:
+        self._connections.discard(connection)
+        self._waiting.pop(connection, None)
+        self.handshake_finished(connection)
+
+    def client_error(self, event: str, peer: str | None, **fields: object) -> None:
+        self._client_errors(event, peer, **fields)
+
     def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             raise RuntimeError("server not started")
         return self._loop
 
-    def _current_config(self) -> WebConfig | None:
+    def current_config(self) -> WebConfig | None:
         return self._web.current() if self._web is not None else None
 
     # --- lifecycle ---------------------------------------------------------
@@ -496,7 +216,7 @@ class MetricsServer:
         async def serve() -> None:
             # backlog= here too: asyncio calls listen() again with its own default (100) otherwise.
             self._server = await loop.create_server(
-                lambda: _Connection(self), sock=sock, backlog=LISTEN_BACKLOG
+                lambda: Connection(self, loop), sock=sock, backlog=LISTEN_BACKLOG
             )
             ready.set()
 
@@ -536,12 +256,12 @@ class MetricsServer:
 
     # --- the connection cap ----------------------------------------------------
 
-    def _waiting_for_request(self, connection: _Connection) -> None:
+    def _waiting_for_request(self, connection: Connection) -> None:
         connection.waiting_since = self._loop_or_raise().time()
         self._waiting[connection] = None
         self._waiting.move_to_end(connection)
 
-    def _serving_request(self, connection: _Connection) -> None:
+    def _serving_request(self, connection: Connection) -> None:
         self._waiting.pop(connection, None)
 
     def _evict_for_new(self, now: float) -> bool:
@@ -555,13 +275,13 @@ class MetricsServer:
         oldest = next(iter(self._waiting))
         if now - oldest.waiting_since <= EVICT_GRACE:
             return False
-        self._client_error("Connection cap reached; closed the longest waiting", oldest.peer)
+        self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
         oldest.abort()
         return True
 
     # --- TLS handshake slots -------------------------------------------------
 
-    def _want_handshake(self, connection: _Connection) -> None:
+    def want_handshake(self, connection: Connection) -> None:
         """A connection's ClientHello record is complete: handshake now, or queue for a slot.
 
         When all slots are taken, the handshake that has waited longest for its client,
@@ -584,10 +304,10 @@ class MetricsServer:
         stalled = min(self._handshaking, key=lambda c: c.handshake_started)
         loop = self._loop_or_raise()
         if loop.time() - stalled.handshake_started > HANDSHAKE_GRACE:
-            self._client_error("TLS handshake stalled; slot given to a waiting one", stalled.peer)
+            self.client_error("TLS handshake stalled; slot given to a waiting one", stalled.peer)
             stalled.abort()
 
-    def _handshake_finished(self, connection: _Connection) -> None:
+    def handshake_finished(self, connection: Connection) -> None:
         if connection not in self._handshaking:
             return
         self._handshaking.discard(connection)
@@ -600,7 +320,7 @@ class MetricsServer:
 
     # --- one connection --------------------------------------------------------
 
-    async def _serve(self, connection: _Connection) -> None:
+    async def serve(self, connection: Connection) -> None:
         loop = self._loop_or_raise()
         try:
             async with asyncio.timeout_at(connection.accepted + self._head_timeout):
@@ -629,7 +349,7 @@ class MetricsServer:
         except (TimeoutError, ConnectionError, OSError):
             connection.abort()
 
-    async def _finish(self, connection: _Connection) -> None:
+    async def _finish(self, connection: Connection) -> None:
         try:
             async with asyncio.timeout(self._idle_timeout):
                 await connection.drain()
@@ -639,7 +359,7 @@ class MetricsServer:
         connection.close()
 
     async def _next_request(
-        self, connection: _Connection, conn: h11.Connection, deadline: float
+        self, connection: Connection, conn: h11.Connection, deadline: float
     ) -> h11.Request | None:
         """The next request head, or None when the client is gone or was refused."""
         loop = self._loop_or_raise()
@@ -670,7 +390,7 @@ class MetricsServer:
                         return None
                     return None  # Data/EndOfMessage cannot come first; treat as the end
         except TimeoutError:
-            self._client_error("Request head deadline passed", connection.peer)
+            self.client_error("Request head deadline passed", connection.peer)
             return None
         except h11.RemoteProtocolError as error:
             status = error.error_status_hint if 400 <= error.error_status_hint < 500 else 400
@@ -680,8 +400,8 @@ class MetricsServer:
             await self._refuse(connection, conn, refused.status, str(refused))
             return None
 
-    async def _refuse(self, connection: _Connection, conn: h11.Connection, status: int, message: str) -> None:
-        self._client_error("Bad request", connection.peer, status=status, problem=message[:200])
+    async def _refuse(self, connection: Connection, conn: h11.Connection, status: int, message: str) -> None:
+        self.client_error("Bad request", connection.peer, status=status, problem=message[:200])
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = f"{HTTPStatus(status).phrase.lower()}\n".encode()
@@ -692,7 +412,7 @@ class MetricsServer:
         except (h11.LocalProtocolError, ConnectionError, TimeoutError):
             connection.abort()
 
-    async def _respond(self, connection: _Connection, conn: h11.Connection, request: h11.Request) -> bool:
+    async def _respond(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
         """Answer one request; False when the connection must close."""
         try:
             return await self._route(connection, conn, request)
@@ -718,7 +438,7 @@ class MetricsServer:
                     )
             return False
 
-    async def _route(self, connection: _Connection, conn: h11.Connection, request: h11.Request) -> bool:
+    async def _route(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
         if request.http_version not in (b"1.0", b"1.1"):
             raise _Refused(400, "only HTTP/1.0 and HTTP/1.1")
         headers: dict[bytes, list[bytes]] = {}
@@ -777,7 +497,7 @@ class MetricsServer:
         if path not in (b"/", b"/metrics"):
             await self._send(connection, conn, 404, (b"not found; see /\n",), head_only=head_only)
             return True
-        config = self._current_config()
+        config = self.current_config()
         if config is not None and config.verifier is not None:
             authorization = headers.get(b"authorization", [None])[0]
             verdict = await self._gate.check(config.verifier, authorization, connection.peer)
@@ -842,7 +562,7 @@ class MetricsServer:
 
     async def _send(
         self,
-        connection: _Connection,
+        connection: Connection,
         conn: h11.Connection,
         status: int,
         parts: Sequence[bytes],
@@ -901,19 +621,6 @@ def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:
             yield view[:limit]
             view = view[limit:]
             limit = WRITE_SLICE
-
-
-def _first_record_complete(received: bytearray) -> bool:
-    """True once the first TLS record (the ClientHello) is all here, or the bytes are not TLS.
-
-    Only the 5-byte record header is read (type 22, version, length); OpenSSL parses the
-    rest. Anything that is not a handshake record goes to OpenSSL at once, to be refused.
-    """
-    if not received:
-        return False
-    if received[0] != 0x16:
-        return True
-    return len(received) >= 5 and len(received) >= 5 + int.from_bytes(received[3:5], "big")
 
 
 def _path_of(target: bytes) -> bytes:
