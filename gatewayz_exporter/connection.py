@@ -296,7 +296,9 @@ class Connection(asyncio.Protocol):
     # --- writing ---------------------------------------------------------------
 
     def write(self, *pieces: bytes | memoryview) -> None:
-        if self.closed or self.transport is None:
+        # is_closing: the transport saw the peer go before connection_lost reached us; writing
+        # on would make asyncio log a warning per write.
+        if self.closed or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError()
         if self._sslobj is None:
             self.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))

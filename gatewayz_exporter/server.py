@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import resource
 import socket
 import threading
 import time
@@ -51,6 +52,7 @@ EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a 
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
+FD_RESERVE = 64  # open files kept for everything but client connections (log shipping, API polls, ...)
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -208,9 +210,11 @@ class MetricsServer:
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> int:
+        self._max_connections = min(self._max_connections, _raise_file_limit(self._max_connections))
         sock = make_listen_socket(self._host, self._port)
         self.port = sock.getsockname()[1]
         loop = self._loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_loop_exception_handler)
         ready = threading.Event()
 
         async def serve() -> None:
@@ -610,6 +614,38 @@ class MetricsServer:
             conn.send(h11.EndOfMessage())
         async with asyncio.timeout_at(deadline):
             await connection.drain()
+
+
+def _raise_file_limit(connections: int) -> int:
+    """Raise the soft limit on open files to fit ``connections`` (as Go does for every program);
+    return how many connections the limit leaves room for.
+
+    asyncio accepts up to a backlog's worth of sockets before it can close those over the
+    cap, so a burst holds the cap plus the backlog for a moment. With a soft limit of 1,024
+    (systemd's default) accept() would fail first, and asyncio stops accepting for a second.
+    """
+    overhead = LISTEN_BACKLOG + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < connections + overhead:
+        target = connections + overhead
+        if hard != resource.RLIM_INFINITY:
+            target = min(target, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft >= connections + overhead:
+        return connections
+    room = max(16, soft - overhead)
+    log.warning("Open-file limit caps the connections", extra={"soft_limit": soft, "connections": room})
+    return room
+
+
+def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Running out of file descriptors in accept() is load, not a bug: a WARNING, not an ERROR."""
+    if "out of system resource" in str(context.get("message", "")):
+        log.warning("Cannot accept connections for a moment: out of file descriptors")
+        return
+    loop.default_exception_handler(context)
 
 
 def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:

@@ -154,7 +154,9 @@ class ExporterProcess:
 def exporter_process(api, tmp_path) -> Iterator:
     started: list[ExporterProcess] = []
 
-    def start(web: dict | None = None, verify: str | bool = False, **env: str) -> ExporterProcess:
+    def start(
+        web: dict | None = None, verify: str | bool = False, soft_file_limit: int | None = None, **env: str
+    ) -> ExporterProcess:
         port = free_port()
         environment = {
             "PATH": os.environ["PATH"],
@@ -170,8 +172,12 @@ def exporter_process(api, tmp_path) -> Iterator:
             path.write_text(yaml.safe_dump(web))
             environment["WEB_CONFIG_FILE"] = str(path)
             scheme = "https" if "tls_server_config" in web else "http"
+
+        command = [sys.executable, str(ROOT / "provider_metrics_exporter.py")]
+        if soft_file_limit is not None:  # as systemd starts a service: a low soft limit, a high hard one
+            command = ["bash", "-c", f'ulimit -Sn {soft_file_limit} && exec "$0" "$@"', *command]
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "provider_metrics_exporter.py")],
+            command,
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -544,6 +550,33 @@ def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a
         for sock in held:
             sock.close()
         server.stop()
+
+
+def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
+    exporter_process, certs
+):
+    need_file_descriptors(1400)
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1200:
+        pytest.skip("the hard limit leaves no room to raise")
+    exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"), soft_file_limit=1024)
+    with open(f"/proc/{exporter.pid}/limits") as limits:
+        soft = int(next(line for line in limits if line.startswith("Max open files")).split()[3])
+    assert soft >= 1024 + 1024 + 64  # the cap, a backlog's burst, and the rest
+    silent = []
+    try:
+        for _ in range(1200):
+            sock = socket.socket()
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(("127.0.0.1", exporter.port))
+            silent.append(sock)
+        time.sleep(1.0)
+    finally:
+        for sock in silent:
+            sock.close()
+    assert requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=1).status_code == 200
+    output = exporter.stop()
+    assert {json.loads(line)["level"] for line in output.splitlines()} == {"info"}, output
 
 
 def real_client_hello() -> bytes:
