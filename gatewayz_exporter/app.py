@@ -28,6 +28,7 @@ from . import __version__
 from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
 from .exposition import Exposition
+from .landing import LandingPage, PollHistory, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .server import MetricsServer
@@ -131,13 +132,22 @@ def build(
     telemetry.register_metrics(live_registry)
     exposition = Exposition(collector, store, live_registry)
     store.subscribe(exposition.prerender)
+    history = PollHistory(monotonic=monotonic)
+    store.subscribe(history.observe)
+    landing = LandingPage(
+        lambda: store.current,
+        history,
+        version=__version__,
+        mode=describe_api(config.gateway_api_url, demo=config.demo),
+        monotonic=monotonic,
+    )
     server = MetricsServer(
         exposition,
         collector.ready,
         host=config.metrics_addr,
         port=config.metrics_port,
-        ssl_context=web.ssl_context if web else None,
-        authenticate=web.authenticate if web and web.users else None,
+        web=web,  # re-read when its files change (webconfig.WebConfigReloader)
+        landing=landing.render,
         tracer=telemetry.tracer,
     )
     return Exporter(

@@ -1,33 +1,58 @@
 """The HTTP server for /metrics, /healthz, /readyz and /.
 
 asyncio on one thread holds every connection, so hundreds of idle or
-half-sent connections cost a little memory each and never a worker; each has
-a deadline for its request head. Building a body (and checking a bcrypt
-password) runs in a small, bounded thread pool. The server never waits on the
-GatewayZ API: it reads the newest snapshot.
+half-sent connections cost a little memory each and never a worker. HTTP/1.1
+framing is h11's (sans-IO): our code decides what a request means, never where
+it ends. A request h11 refuses gets a 4xx and the connection closes; a
+client's bad bytes are logged at DEBUG at most, rate-limited.
+
+Every connection is counted from ``accept``, before TLS; at the cap, the one
+waiting longest without a request makes room. The bytes of a connection
+(TLS on memory buffers included) are ``connection.Connection``'s: one that
+never sends a ClientHello costs no TLS state at all, and only a bounded
+number of handshakes are in progress at once. The first request head (the handshake
+included) must arrive within ``head_timeout`` of accept; every later head
+within ``head_timeout`` of its first byte, and that first byte within
+``idle_timeout``.
+
+Building a body runs in a small pool of its own; bcrypt runs in another
+(``auth.AuthGate``), so a password flood never delays rendering. The server
+never waits on the GatewayZ API: it reads the newest snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
+import resource
 import socket
-import ssl
 import threading
-from collections.abc import Callable
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from urllib.parse import urlsplit
+from typing import cast
 
+import h11
 from opentelemetry import trace
 
+from .auth import AuthGate, Verdict
+from .connection import Connection
 from .exposition import Exposition, accepts_gzip, wants_openmetrics
+from .webconfig import WebConfig, WebConfigReloader
 
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-MAX_IGNORED_BODY_BYTES = 64 * 1024
+HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
+EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
 WRITE_SLICE = 256 * 1024
+COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
+LISTEN_BACKLOG = 1024
+FD_RESERVE = 64  # open files kept for everything but client connections (log shipping, API polls, ...)
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -38,31 +63,59 @@ LANDING_PAGE = b"""<!doctype html>
 </body></html>
 """
 
+# RFC 9112 §5.2 lets a server reject obs-fold with 400; h11 would unfold it silently. An LF
+# followed by SP or HTAB never occurs in a valid request head, and this server takes no bodies.
+_FOLD = re.compile(rb"\n[ \t]")
+# RFC 3986 host [":" port]: reg-name, IPv4 or a bracketed IP literal.
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
+
 
 def make_listen_socket(host: str | None, port: int) -> socket.socket:
     """Bind ``host:port``; with no host, every interface on IPv6 *and* IPv4 where the kernel allows."""
     if host is None:
         if socket.has_dualstack_ipv6():
             return socket.create_server(
-                ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, reuse_port=False, backlog=1024
+                ("::", port),
+                family=socket.AF_INET6,
+                dualstack_ipv6=True,
+                reuse_port=False,
+                backlog=LISTEN_BACKLOG,
             )
-        return socket.create_server(("0.0.0.0", port), backlog=1024)
+        return socket.create_server(("0.0.0.0", port), backlog=LISTEN_BACKLOG)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host.strip("[]"), port), family=family, backlog=1024)
+    return socket.create_server((host.strip("[]"), port), family=family, backlog=LISTEN_BACKLOG)
 
 
-class _Request:
-    __slots__ = ("headers", "method", "path", "version")
+class _ClientErrorLog:
+    """DEBUG lines about clients' bad requests, at most ``burst`` and then one per ``interval``."""
 
-    def __init__(self, method: str, path: str, version: str, headers: dict[str, str]):
-        self.method, self.path, self.version, self.headers = method, path, version, headers
+    def __init__(self, interval: float = 1.0, burst: int = 5):
+        self._interval = interval
+        self._tokens = float(burst)
+        self._burst = float(burst)
+        self._updated = time.monotonic()
+        self._suppressed = 0
 
-    @property
-    def keep_alive(self) -> bool:
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
+    def __call__(self, event: str, peer: str | None, **fields: object) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) / self._interval)
+        self._updated = now
+        if self._tokens < 1:
+            self._suppressed += 1
+            return
+        self._tokens -= 1
+        suppressed, self._suppressed = self._suppressed, 0
+        log.debug(event, extra={"peer": peer, "suppressed": suppressed, **fields})
+
+
+class _Refused(Exception):
+    """A request this server will not serve; answered with ``status`` and the connection closed."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class MetricsServer:
@@ -75,59 +128,115 @@ class MetricsServer:
         *,
         host: str | None = None,
         port: int = 8001,
-        ssl_context: ssl.SSLContext | None = None,
-        authenticate: Callable[[str | None], bool] | None = None,
+        web: WebConfigReloader | WebConfig | None = None,
+        landing: Callable[[], bytes] | None = None,
+        auth_gate: AuthGate | None = None,
         tracer: trace.Tracer | None = None,
         workers: int = 4,
         head_timeout: float = 10.0,
         idle_timeout: float = 60.0,
         max_connections: int = 1024,
+        max_handshakes: int = 128,
+        handshake_timeout: float = 5.0,
     ):
         self._exposition = exposition
         self._is_ready = is_ready
         self._host, self._port = host, port
-        self._ssl = ssl_context
-        self._authenticate = authenticate
+        if isinstance(web, WebConfig):
+            web = WebConfigReloader(web)
+        self._web = web
+        self._landing = landing
+        self._gate = auth_gate or AuthGate()
         self._tracer = tracer or trace.NoOpTracer()
         self._head_timeout = head_timeout
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
+        self._max_handshakes = max_handshakes
+        self._handshake_timeout = handshake_timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
+        self._connections: set[Connection] = set()
+        # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
+        self._waiting: OrderedDict[Connection, None] = OrderedDict()
+        self._handshaking: set[Connection] = set()
+        self._handshake_queue: deque[Connection] = deque()
+        self._client_errors = _ClientErrorLog()
         self.port: int | None = None
+
+    @property
+    def connections(self) -> int:
+        """Connections held now, counted from accept (TLS handshakes included)."""
+        return len(self._connections)
+
+    @property
+    def auth_gate(self) -> AuthGate:
+        return self._gate
+
+    # --- what a Connection asks of its host (connection.ConnectionHost) -------
+
+    @property
+    def idle_timeout(self) -> float:
+        return self._idle_timeout
+
+    @property
+    def handshake_timeout(self) -> float:
+        return self._handshake_timeout
+
+    def admit(self, connection: Connection) -> bool:
+        if len(self._connections) >= self._max_connections and not self._evict_for_new(connection.accepted):
+            return False
+        self._connections.add(connection)
+        self._waiting_for_request(connection)
+        return True
+
+    def released(self, connection: Connection) -> None:
+        self._connections.discard(connection)
+        self._waiting.pop(connection, None)
+        self.handshake_finished(connection)
+
+    def client_error(self, event: str, peer: str | None, **fields: object) -> None:
+        self._client_errors(event, peer, **fields)
+
+    def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("server not started")
+        return self._loop
+
+    def current_config(self) -> WebConfig | None:
+        return self._web.current() if self._web is not None else None
 
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> int:
+        self._max_connections = min(self._max_connections, _raise_file_limit(self._max_connections))
         sock = make_listen_socket(self._host, self._port)
         self.port = sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
+        loop = self._loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_loop_exception_handler)
         ready = threading.Event()
 
         async def serve() -> None:
-            self._server = await asyncio.start_server(
-                self._handle,
-                sock=sock,
-                ssl=self._ssl,
-                limit=MAX_HEAD_BYTES,
-                ssl_handshake_timeout=self._head_timeout if self._ssl else None,
+            # backlog= here too: asyncio calls listen() again with its own default (100) otherwise.
+            self._server = await loop.create_server(
+                lambda: Connection(self, loop), sock=sock, backlog=LISTEN_BACKLOG
             )
             ready.set()
 
         failure: list[BaseException] = []
 
         def run() -> None:
-            asyncio.set_event_loop(self._loop)
+            asyncio.set_event_loop(loop)
             try:
-                self._loop.run_until_complete(serve())
+                loop.run_until_complete(serve())
             except Exception as error:  # noqa: BLE001 -- reported by start(), in the caller's thread
                 failure.append(error)
                 ready.set()
+                loop.close()
                 return
-            self._loop.run_forever()
+            loop.run_forever()
+            loop.close()
 
         self._thread = threading.Thread(target=run, name="metrics-server", daemon=True)
         self._thread.start()
@@ -146,8 +255,8 @@ class MetricsServer:
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
-            for writer in list(self._connections):
-                writer.transport.abort()
+            for connection in list(self._connections):
+                connection.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
@@ -159,153 +268,304 @@ class MetricsServer:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._gate.close()
 
-    # --- connections -------------------------------------------------------
+    # --- the connection cap ----------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= self._max_connections:
-            writer.transport.abort()
+    def _waiting_for_request(self, connection: Connection) -> None:
+        connection.waiting_since = self._loop_or_raise().time()
+        self._waiting[connection] = None
+        self._waiting.move_to_end(connection)
+
+    def _serving_request(self, connection: Connection) -> None:
+        self._waiting.pop(connection, None)
+
+    def _evict_for_new(self, now: float) -> bool:
+        """At the cap: close the connection that has waited longest without a request, if over
+        EVICT_GRACE, so a new one can come in. A real scraper sends its request within
+        milliseconds; connections held open without one (silent, trickling, idle keep-alive)
+        then cannot keep it out. Connections with a request in progress are never closed.
+        """
+        if not self._waiting:
+            return False
+        oldest = next(iter(self._waiting))
+        if now - oldest.waiting_since <= EVICT_GRACE:
+            return False
+        self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
+        oldest.abort()
+        return True
+
+    # --- TLS handshake slots -------------------------------------------------
+
+    def want_handshake(self, connection: Connection) -> None:
+        """A connection's ClientHello record is complete: handshake now, or queue for a slot.
+
+        When all slots are taken, the handshake that has waited longest for its client,
+        if longer than HANDSHAKE_GRACE, is given up, and a freed slot goes to the newest
+        waiting connection: a real client sends its ClientHello at once and finishes in
+        milliseconds, so connections that stall, and those queued long ago, cannot keep
+        it waiting. (Queued ones still end at their head deadline.)
+        """
+        if connection in self._handshaking or connection.queued_for_handshake:
             return
-        self._connections.add(writer)
+        if len(self._handshaking) < self._max_handshakes:
+            self._handshaking.add(connection)
+            connection.start_handshake()
+            return
+        connection.pause_for_handshake_slot()
+        if len(self._handshake_queue) >= self._max_connections:
+            self._handshake_queue = deque(c for c in self._handshake_queue if not c.closed)
+        connection.queued_for_handshake = True
+        self._handshake_queue.append(connection)
+        stalled = min(self._handshaking, key=lambda c: c.handshake_started)
+        loop = self._loop_or_raise()
+        if loop.time() - stalled.handshake_started > HANDSHAKE_GRACE:
+            self.client_error("TLS handshake stalled; slot given to a waiting one", stalled.peer)
+            stalled.abort()
+
+    def handshake_finished(self, connection: Connection) -> None:
+        if connection not in self._handshaking:
+            return
+        self._handshaking.discard(connection)
+        while self._handshake_queue and len(self._handshaking) < self._max_handshakes:
+            waiting = self._handshake_queue.pop()
+            waiting.queued_for_handshake = False
+            if not waiting.closed:
+                self._handshaking.add(waiting)
+                waiting.start_handshake()
+
+    # --- one connection --------------------------------------------------------
+
+    async def serve(self, connection: Connection) -> None:
+        loop = self._loop_or_raise()
         try:
+            async with asyncio.timeout_at(connection.accepted + self._head_timeout):
+                if not await connection.handshake():
+                    connection.abort()
+                    return
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
             first = True
             while True:
-                request = await self._read_request(
-                    reader, writer, self._head_timeout if first else self._idle_timeout
-                )
+                if first:
+                    deadline = connection.accepted + self._head_timeout
+                else:
+                    started = connection.has_buffered() or bool(conn.trailing_data[0])
+                    deadline = loop.time() + (self._head_timeout if started else self._idle_timeout)
+                request = await self._next_request(connection, conn, deadline)
                 if request is None:
-                    return
+                    break
                 first = False
-                keep_alive = await self._respond(request, writer)
-                if not keep_alive:
-                    return
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+                self._serving_request(connection)
+                keep_alive = await self._respond(connection, conn, request)
+                if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+                self._waiting_for_request(connection)
+            await self._finish(connection)
+        except (TimeoutError, ConnectionError, OSError):
+            connection.abort()
+
+    async def _finish(self, connection: Connection) -> None:
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                await connection.drain()
+        except (TimeoutError, ConnectionError):
+            connection.abort()
             return
+        connection.close()
+
+    async def _next_request(
+        self, connection: Connection, conn: h11.Connection, deadline: float
+    ) -> h11.Request | None:
+        """The next request head, or None when the client is gone or was refused."""
+        loop = self._loop_or_raise()
+        try:
+            async with asyncio.timeout_at(deadline) as timeout:
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        data = await connection.receive()
+                        # h11 bounds only an incomplete head; a whole 20 KiB head in one read
+                        # would pass. Feeding at most one byte over the limit makes it refuse (431).
+                        room = max(1, MAX_HEAD_BYTES + 1 - len(conn.trailing_data[0]))
+                        if len(data) > room:
+                            connection.push_back(data[room:])
+                            data = data[:room]
+                        if data and conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                            # The head deadline runs from the first byte of each request.
+                            timeout.reschedule(min(deadline, loop.time() + self._head_timeout))
+                        if _FOLD.search(data) or (
+                            data[:1] in (b" ", b"\t") and conn.trailing_data[0][-1:] == b"\n"
+                        ):
+                            raise _Refused(400, "obsolete line folding (obs-fold) is not accepted")
+                        conn.receive_data(data)
+                        continue
+                    if isinstance(event, h11.Request):
+                        return event
+                    if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                        return None
+                    return None  # Data/EndOfMessage cannot come first; treat as the end
+        except TimeoutError:
+            self.client_error("Request head deadline passed", connection.peer)
+            return None
+        except h11.RemoteProtocolError as error:
+            status = error.error_status_hint if 400 <= error.error_status_hint < 500 else 400
+            await self._refuse(connection, conn, status, str(error))
+            return None
+        except _Refused as refused:
+            await self._refuse(connection, conn, refused.status, str(refused))
+            return None
+
+    async def _refuse(self, connection: Connection, conn: h11.Connection, status: int, message: str) -> None:
+        self.client_error("Bad request", connection.peer, status=status, problem=message[:200])
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = f"{HTTPStatus(status).phrase.lower()}\n".encode()
+        try:
+            await self._send(
+                connection, conn, status, (body,), head_only=False, extra=((b"connection", b"close"),)
+            )
+        except (h11.LocalProtocolError, ConnectionError, TimeoutError):
+            connection.abort()
+
+    async def _respond(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
+        """Answer one request; False when the connection must close."""
+        try:
+            return await self._route(connection, conn, request)
+        except _Refused as refused:
+            await self._refuse(connection, conn, refused.status, str(refused))
+            return False
+        except h11.RemoteProtocolError as error:  # the client's bytes, found bad mid-request
+            await self._refuse(connection, conn, 400, str(error))
+            return False
+        except (ConnectionError, TimeoutError, OSError):
+            raise
         except Exception:  # a bug must cost one response, not the server
             log.exception("Request failed")
-            try:
-                await self._send(
-                    writer, HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", keep_alive=False
-                )
-            except Exception:
-                pass
-        finally:
-            self._connections.discard(writer)
-            try:
-                writer.close()
-            except Exception:  # the peer may be long gone
-                pass
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                with contextlib.suppress(h11.LocalProtocolError, ConnectionError, TimeoutError):
+                    await self._send(
+                        connection,
+                        conn,
+                        500,
+                        (b"internal error\n",),
+                        head_only=False,
+                        extra=((b"connection", b"close"),),
+                    )
+            return False
 
-    async def _read_request(self, reader, writer, timeout: float) -> _Request | None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-        except (TimeoutError, asyncio.IncompleteReadError):
-            return None
-        except asyncio.LimitOverrunError:
+    async def _route(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
+        if request.http_version not in (b"1.0", b"1.1"):
+            raise _Refused(400, "only HTTP/1.0 and HTTP/1.1")
+        headers: dict[bytes, list[bytes]] = {}
+        for name, value in request.headers:
+            headers.setdefault(name, []).append(value)
+        hosts = headers.get(b"host", [])
+        if len(hosts) > 1 or (hosts and not _HOST.fullmatch(hosts[0])):
+            raise _Refused(400, "invalid Host")
+        if len(headers.get(b"authorization", [])) > 1:
+            raise _Refused(400, "more than one Authorization")
+        has_body = b"transfer-encoding" in headers or any(
+            value.strip(b"0") for value in headers.get(b"content-length", [])
+        )
+        method = request.method
+        head_only = method == b"HEAD"
+        if has_body:  # never read: answered, then the connection closes
+            if method in (b"GET", b"HEAD"):
+                raise _Refused(400, "request bodies are not accepted")
             await self._send(
-                writer,
-                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                b"request head too large\n",
-                keep_alive=False,
+                connection,
+                conn,
+                405,
+                (b"only GET and HEAD\n",),
+                head_only=False,
+                extra=((b"allow", b"GET, HEAD"), (b"connection", b"close")),
             )
-            return None
-        try:
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, version = lines[0].split(" ")
-            if not version.startswith("HTTP/1."):
-                raise ValueError(version)
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                if line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-        except ValueError:
-            await self._send(writer, HTTPStatus.BAD_REQUEST, b"bad request\n", keep_alive=False)
-            return None
-        length = headers.get("content-length", "0")
-        if "transfer-encoding" in headers or not length.isdigit() or int(length) > MAX_IGNORED_BODY_BYTES:
+            return False
+        # Without a body h11 reports the request's end at once.
+        if not isinstance(conn.next_event(), h11.EndOfMessage):
+            raise _Refused(400, "request bodies are not accepted")
+        if method not in (b"GET", b"HEAD"):
             await self._send(
-                writer, HTTPStatus.BAD_REQUEST, b"request bodies are not accepted\n", keep_alive=False
+                connection,
+                conn,
+                405,
+                (b"only GET and HEAD\n",),
+                head_only=False,
+                extra=((b"allow", b"GET, HEAD"),),
             )
-            return None
-        if int(length):
-            await asyncio.wait_for(reader.readexactly(int(length)), timeout)
-        return _Request(method, urlsplit(target).path or "/", version, headers)
-
-    async def _respond(self, request: _Request, writer) -> bool:
-        keep_alive = request.keep_alive
-        if request.method not in ("GET", "HEAD"):
-            await self._send(
-                writer,
-                HTTPStatus.METHOD_NOT_ALLOWED,
-                b"only GET and HEAD\n",
-                keep_alive=keep_alive,
-                extra=(("Allow", "GET, HEAD"),),
-            )
-            return keep_alive
-        head_only = request.method == "HEAD"
-        path = request.path.rstrip("/") or "/"
-        if path == "/healthz":
-            await self._send(writer, HTTPStatus.OK, b"ok\n", keep_alive=keep_alive, head_only=head_only)
-            return keep_alive
-        if path == "/readyz":
+            return True
+        path = _path_of(request.target)
+        path = path.rstrip(b"/") or b"/"
+        if path == b"/healthz":
+            await self._send(connection, conn, 200, (b"ok\n",), head_only=head_only)
+            return True
+        if path == b"/readyz":
             ready = self._is_ready()
             await self._send(
-                writer,
-                HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
-                b"ready\n" if ready else b"no successful poll within MAX_STALENESS\n",
-                keep_alive=keep_alive,
+                connection,
+                conn,
+                200 if ready else 503,
+                (b"ready\n" if ready else b"no successful poll within MAX_STALENESS\n",),
                 head_only=head_only,
             )
-            return keep_alive
-        if path not in ("/", "/metrics"):
-            await self._send(
-                writer,
-                HTTPStatus.NOT_FOUND,
-                b"not found; see /\n",
-                keep_alive=keep_alive,
-                head_only=head_only,
-            )
-            return keep_alive
-        loop = asyncio.get_running_loop()
-        if self._authenticate is not None:
-            allowed = await loop.run_in_executor(
-                self._pool, self._authenticate, request.headers.get("authorization")
-            )
-            if not allowed:
+            return True
+        if path not in (b"/", b"/metrics"):
+            await self._send(connection, conn, 404, (b"not found; see /\n",), head_only=head_only)
+            return True
+        config = self.current_config()
+        if config is not None and config.verifier is not None:
+            authorization = headers.get(b"authorization", [None])[0]
+            verdict = await self._gate.check(config.verifier, authorization, connection.peer)
+            if verdict is Verdict.THROTTLED:
+                retry = str(self._gate.retry_after(connection.peer)).encode()
                 await self._send(
-                    writer,
-                    HTTPStatus.UNAUTHORIZED,
-                    b"unauthorized\n",
-                    keep_alive=keep_alive,
+                    connection,
+                    conn,
+                    429,
+                    (b"too many failed or pending authentication attempts\n",),
                     head_only=head_only,
-                    extra=(("WWW-Authenticate", 'Basic realm="gatewayz-exporter", charset="UTF-8"'),),
+                    extra=((b"retry-after", retry),),
                 )
-                return keep_alive
-        if path == "/":
+                return True
+            if verdict is not Verdict.ALLOWED:
+                await self._send(
+                    connection,
+                    conn,
+                    401,
+                    (b"unauthorized\n",),
+                    head_only=head_only,
+                    extra=((b"www-authenticate", b'Basic realm="gatewayz-exporter", charset="UTF-8"'),),
+                )
+                return True
+        if path == b"/":
+            page = self._landing() if self._landing is not None else LANDING_PAGE
             await self._send(
-                writer,
-                HTTPStatus.OK,
-                LANDING_PAGE,
-                keep_alive=keep_alive,
+                connection,
+                conn,
+                200,
+                (page,),
                 head_only=head_only,
-                content_type="text/html; charset=utf-8",
+                content_type=b"text/html; charset=utf-8",
             )
-            return keep_alive
-        openmetrics = wants_openmetrics(request.headers.get("accept"))
-        gzip = accepts_gzip(request.headers.get("accept-encoding"))
+            return True
+        accept = b",".join(headers.get(b"accept", [])).decode("latin-1")
+        accept_encoding = b",".join(headers.get(b"accept-encoding", [])).decode("latin-1")
+        openmetrics = wants_openmetrics(accept)
+        gzip = accepts_gzip(accept_encoding)
+        loop = self._loop_or_raise()
         parts, content_type = await loop.run_in_executor(self._pool, self._metrics, openmetrics, gzip)
-        extra = (("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")) if gzip else ()
+        extra = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")) if gzip else ()
         await self._send(
-            writer,
-            HTTPStatus.OK,
+            connection,
+            conn,
+            200,
             parts,
-            keep_alive=keep_alive,
             head_only=head_only,
-            content_type=content_type,
+            content_type=content_type.encode("latin-1"),
             extra=extra,
         )
-        return keep_alive
+        return True
 
     def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
         with self._tracer.start_as_current_span("scrape", kind=trace.SpanKind.SERVER) as span:
@@ -318,29 +578,105 @@ class MetricsServer:
 
     async def _send(
         self,
-        writer,
-        status: HTTPStatus,
-        body: bytes | tuple[bytes, ...],
+        connection: Connection,
+        conn: h11.Connection,
+        status: int,
+        parts: Sequence[bytes],
         *,
-        keep_alive: bool,
-        head_only: bool = False,
-        content_type: str = "text/plain; charset=utf-8",
-        extra=(),
+        head_only: bool,
+        content_type: bytes = b"text/plain; charset=utf-8",
+        extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
-        parts = (body,) if isinstance(body, bytes) else body
         headers = [
-            f"HTTP/1.1 {status.value} {status.phrase}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {sum(map(len, parts))}",
-            "Connection: keep-alive" if keep_alive else "Connection: close",
+            (b"content-type", content_type),
+            (b"content-length", str(sum(map(len, parts))).encode()),
+            *extra,
         ]
-        headers.extend(f"{name}: {value}" for name, value in extra)
-        writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1"))
-        # In slices, waiting for each to drain: a slow reader then holds one slice of
-        # buffer, not a copy of a 10 MB exposition. A reader that stops is cut off.
-        for part in () if head_only else parts:
-            view = memoryview(part)
-            for start in range(0, len(view), WRITE_SLICE):
-                writer.write(view[start : start + WRITE_SLICE])
-                await asyncio.wait_for(writer.drain(), self._idle_timeout)
-        await asyncio.wait_for(writer.drain(), self._idle_timeout)
+        head = conn.send(h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase))
+        if head is None:  # h11 returns None only for ConnectionClosed
+            raise ConnectionResetError()
+        # The head and the start of the body leave together (TCP_NODELAY is on); the rest
+        # in slices, waiting for each to drain: a slow reader then holds one slice of buffer,
+        # not a copy of a 10 MB exposition. A reader that stops is cut off.
+        # The whole response must be taken within idle_timeout: a reader that trickles
+        # cannot hold a connection (and a slice of the body) for longer.
+        deadline = self._loop_or_raise().time() + self._idle_timeout
+        with_body = not head_only and conn.our_state is h11.SEND_BODY
+        slices = _slices(parts, COALESCE_BYTES - len(head)) if with_body else iter(())
+        first: list[bytes | memoryview] = [head]
+        size = len(head)
+        pending: bytes | memoryview | None = None
+        for piece in slices:
+            if size + len(piece) > COALESCE_BYTES and len(first) > 1:
+                pending = piece
+                break
+            first.append(piece)
+            size += len(piece)
+        for chunk in first[1:]:
+            # memoryviews pass through h11 uncopied (it only measures them); its stubs say bytes
+            conn.send_with_data_passthrough(h11.Data(data=cast(bytes, chunk)))
+        connection.write(*first)
+        while pending is not None:
+            conn.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
+            connection.write(pending)
+            async with asyncio.timeout_at(deadline):
+                await connection.drain()
+            pending = next(slices, None)
+        if conn.our_state is h11.SEND_BODY:
+            conn.send(h11.EndOfMessage())
+        async with asyncio.timeout_at(deadline):
+            await connection.drain()
+
+
+def _raise_file_limit(connections: int) -> int:
+    """Raise the soft limit on open files to fit ``connections`` (as Go does for every program);
+    return how many connections the limit leaves room for.
+
+    asyncio accepts up to a backlog's worth of sockets before it can close those over the
+    cap, so a burst holds the cap plus the backlog for a moment. With a soft limit of 1,024
+    (systemd's default) accept() would fail first, and asyncio stops accepting for a second.
+    """
+    overhead = LISTEN_BACKLOG + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < connections + overhead:
+        target = connections + overhead
+        if hard != resource.RLIM_INFINITY:
+            target = min(target, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft >= connections + overhead:
+        return connections
+    room = max(16, soft - overhead)
+    log.warning("Open-file limit caps the connections", extra={"soft_limit": soft, "connections": room})
+    return room
+
+
+def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Running out of file descriptors in accept() is load, not a bug: a WARNING, not an ERROR."""
+    if "out of system resource" in str(context.get("message", "")):
+        log.warning("Cannot accept connections for a moment: out of file descriptors")
+        return
+    loop.default_exception_handler(context)
+
+
+def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:
+    """Views of ``parts``: the first at most ``first`` bytes long, then WRITE_SLICE at most."""
+    limit = max(1, first)
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            yield view[:limit]
+            view = view[limit:]
+            limit = WRITE_SLICE
+
+
+def _path_of(target: bytes) -> bytes:
+    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
+    if target.startswith(b"/"):
+        return target.split(b"?", 1)[0].split(b"#", 1)[0]
+    scheme, sep, rest = target.partition(b"://")
+    if sep and scheme.lower() in (b"http", b"https"):
+        slash = rest.find(b"/")
+        return _path_of(rest[slash:]) if slash >= 0 else b"/"
+    return target  # asterisk-form or nonsense: no route matches it

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import os
 import socket
 import ssl
@@ -53,8 +55,9 @@ def write_config(tmp_path, document) -> str:
 def served(api):
     made = []
 
-    def make(web_path):
-        exporter = build(make_config(api.url, METRICS_ADDR="127.0.0.1"), web=load_web_config(web_path))
+    def make(web_path, checkpw=bcrypt.checkpw):
+        web = load_web_config(web_path, checkpw=checkpw)
+        exporter = build(make_config(api.url, METRICS_ADDR="127.0.0.1"), web=web)
         exporter.server.start()
         exporter.poller.poll_once()
         made.append(exporter)
@@ -117,6 +120,19 @@ def basic(user, password):
             "client_allowed_sans is not supported",
         ),
         ({"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}, "headers is not supported"),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "min_version": "TLS13",
+                    "max_version": "TLS12",
+                }
+            },
+            "min_version TLS13 is above max_version TLS12",
+        ),
+        ({"basic_auth_users": {"prometheus": "$2b$12$" + "!" * 53}}, "must be a bcrypt hash"),
+        ({"basic_auth_users": {"prometheus": "$2b$99$" + "a" * 53}}, "must be a bcrypt hash"),
     ],
 )
 def test_a_bad_web_config_is_refused_with_the_problem_named(certs, document, problem):
@@ -135,6 +151,18 @@ def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "WEB_CONFIG_FILE" in err and "bcrypt" in err and len(err.strip().splitlines()) == 1
     assert main([], env={"ADMIN_KEY": TEST_KEY, "WEB_CONFIG_FILE": "/nope.yml"}) == 2
+
+
+def test_tls_versions_in_the_wrong_order_stop_start_up_with_exit_code_2(certs, capsys):
+    tls = {
+        "cert_file": "server.crt",
+        "key_file": "server.key",
+        "min_version": "TLS13",
+        "max_version": "TLS12",
+    }
+    path = write_config(certs, {"tls_server_config": tls})
+    assert main(["--web.config.file", path], env={"ADMIN_KEY": TEST_KEY}) == 2
+    assert "above max_version" in capsys.readouterr().err
 
 
 # --- basic auth -------------------------------------------------------------------
@@ -157,13 +185,331 @@ def test_basic_auth_protects_metrics_and_landing_page_but_not_health(tmp_path, s
     assert requests.get(base + "/readyz", timeout=5).status_code == 200
 
 
-def test_verified_credentials_are_cached_by_digest_and_failures_are_not(tmp_path):
-    web = load_web_config(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}))
+class CountingChecker:
+    """bcrypt.checkpw that counts its calls and remembers the hashes it was given."""
+
+    def __init__(self):
+        self.calls: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.calls.append((password, hashed))
+        return bcrypt.checkpw(password, hashed)
+
+
+def test_verified_credentials_are_cached_by_digest_and_a_repeated_failure_costs_no_bcrypt(tmp_path):
+    checker = CountingChecker()
+    web = load_web_config(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}), checkpw=checker)
     good, bad = basic("prometheus", PASSWORD)["Authorization"], basic("prometheus", "nope")["Authorization"]
-    assert web.authenticate(good) and not web.authenticate(bad)
-    assert len(web._verified) == 1
-    assert PASSWORD.encode() not in b"".join(web._verified)  # only digests are kept
     assert web.authenticate(good)
+    assert len(checker.calls) == 1
+    for _ in range(3):
+        assert web.authenticate(good)
+    assert len(checker.calls) == 1  # answered from the cache: no bcrypt
+    assert not web.authenticate(bad) and not web.authenticate(bad)
+    assert len(checker.calls) == 2  # the same wrong pair is refused from its own cache
+    assert not web.authenticate(basic("prometheus", "another")["Authorization"])
+    assert len(checker.calls) == 3  # a new wrong password pays bcrypt
+    assert web.verifier is not None and PASSWORD.encode() not in repr(vars(web.verifier)).encode()
+
+
+def test_failures_never_push_a_verified_pair_out_of_the_cache():
+    from gatewayz_exporter.webconfig import CredentialVerifier, parse_basic
+
+    calls = []
+
+    def checker(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        return password == PASSWORD.encode()
+
+    verifier = CredentialVerifier({"prometheus": HASH.encode()}, checkpw=checker)
+    assert verifier.authenticate(basic("prometheus", PASSWORD)["Authorization"])
+    for i in range(10_000):
+        assert not verifier.authenticate(basic("prometheus", f"guess {i}")["Authorization"])
+    assert verifier.lookup(parse_basic(basic("prometheus", PASSWORD)["Authorization"])) is True
+    assert len(calls) == 10_001
+
+
+def test_a_scraper_with_verified_credentials_does_not_run_bcrypt_again(tmp_path, served):
+    checker = CountingChecker()
+    exporter = served(write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}}), checkpw=checker)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    for _ in range(3):
+        assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+    assert len(checker.calls) == 1
+
+
+def test_an_unknown_user_costs_one_bcrypt_run_against_a_hash_as_costly_as_a_known_one(tmp_path):
+    cost5 = bcrypt.hashpw(b"other password", bcrypt.gensalt(rounds=5)).decode()
+    checker = CountingChecker()
+    web = load_web_config(
+        write_config(tmp_path, {"basic_auth_users": {"prometheus": cost5, "cheap": HASH}}), checkpw=checker
+    )
+    assert not web.authenticate(basic("intruder", "other password")["Authorization"])
+    assert not web.authenticate(basic("prometheus", "wrong")["Authorization"])
+    (_, unknown_hash), (_, known_hash) = checker.calls
+    assert unknown_hash[:7] == known_hash[:7] == b"$2b$05$"  # same algorithm, same cost
+
+
+LONG = "pässwörd-" * 12  # 132 bytes in UTF-8
+
+
+@pytest.mark.parametrize(
+    "sent,status",
+    [
+        (LONG, 200),
+        (LONG.encode()[:72], 200),  # the bytes bcrypt reads
+        (LONG + "anything after byte 72", 200),  # as Go's bcrypt and htpasswd: the first 72 bytes count
+        ("x" + LONG[1:], 401),
+        (LONG.encode()[:71], 401),
+        ("a" * 1000, 401),
+        ("a" * 12000, 401),
+        ("", 401),
+    ],
+    ids=[
+        "long",
+        "first 72 bytes",
+        "longer",
+        "first byte wrong",
+        "71 bytes",
+        "1,000 bytes",
+        "12,000 bytes",
+        "empty",
+    ],
+)
+def test_passwords_of_any_length_get_401_when_wrong_and_200_when_right(
+    tmp_path, served, caplog, sent, status
+):
+    hashed = bcrypt.hashpw(LONG.encode()[:72], bcrypt.gensalt(rounds=4)).decode()  # as htpasswd -B makes it
+    exporter = served(write_config(tmp_path, {"basic_auth_users": {"prometheus": hashed}}))
+    password = sent.encode() if isinstance(sent, str) else sent
+    header = "Basic " + base64.b64encode(b"prometheus:" + password).decode()
+    with caplog.at_level("WARNING"):
+        response = requests.get(
+            f"http://127.0.0.1:{exporter.server.port}/metrics", headers={"Authorization": header}, timeout=5
+        )
+    assert response.status_code == status
+    assert caplog.records == []
+
+
+# --- the bcrypt gate: its own pool, bounded, throttled per address ---------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gate_and_verifier(checkpw, **limits):
+    from gatewayz_exporter.auth import AuthGate
+    from gatewayz_exporter.webconfig import CredentialVerifier
+
+    clock = Clock()
+    gate = AuthGate(monotonic=clock, **limits)
+    return gate, CredentialVerifier({"prometheus": HASH.encode()}, checkpw=checkpw), clock
+
+
+def header(password: str) -> bytes:
+    return basic("prometheus", password)["Authorization"].encode()
+
+
+def test_failed_attempts_are_throttled_per_address_and_the_budget_refills():
+    from gatewayz_exporter.auth import Verdict
+
+    checker = CountingChecker()
+    gate, verifier, clock = gate_and_verifier(checker, burst=3, refill_per_second=0.5)
+    try:
+        guesses = (f"guess {i}" for i in range(100))
+        check = lambda password, address: asyncio.run(gate.check(verifier, header(password), address))
+        assert [check(next(guesses), "10.0.0.1") for _ in range(4)] == [Verdict.DENIED] * 3 + [
+            Verdict.THROTTLED
+        ]
+        assert len(checker.calls) == 3  # a throttled attempt runs no bcrypt
+        assert check(next(guesses), "10.0.0.2") is Verdict.DENIED  # another address has its own budget
+        assert check(PASSWORD, "10.0.0.1") is Verdict.THROTTLED  # until the budget refills
+        assert gate.retry_after("10.0.0.1") == 2
+        clock.now += 2.0
+        assert check(PASSWORD, "10.0.0.1") is Verdict.ALLOWED  # a success costs no budget
+        assert check(next(guesses), "10.0.0.1") is Verdict.DENIED
+        assert check(next(guesses), "10.0.0.1") is Verdict.THROTTLED
+        assert check(PASSWORD, "10.0.0.1") is Verdict.ALLOWED  # verified before: the cache, no bcrypt
+        assert check(next(guesses), "10.0.0.1") is Verdict.THROTTLED
+        assert check("guess 0", "10.0.0.1") is Verdict.DENIED  # failed before: 401 from the cache
+    finally:
+        gate.close()
+
+
+def test_a_repeated_wrong_password_spends_no_budget_so_the_right_one_still_gets_through():
+    from gatewayz_exporter.auth import Verdict
+
+    checker = CountingChecker()
+    gate, verifier, _ = gate_and_verifier(checker, burst=2)
+    try:
+        for _ in range(50):  # the same wrong password, as a misconfigured scraper or a dumb flood sends it
+            assert asyncio.run(gate.check(verifier, header("wrong"), "10.0.0.1")) is Verdict.DENIED
+        assert asyncio.run(gate.check(verifier, header(PASSWORD), "10.0.0.1")) is Verdict.ALLOWED
+        assert len(checker.calls) == 2
+    finally:
+        gate.close()
+
+
+def test_a_missing_or_malformed_header_is_denied_without_bcrypt_or_budget():
+    from gatewayz_exporter.auth import Verdict
+
+    checker = CountingChecker()
+    gate, verifier, _ = gate_and_verifier(checker, burst=1)
+    try:
+        for value in (
+            None,
+            b"",
+            b"Basic",
+            b"Basic !!!",
+            b"Bearer x",
+            b"Basic " + base64.b64encode(b"nocolon"),
+        ):
+            assert asyncio.run(gate.check(verifier, value, "10.0.0.1")) is Verdict.DENIED
+        assert checker.calls == []
+        assert (
+            asyncio.run(gate.check(verifier, header("guess"), "10.0.0.1")) is Verdict.DENIED
+        )  # budget intact
+    finally:
+        gate.close()
+
+
+@pytest.mark.parametrize(
+    "first,second,shared",
+    [
+        ("2001:db8::1", "2001:db8::ffff:2", True),  # one /64
+        ("2001:db8::1", "2001:db8:0:1::1", False),
+        ("::ffff:127.0.0.1", "127.0.0.1", True),  # IPv4 on a dual-stack socket
+        ("127.0.0.1", "127.0.0.2", False),
+    ],
+)
+def test_ipv6_clients_are_throttled_per_64(first, second, shared):
+    from gatewayz_exporter.auth import address_key
+
+    assert (address_key(first) == address_key(second)) is shared
+
+
+def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
+    from gatewayz_exporter.auth import Verdict
+
+    release = threading.Event()
+
+    def slow(password: bytes, hashed: bytes) -> bool:
+        release.wait(10)
+        return False
+
+    gate, verifier, _ = gate_and_verifier(slow, workers=2, max_pending=4)
+
+    async def flood():
+        checks = [
+            asyncio.ensure_future(gate.check(verifier, header("guess"), f"10.0.0.{i}")) for i in range(10)
+        ]
+        await asyncio.sleep(0.05)
+        answered = [c.result() for c in checks if c.done()]
+        release.set()
+        return answered, await asyncio.gather(*checks)
+
+    try:
+        answered_at_once, verdicts = asyncio.run(flood())
+    finally:
+        gate.close()
+    assert answered_at_once == [Verdict.THROTTLED] * 6  # no queue behind the 4 in flight
+    assert sorted(v.value for v in verdicts) == ["denied"] * 4 + ["throttled"] * 6
+
+
+def test_the_table_of_addresses_stays_bounded():
+    from gatewayz_exporter.auth import Verdict
+
+    gate, verifier, _ = gate_and_verifier(lambda p, h: False, max_addresses=16)
+    try:
+        for i in range(200):
+            assert (
+                asyncio.run(gate.check(verifier, header(f"guess {i}"), f"10.0.{i // 250}.{i % 250}"))
+                is Verdict.DENIED
+            )
+        assert gate.tracked_addresses <= 16
+    finally:
+        gate.close()
+
+
+# --- the web config is re-read when it changes ---------------------------------------------
+
+
+def test_a_changed_password_applies_to_the_next_request_without_a_restart(tmp_path, served, caplog):
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
+    exporter = served(path)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+    new_hash = bcrypt.hashpw(b"rotated", bcrypt.gensalt(rounds=4)).decode()
+    write_config(tmp_path, {"basic_auth_users": {"prometheus": new_hash}})
+    with caplog.at_level("INFO"):
+        assert requests.get(url, headers=basic("prometheus", "rotated"), timeout=5).status_code == 200
+    assert (
+        requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 401
+    )  # cache dropped
+    assert [r.getMessage() for r in caplog.records if r.name == "gatewayz_exporter.webconfig"] == [
+        "Web config reloaded"
+    ]
+
+
+def peer_certificate(port: int, cafile: str) -> bytes:
+    context = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_a_rotated_certificate_is_presented_on_the_next_connection(certs, served, ca):
+    exporter = served(tls_config(certs))
+    port, cafile = exporter.server.port, str(certs / "ca.crt")
+    before = peer_certificate(port, cafile)
+    rotated = ca.issue_cert("127.0.0.1", "localhost", "rotated.example")
+    rotated.cert_chain_pems[0].write_to_path(certs / "server.crt")
+    rotated.private_key_pem.write_to_path(certs / "server.key")
+    after = peer_certificate(port, cafile)
+    assert after != before
+    assert after == ssl.PEM_cert_to_DER_cert(rotated.cert_chain_pems[0].bytes().decode())
+
+
+@pytest.mark.parametrize(
+    "edit,problem",
+    [
+        ("basic_auth_users: [unclosed", "not valid YAML"),
+        ("", "the file is empty"),  # mid-rewrite: it must not open /metrics to everyone
+        ("basic_auth_users:\n  prometheus: not-a-hash\n", "must be a bcrypt hash"),
+    ],
+)
+def test_a_broken_edit_keeps_the_last_good_config_and_logs_one_error(tmp_path, served, caplog, edit, problem):
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
+    exporter = served(path)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    write_config(tmp_path, edit)
+    with caplog.at_level("INFO"):
+        for _ in range(5):
+            assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+            assert requests.get(url, timeout=5).status_code == 401
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].getMessage() == "Web config not reloaded; keeping the last good one"
+    assert problem in errors[0].error
+    new_hash = bcrypt.hashpw(b"fixed", bcrypt.gensalt(rounds=4)).decode()
+    write_config(tmp_path, {"basic_auth_users": {"prometheus": new_hash}})  # a good edit applies again
+    assert requests.get(url, headers=basic("prometheus", "fixed"), timeout=5).status_code == 200
+
+
+def test_an_edit_that_removes_tls_is_refused_while_running(certs, served, caplog):
+    exporter = served(tls_config(certs))
+    write_config(certs, {"basic_auth_users": {"prometheus": HASH}})
+    url = f"https://127.0.0.1:{exporter.server.port}/metrics"
+    with caplog.at_level("ERROR"):
+        response = requests.get(
+            url, verify=str(certs / "ca.crt"), headers=basic("prometheus", PASSWORD), timeout=5
+        )
+    assert response.status_code == 200
+    assert [r.getMessage() for r in caplog.records] == ["Web config not reloaded; keeping the last good one"]
 
 
 # --- TLS -------------------------------------------------------------------------
@@ -256,8 +602,17 @@ def many_providers(count: int) -> list[dict]:
     ]
 
 
-def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(api):
-    """The exporter runs as its own process, as in production; the scrapers share nothing with it."""
+def test_32_concurrent_scrapers_get_no_errors_and_polling_is_not_starved(api):
+    """32 keep-alive scrapers hammer /metrics (1,000 providers) while the exporter polls every 0.5 s.
+
+    What it proves: every scrape is a complete 200, and the poller keeps
+    polling during the load; a poll that queued behind scrapes (a shared lock
+    or pool) would stop or leave gaps of many intervals. The bounds leave room
+    for a loaded 2-core machine: at least 4 polls while scraping, no gap over
+    10 intervals (5 s), not the exact cadence. The scrapers run until 6 polls
+    were seen or 20 s passed, not for a fixed time. The exporter runs as its
+    own process, as in production; the scrapers share nothing with it.
+    """
     api.set_data(many_providers(1000), {**SEED_STATS, "total": 1000})
     port = free_port()
     process = subprocess.Popen(
@@ -303,12 +658,12 @@ def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(ap
         counts.append(done)
 
     try:
-        assert eventually(lambda: len(polls) >= 2, timeout=20)
+        assert eventually(lambda: len(polls) >= 2, timeout=20), "the exporter never polled twice"
         started = time.monotonic()
         threads = [threading.Thread(target=scraper, args=(i % 2 == 0,)) for i in range(32)]
         for thread in threads:
             thread.start()
-        time.sleep(4.0)
+        eventually(lambda: sum(1 for t in polls if t >= started) >= 6, timeout=20, step=0.1)
         stop.set()
         for thread in threads:
             thread.join(15)
@@ -316,16 +671,16 @@ def test_32_concurrent_scrapers_get_no_errors_and_the_poll_keeps_its_interval(ap
     finally:
         process.terminate()
         process.wait(10)
-    during = [t for t in polls if started <= t <= ended]
-    gaps = [b - a for a, b in zip(during, during[1:])]
+    during = [started, *(t for t in polls if started <= t <= ended), ended]
+    gaps = [b - a for a, b in itertools.pairwise(during)]
     print(
-        f"32 scrapers: {sum(counts)} scrapes in {ended - started:.1f}s, {len(during)} polls, "
-        f"largest gap between polls {max(gaps):.2f}s"
+        f"32 scrapers: {sum(counts)} scrapes in {ended - started:.1f}s, {len(during) - 2} polls, "
+        f"largest gap without a poll {max(gaps):.2f}s"
     )
     assert errors == []
-    assert sum(counts) >= 32
-    assert len(during) >= 6  # ~8 at a 0.5 s interval in 4 s
-    assert max(gaps) < 1.0  # no poll waited behind the scrapes
+    assert len(counts) == 32 and min(counts) >= 1  # every scraper was answered
+    assert len(during) - 2 >= 4, f"only {len(during) - 2} polls in {ended - started:.1f}s of scraping"
+    assert max(gaps) < 5.0  # no poll waited behind the scrapes
 
 
 def process_state() -> tuple[int, int, int]:
@@ -355,7 +710,7 @@ def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
             api.routes["/providers/"] = phases[index % len(phases)]
             api.routes["/providers/stats"] = Reply(body=SEED_STATS) if index % 3 else Reply(503, b"")
             polls = exporter.poller.polls
-            assert eventually(lambda: exporter.poller.polls >= polls + 2, timeout=10)
+            assert eventually(lambda polls=polls: exporter.poller.polls >= polls + 2, timeout=10)
             assert requests.get(base, timeout=5).status_code == 200
 
     flap(len(phases) * 2)  # warm up: every phase seen, caches and pools at their size

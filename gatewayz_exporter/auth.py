@@ -1,0 +1,149 @@
+"""Basic auth that a flood of wrong passwords cannot turn against real scrapes.
+
+bcrypt is the one expensive thing an unauthenticated client can make the
+server do, so it gets its own small pool and a bounded number of checks in
+flight; nothing else (rendering, the verified-credential cache) ever waits
+behind it. A credential verified before, or one that failed before, is
+answered from the verifier's caches on the event loop, without any pool. Failed attempts are throttled per client
+address (per /64 for IPv6): each address has a small budget of checks that
+refills at a steady rate, and an address that spent it gets 429 without a
+bcrypt run until it refills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .webconfig import CredentialVerifier, parse_basic
+
+
+class Verdict(enum.Enum):
+    ALLOWED = "allowed"
+    DENIED = "denied"  # 401
+    THROTTLED = "throttled"  # 429: too many failures from this address, or too many checks queued
+
+
+@dataclass(slots=True)
+class _Budget:
+    tokens: float
+    updated: float
+    in_flight: int = 0
+
+
+def address_key(address: str | None) -> str:
+    """The unit throttled together: an IPv4 address, or an IPv6 /64 (one host's usual allocation)."""
+    if not address:
+        return ""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+class AuthGate:
+    """Decides a request's basic auth; ``check`` runs on the server's event loop."""
+
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        max_pending: int = 8,
+        burst: int = 10,
+        refill_per_second: float = 1.0,
+        per_address_in_flight: int = 2,
+        max_addresses: int = 4096,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._max_pending = max_pending
+        self._burst = float(burst)
+        self._refill = refill_per_second
+        self._per_address_in_flight = per_address_in_flight
+        self._max_addresses = max_addresses
+        self._monotonic = monotonic
+        self._budgets: dict[str, _Budget] = {}
+        self._pending = 0
+        self.bcrypt_runs = 0  # checks handed to the pool, for tests and diagnosis
+
+    @property
+    def tracked_addresses(self) -> int:
+        """Addresses with a budget in the table (bounded by ``max_addresses``)."""
+        return len(self._budgets)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def retry_after(self, address: str | None) -> int:
+        """Whole seconds until the address may try again (at least 1)."""
+        budget = self._budgets.get(address_key(address))
+        if budget is None or budget.tokens >= 1:
+            return 1
+        return max(1, math.ceil((1 - budget.tokens) / self._refill))
+
+    async def check(
+        self, verifier: CredentialVerifier, authorization: bytes | None, address: str | None
+    ) -> Verdict:
+        credentials = parse_basic(authorization)
+        if credentials is None:
+            return Verdict.DENIED  # nothing to verify: no bcrypt, no budget spent
+        known = verifier.lookup(credentials)
+        if known is not None:  # decided before: no bcrypt, no budget spent
+            return Verdict.ALLOWED if known else Verdict.DENIED
+        budget = self._budget(address_key(address))
+        if (
+            budget.tokens < 1
+            or budget.in_flight >= self._per_address_in_flight
+            or self._pending >= self._max_pending
+        ):
+            return Verdict.THROTTLED
+        budget.tokens -= 1  # reserved now, so concurrent attempts cannot overspend; refunded on success
+        budget.in_flight += 1
+        self._pending += 1
+        self.bcrypt_runs += 1
+        try:
+            loop = asyncio.get_running_loop()
+            valid = await loop.run_in_executor(self._pool, verifier.verify, credentials)
+        finally:
+            budget.in_flight -= 1
+            self._pending -= 1
+        if valid:
+            budget.tokens = min(self._burst, budget.tokens + 1)
+            return Verdict.ALLOWED
+        return Verdict.DENIED
+
+    def _budget(self, key: str) -> _Budget:
+        now = self._monotonic()
+        budget = self._budgets.get(key)
+        if budget is None:
+            if len(self._budgets) >= self._max_addresses:
+                self._forget(now)
+            budget = self._budgets[key] = _Budget(self._burst, now)
+        else:
+            budget.tokens = min(self._burst, budget.tokens + (now - budget.updated) * self._refill)
+            budget.updated = now
+        return budget
+
+    def _forget(self, now: float) -> None:
+        """Keep the table bounded: drop addresses back at a full budget, then the oldest."""
+        full = [
+            key
+            for key, budget in self._budgets.items()
+            if budget.in_flight == 0 and budget.tokens + (now - budget.updated) * self._refill >= self._burst
+        ]
+        for key in full:
+            del self._budgets[key]
+        while len(self._budgets) >= self._max_addresses:
+            oldest = next(iter(self._budgets))
+            del self._budgets[oldest]

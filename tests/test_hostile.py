@@ -1,0 +1,764 @@
+"""The server against hostile clients, from outside: each finding of the attack review as a behaviour.
+
+Raw sockets on loopback, trustme certificates, bcrypt hashes made here. The
+exporter runs as its own process where memory, file descriptors, a password
+flood or shutdown output are the subject, so the attackers share no
+interpreter (and no GIL) with it, as in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import pytest
+import requests
+import trustme
+import yaml
+from conftest import ROOT, TEST_KEY, eventually, free_port
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gatewayz_exporter.server import MetricsServer
+
+PASSWORD = "correct horse battery staple"
+HASH4 = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def exchange(
+    port: int,
+    data: bytes,
+    *,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 5.0,
+    must_close: bool = True,
+    half_close: bool = False,
+) -> bytes:
+    """Send ``data`` and read until the server closes; what came back.
+
+    With ``must_close`` a server that keeps the connection past ``timeout``
+    fails the test (TimeoutError); without, whatever came by then is returned.
+    ``half_close`` ends the sending side after ``data``, as a client that is done does.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if context is not None:
+        sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+    with sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        except TimeoutError:
+            if must_close:
+                raise
+        return received
+
+
+def statuses(received: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", received)]
+
+
+def process_status(pid: int) -> tuple[int, int]:
+    """(resident KiB, open file descriptors) of a process."""
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def need_file_descriptors(count: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count:
+        if hard != resource.RLIM_INFINITY and hard < count:
+            pytest.skip(f"needs {count} file descriptors; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
+def basic(user: str, password: str | bytes) -> str:
+    raw = user.encode() + b":" + (password if isinstance(password, bytes) else password.encode())
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def certs(tmp_path, ca):
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(tmp_path / "server.crt")
+    server.private_key_pem.write_to_path(tmp_path / "server.key")
+    ca.cert_pem.write_to_path(tmp_path / "ca.crt")
+    return tmp_path
+
+
+def client_context(certs: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certs / "ca.crt"))
+
+
+@dataclass
+class ExporterProcess:
+    """provider_metrics_exporter.py as its own process; ``stop()`` sends SIGTERM and returns its output."""
+
+    port: int
+    process: subprocess.Popen[str]
+    scheme: str = "http"
+    output: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> str:
+        if self.output is not None:
+            return self.output
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.output, _ = self.process.communicate()
+        return self.output
+
+
+@pytest.fixture
+def exporter_process(api, tmp_path) -> Iterator:
+    started: list[ExporterProcess] = []
+
+    def start(
+        web: dict | None = None, verify: str | bool = False, soft_file_limit: int | None = None, **env: str
+    ) -> ExporterProcess:
+        port = free_port()
+        environment = {
+            "PATH": os.environ["PATH"],
+            "METRICS_PORT": str(port),
+            "METRICS_ADDR": "127.0.0.1",
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+            **env,
+        }
+        scheme = "http"
+        if web is not None:
+            path = tmp_path / "web.yml"
+            path.write_text(yaml.safe_dump(web))
+            environment["WEB_CONFIG_FILE"] = str(path)
+            scheme = "https" if "tls_server_config" in web else "http"
+
+        command = [sys.executable, str(ROOT / "provider_metrics_exporter.py")]
+        if soft_file_limit is not None:  # as systemd starts a service: a low soft limit, a high hard one
+            command = ["bash", "-c", f'ulimit -Sn {soft_file_limit} && exec "$0" "$@"', *command]
+        process = subprocess.Popen(
+            command,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        exporter = ExporterProcess(port, process, scheme)
+        started.append(exporter)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(exporter.url("/healthz"), timeout=1, verify=verify)
+                return exporter
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("the exporter never answered: " + exporter.stop()) from None
+                time.sleep(0.05)
+
+    yield start
+    for exporter in started:
+        exporter.stop()
+
+
+@pytest.fixture
+def running(api, exporter_for):
+    exporter = exporter_for(api, METRICS_ADDR="127.0.0.1")
+    exporter.server.start()
+    exporter.poller.poll_once()
+    return exporter
+
+
+def server_log_at_or_above(caplog, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= level]
+
+
+# --- finding 1: framing by h11; a refused request is a 4xx, a closed connection, no error line ---
+
+REFUSED = [
+    (
+        "superscript two as Content-Length",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n",
+        400,
+    ),
+    (
+        "Content-Length of 5,000 digits",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+        400,
+    ),
+    (
+        "two different Content-Lengths",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\nhello",
+        400,
+    ),
+    ("header line without a colon", b"GET /healthz HTTP/1.1\r\nHost: x\r\nnocolon\r\n\r\n", 400),
+    ("obs-fold continuation line", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  2\r\n\r\n", 400),
+    ("obs-fold with a tab", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n", 400),
+    ("HTTP/1.1 without Host", b"GET /healthz HTTP/1.1\r\n\r\n", 400),
+    ("two Host headers", b"GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+    ("a Host with a space", b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (
+        "Transfer-Encoding other than chunked",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+    ),
+    (
+        "Transfer-Encoding and Content-Length",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    ("a body on a GET", b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 400),
+    ("HTTP/2.0 in a request line", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 400),
+    ("NUL in the request line", b"GET /he\x00lthz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("binary junk", bytes(range(256)), 400),
+    (
+        "TLS ClientHello on the plain port",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,
+        400,
+    ),
+    (
+        "a 20 KiB header in one packet",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+        431,
+    ),
+    ("5,000 header lines", b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X: a\r\n" * 5000 + b"\r\n", 431),
+    (
+        "two Authorization headers",
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize("name,request_bytes,status", REFUSED, ids=[case[0] for case in REFUSED])
+def test_a_request_the_parser_refuses_gets_a_4xx_and_the_connection_closes(
+    running, caplog, name, request_bytes, status
+):
+    with caplog.at_level(logging.DEBUG):
+        received = exchange(running.server.port, request_bytes)  # returns once the server closes
+    assert statuses(received) == [status], received[:200]
+    assert b"connection: close" in received.lower()
+    assert server_log_at_or_above(caplog, logging.INFO) == []
+
+
+@pytest.mark.parametrize(
+    "target", [b"//[", b"/%zz", b"*", b"http://x/", b"/metrics/../../etc/passwd", b"?", b"/" + b"a" * 8000]
+)
+def test_odd_request_targets_are_a_404_or_a_page_never_a_500(running, caplog, target):
+    with caplog.at_level(logging.DEBUG):
+        received = exchange(
+            running.server.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+    (status,) = statuses(received)
+    assert status in (200, 404)
+    assert server_log_at_or_above(caplog, logging.INFO) == []
+
+
+REQUEST_LIKE = st.builds(
+    lambda method, target, version, headers, tail: (
+        method + b" " + target + b" " + version + b"\r\n" + headers + tail
+    ),
+    st.sampled_from([b"GET", b"HEAD", b"POST", b"get", b"G\xe9T", b""]),
+    st.binary(max_size=40).map(lambda b: b"/" + b),
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2", b"HTTP/9", b"http/1.1", b""]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [b"Host", b"Content-Length", b"Transfer-Encoding", b"Authorization", b"Accept", b"X"]
+            ),
+            st.binary(max_size=30),
+        ),
+        max_size=5,
+    ).map(lambda pairs: b"".join(name + b": " + value + b"\r\n" for name, value in pairs)),
+    st.sampled_from([b"\r\n", b"\n", b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", b"", b" x\r\n\r\n"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(REQUEST_LIKE, st.binary(min_size=1, max_size=300)))
+def test_no_byte_sequence_gets_a_500_or_an_error_line(running, caplog, data):
+    with caplog.at_level(logging.DEBUG):
+        received = exchange(running.server.port, data, half_close=True)
+    assert all(status < 500 for status in statuses(received)), received[:300]
+    assert server_log_at_or_above(caplog, logging.INFO) == []
+
+
+def test_a_flood_of_bad_requests_is_logged_at_debug_only_and_rate_limited(running, caplog):
+    with caplog.at_level(logging.DEBUG, logger="gatewayz_exporter.server"):
+        started = time.monotonic()
+        for _ in range(200):
+            received = exchange(running.server.port, b"GET / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n")
+            assert statuses(received) == [400]
+        elapsed = time.monotonic() - started
+    from_server = [r for r in caplog.records if r.name == "gatewayz_exporter.server"]
+    assert all(r.levelno == logging.DEBUG for r in from_server)
+    assert 1 <= len(from_server) <= 5 + elapsed + 1  # a burst of 5, then one a second
+
+
+def test_a_body_is_never_read_as_a_second_request(running):
+    # A proxy that trusted the first Content-Length would see one request; this server must not see two.
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    received = exchange(
+        running.server.port,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled,
+    )
+    assert statuses(received) == [400]
+
+
+def test_pipelined_requests_are_answered_in_order_and_a_bad_one_ends_the_connection(running):
+    good = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    received = exchange(
+        running.server.port,
+        good
+        + b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n"  # no body: a 405, and the connection goes on
+        + b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"
+        + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        + good
+        + b"BAD\r\n\r\n"
+        + good,
+    )
+    assert statuses(received) == [200, 405, 405, 404, 200, 400]
+
+
+def test_http_1_0_and_a_client_that_half_closes_still_get_their_answer(running):
+    assert statuses(exchange(running.server.port, b"GET /healthz HTTP/1.0\r\n\r\n")) == [200]
+    with socket.create_connection(("127.0.0.1", running.server.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert statuses(received) == [200]
+
+
+# --- finding 2: a later request on a keep-alive connection is as fast as the first ----------
+
+
+def keep_alive_timings(port: int, context: ssl.SSLContext | None, headers: bytes = b"") -> list[float]:
+    """Milliseconds for 21 GET /metrics on one connection, head to last body byte."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if context is not None:
+        sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+    timings, buffer = [], b""
+    with sock:
+        for _ in range(21):
+            started = time.perf_counter()
+            sock.sendall(
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n" + headers + b"\r\n"
+            )
+            while b"\r\n\r\n" not in buffer:
+                buffer += sock.recv(65536)
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+            while len(buffer) < length:
+                buffer += sock.recv(65536)
+            buffer = buffer[length:]
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def test_later_requests_on_a_keep_alive_connection_do_not_wait_for_delayed_acks(
+    api, exporter_for, certs, tmp_path
+):
+    """Nagle's algorithm meeting a delayed ACK costs at least 40 ms a request on Linux.
+
+    With TCP_NODELAY and the head written with the body, a later request takes
+    about as long as the first (well under a millisecond here); the bound leaves
+    room for a loaded machine yet stays under the 40 ms a stall costs.
+    """
+    (tmp_path / "web.yml").write_text(
+        yaml.safe_dump({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key"}})
+    )
+    from gatewayz_exporter.webconfig import load_web_config
+
+    for web in (None, load_web_config(str(certs / "web.yml"))):
+        exporter = exporter_for(api, METRICS_ADDR="127.0.0.1")
+        server = MetricsServer(
+            exporter.exposition, exporter.collector.ready, host="127.0.0.1", port=0, web=web
+        )
+        server.start()
+        try:
+            exporter.poller.poll_once()
+            timings = keep_alive_timings(server.port, client_context(certs) if web else None)
+        finally:
+            server.stop()
+        later = statistics.median(timings[1:])
+        print(
+            f"{'TLS' if web else 'plain'} keep-alive: first {timings[0]:.2f} ms, later median {later:.2f} ms"
+        )
+        assert later < 20
+
+
+# --- finding 3: the head deadline covers every request on a connection ---------------------
+
+
+@pytest.fixture
+def short_deadlines(running):
+    server = MetricsServer(
+        running.exposition,
+        running.collector.ready,
+        host="127.0.0.1",
+        port=0,
+        head_timeout=0.5,
+        idle_timeout=30,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def trickle_until_closed(sock: socket.socket, limit: float) -> float:
+    """Send one byte every 0.05 s until the server closes; seconds it took (fails past ``limit``)."""
+    started = time.monotonic()
+    sock.settimeout(0.05)
+    for byte in (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000)[: int(limit / 0.05)]:
+        try:
+            sock.sendall(bytes([byte]))
+            if sock.recv(4096) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:
+            return time.monotonic() - started
+        if time.monotonic() - started > limit:
+            break
+    raise AssertionError(f"the connection was still open after {limit} s")
+
+
+def test_the_head_deadline_applies_to_every_request_on_a_connection(short_deadlines):
+    with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
+        assert trickle_until_closed(sock, limit=5) < 5  # the first request (idle timeout is 30 s)
+    with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert trickle_until_closed(sock, limit=5) < 5  # the second request, too
+    with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nG")  # the next head starts in the same packet
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert trickle_until_closed(sock, limit=5) < 5
+
+
+def test_an_idle_keep_alive_connection_waits_for_the_idle_timeout_not_the_head_deadline(short_deadlines):
+    with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.0)  # twice the head deadline, with no byte of a next request
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
+# --- finding 4: TLS connections are counted from accept; handshakes are bounded ---------------
+
+
+def tls_web(certs: Path, **users: str) -> dict:
+    web: dict = {
+        "tls_server_config": {"cert_file": str(certs / "server.crt"), "key_file": str(certs / "server.key")}
+    }
+    if users:
+        web["basic_auth_users"] = users
+    return web
+
+
+def test_1200_silent_tls_connections_cost_little_and_a_scrape_answers_once_they_leave(
+    exporter_process, certs
+):
+    need_file_descriptors(1400)
+    exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"))
+    rss_before, fds_before = process_status(exporter.pid)
+    silent = []
+    try:
+        for _ in range(1200):  # connect and never send a ClientHello
+            sock = socket.socket()
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(("127.0.0.1", exporter.port))
+            silent.append(sock)
+        time.sleep(1.5)  # the server accepts what it will
+        rss, fds = process_status(exporter.pid)
+        # They have waited past the grace without a request: one yields to a real scraper.
+        response = requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=1)
+        assert response.status_code == 200
+    finally:
+        for sock in silent:
+            sock.close()
+    print(f"1200 silent TLS connections: RSS {rss_before} -> {rss} KiB, fds {fds_before} -> {fds}")
+    assert rss - rss_before < 16 * 1024  # KiB; asyncio's TLS held 256 KiB a connection (~300 MiB)
+    assert fds <= fds_before + 1024 + 8  # the cap holds before any handshake
+    response = requests.get(exporter.url("/metrics"), verify=str(certs / "ca.crt"), timeout=1)
+    assert response.status_code == 200
+
+
+def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a_new_one(running):
+    server = MetricsServer(
+        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=20
+    )
+    server.start()
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+    try:
+        assert eventually(lambda: server.connections == 20)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as refused:
+            with contextlib.suppress(ConnectionError):  # closed at once: nobody waited past the grace
+                refused.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert refused.recv(100) == b""
+        time.sleep(1.1)  # past the grace: the held connections never sent a request
+        received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert statuses(received) == [200]
+        assert server.connections <= 20
+        with contextlib.suppress(ConnectionError):
+            assert held[0].recv(100) == b""  # the oldest made room
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+
+
+def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
+    exporter_process, certs
+):
+    need_file_descriptors(1400)
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1200:
+        pytest.skip("the hard limit leaves no room to raise")
+    exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"), soft_file_limit=1024)
+    with open(f"/proc/{exporter.pid}/limits") as limits:
+        soft = int(next(line for line in limits if line.startswith("Max open files")).split()[3])
+    assert soft >= 1024 + 1024 + 64  # the cap, a backlog's burst, and the rest
+    silent = []
+    try:
+        for _ in range(1200):
+            sock = socket.socket()
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(("127.0.0.1", exporter.port))
+            silent.append(sock)
+        time.sleep(1.0)
+    finally:
+        for sock in silent:
+            sock.close()
+    assert requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=1).status_code == 200
+    output = exporter.stop()
+    assert {json.loads(line)["level"] for line in output.splitlines()} == {"info"}, output
+
+
+def real_client_hello() -> bytes:
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("part", ["half a ClientHello", "a whole ClientHello"])
+def test_stalled_tls_handshakes_do_not_keep_a_real_scrape_waiting(exporter_process, certs, part):
+    need_file_descriptors(800)
+    exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"))
+    hello = real_client_hello()
+    hello = hello[: len(hello) // 2] if part.startswith("half") else hello
+    stalled = []
+    try:
+        for _ in range(400):  # more than the handshake slots; then never another byte
+            sock = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
+            sock.sendall(hello)
+            stalled.append(sock)
+        time.sleep(1.2)  # past the grace a stalled handshake keeps its slot when others wait
+        response = requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=1)
+        assert response.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_tls_garbage_and_plain_http_on_the_tls_port_are_dropped_without_an_error(exporter_process, certs):
+    exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"))
+    for garbage in (
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\x05hello",
+        b"\x16\x03\x01\xff\xff" + bytes(range(256)) * 8,
+        b"\x15\x03\x03\x00\x02\x02\x28",
+        bytes(range(256)) * 4,
+    ):
+        exchange(exporter.port, garbage, half_close=True)
+    assert requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=5).status_code == 200
+    output = exporter.stop()
+    assert "ERROR" not in output and "Traceback" not in output
+
+
+# --- finding 5: a password flood cannot starve real scrapes -------------------------------
+
+
+GUESSER = """
+import base64, json, socket, sys, threading, time
+
+port, spread, repeat, seconds = int(sys.argv[1]), sys.argv[2] == "spread", sys.argv[3] == "repeat", float(sys.argv[4])
+stop, answers, lock = threading.Event(), {}, threading.Lock()
+
+
+def request(index, count):
+    password = "wrong" if repeat else f"guess {index} {count}"
+    token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+    return f"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Basic {token}\\r\\n\\r\\n".encode()
+
+
+def guesser(index):
+    count = 0
+    while not stop.is_set():
+        try:
+            with socket.socket() as sock:
+                if spread:
+                    sock.bind((f"127.0.{1 + index // 250}.{2 + index % 250}", 0))
+                sock.settimeout(10)
+                sock.connect(("127.0.0.1", port))
+                while not stop.is_set():
+                    count += 1
+                    sock.sendall(request(index, count))
+                    reply = sock.recv(65536)
+                    if not reply:
+                        break
+                    with lock:
+                        answers[reply[9:12].decode()] = answers.get(reply[9:12].decode(), 0) + 1
+        except OSError:
+            pass
+
+
+threads = [threading.Thread(target=guesser, args=(i,), daemon=True) for i in range(100)]
+for thread in threads:
+    thread.start()
+print("flooding", flush=True)
+time.sleep(seconds)
+stop.set()
+for thread in threads:
+    thread.join(15)
+print(json.dumps(answers), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "spread,repeat,verified_before",
+    [
+        ("one address", "new guesses", True),
+        ("spread", "new guesses", True),  # 100 source addresses, 127.0.x.y
+        ("one address", "repeat", False),  # the issue's run; the good scrape is the first login, mid-flood
+    ],
+)
+def test_a_flood_of_wrong_passwords_leaves_a_good_scrape_answering_within_a_second(
+    exporter_process, spread, repeat, verified_before
+):
+    """100 clients guess passwords against a cost-10 hash for 3 s (the issue's run: cost 12, 10 s).
+
+    bcrypt runs in its own bounded pool, failures are throttled per address and a
+    repeated wrong password is refused from a cache, so verified credentials,
+    rendering, and (while the flood repeats itself) a first good login never
+    queue behind it. The guessers are a process of their own, so their threads
+    do not slow the test's own scrapes.
+    """
+    cost10 = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    exporter = exporter_process({"basic_auth_users": {"prometheus": cost10}})
+    good = {"Authorization": basic("prometheus", PASSWORD)}
+    if verified_before:
+        assert requests.get(exporter.url("/metrics"), headers=good, timeout=5).status_code == 200
+    guessers = subprocess.Popen(
+        [sys.executable, "-c", GUESSER, str(exporter.port), spread, repeat, "3.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    slowest = 0.0
+    try:
+        assert guessers.stdout.readline().strip() == "flooding"
+        time.sleep(0.3)  # the flood is on
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            response = requests.get(exporter.url("/metrics"), headers=good, timeout=5)
+            slowest = max(slowest, time.monotonic() - started)
+            assert response.status_code == 200
+            time.sleep(0.1)
+        answers = json.loads(guessers.communicate(timeout=30)[0])
+    finally:
+        if guessers.poll() is None:
+            guessers.kill()
+            guessers.wait()
+    print(f"password flood ({spread}, {repeat}): slowest good scrape {slowest:.3f} s, answers {answers}")
+    assert slowest < 1.0
+    assert sum(answers.values()) > 100 and set(answers) <= {"401", "429"}
+    if repeat == "new guesses":
+        assert answers.get("429", 0) > 0  # the throttle was what held
+
+
+# --- finding 7: the listen backlog is what the code asks for ---------------------------------
+
+
+def test_the_listen_backlog_is_1024(running):
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (Debian's iproute2) to read a listening socket's backlog")
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{running.server.port}"], capture_output=True, text=True, check=True
+    ).stdout
+    (line,) = out.strip().splitlines()
+    assert line.split()[2] == "1024"  # Send-Q of a listening socket is its backlog
+
+
+# --- finding 8: shutdown with open keep-alive connections is silent ---------------------------
+
+
+def test_sigterm_with_open_keep_alive_connections_logs_no_error(exporter_process, certs):
+    exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"))
+    context = client_context(certs)
+    held = []
+    for data in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /metrics HTTP/1.1\r\n", b""):
+        sock = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", exporter.port)), server_hostname="127.0.0.1"
+        )
+        if data:
+            sock.sendall(data)
+        held.append(sock)
+    held[0].recv(4096)  # answered; the connection now idles, as Prometheus's does
+    silent = socket.create_connection(("127.0.0.1", exporter.port))  # no handshake at all
+    try:
+        output = exporter.stop()
+    finally:
+        for sock in [*held, silent]:
+            sock.close()
+    assert exporter.process.returncode == 0
+    messages = [json.loads(line) for line in output.splitlines()]
+    assert [m for m in messages if m["level"] not in ("info", "debug")] == [], output
+    assert "CancelledError" not in output and "Traceback" not in output
+    assert "Exporter stopped" in {m["message"] for m in messages}
