@@ -138,10 +138,14 @@ class MetricsServer:
         max_connections: int = 1024,
         max_handshakes: int = 128,
         handshake_timeout: float = 5.0,
+        listen_socket: socket.socket | None = None,
     ):
+        """``listen_socket``: an already bound socket to serve on instead of binding ``host:port``
+        (inherited from a supervisor, or bound by a test)."""
         self._exposition = exposition
         self._is_ready = is_ready
         self._host, self._port = host, port
+        self._listen_socket = listen_socket
         if isinstance(web, WebConfig):
             web = WebConfigReloader(web)
         self._web = web
@@ -211,7 +215,7 @@ class MetricsServer:
 
     def start(self) -> int:
         self._max_connections = min(self._max_connections, _raise_file_limit(self._max_connections))
-        sock = make_listen_socket(self._host, self._port)
+        sock = self._listen_socket or make_listen_socket(self._host, self._port)
         self.port = sock.getsockname()[1]
         loop = self._loop = asyncio.new_event_loop()
         loop.set_exception_handler(_loop_exception_handler)

@@ -139,10 +139,13 @@ def test_no_thread_keeps_the_interpreter_alive_after_stop(api):
 
 def test_a_server_that_cannot_start_is_reported_as_not_started(api):
     exporter = build(make_config(api.url))
-    # asyncio refuses ssl=True when the server starts listening, in the server's own thread.
-    server = MetricsServer(exporter.exposition, lambda: True, host="127.0.0.1", port=0, ssl_context=True)
+    # asyncio refuses a datagram socket when the server starts listening, in the server's own thread.
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    server = MetricsServer(exporter.exposition, lambda: True, listen_socket=udp)
     with pytest.raises(OSError, match="did not start"):
         server.start()
+    assert udp.fileno() == -1  # closed, not leaked
 
 
 def test_start_up_names_the_url_to_open_and_warns_about_a_fast_interval(api):
