@@ -44,6 +44,9 @@ from urllib3.util.retry import Retry
 log = logging.getLogger("gatewayz_exporter.client")
 
 MAX_REDIRECTS = 5
+# Sockets and Event.wait refuse timeouts past threading.TIMEOUT_MAX (~292 years) with
+# OverflowError; a REQUEST_TIMEOUT beyond this (~31 years) is taken as this.
+MAX_TIMEOUT_SECONDS = 1e9
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_RETRY_AFTER_SECONDS = 600
 # Requests abandoned at their deadline whose threads have not ended yet (a hung
@@ -430,7 +433,7 @@ class ApiClient:
         resolve: Resolver = socket.getaddrinfo,
     ):
         self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self._timeout = min(timeout, MAX_TIMEOUT_SECONDS)
         self._max_bytes = max_bytes
         self.grace = grace  # lets the worker report its own timeout first, with its cause
         self._resolve = resolve

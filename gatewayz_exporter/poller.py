@@ -92,7 +92,8 @@ class Poller:
                 self.poll_once()
             except Exception:  # the loop never dies; the next poll may succeed
                 log.exception("poll failed unexpectedly")
-            stop.wait(max(0.0, self._interval - (self._monotonic() - started)))
+            # Capped: Event.wait raises OverflowError past TIMEOUT_MAX (SCRAPE_INTERVAL=99999999999).
+            stop.wait(min(max(0.0, self._interval - (self._monotonic() - started)), threading.TIMEOUT_MAX))
 
     def due(self, endpoint: str, now: float) -> bool:
         """True when ``endpoint`` is not backed off (Retry-After, 429) at monotonic time ``now``."""

@@ -411,6 +411,25 @@ def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api):
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
 
 
+def test_an_enormous_interval_waits_for_the_next_poll_instead_of_ending_the_loop(api):
+    from gatewayz_exporter.app import build
+
+    # Event.wait raises OverflowError past threading.TIMEOUT_MAX: the loop must still be waiting.
+    exporter = build(make_config(api.url, SCRAPE_INTERVAL="99999999999"))
+    stop = threading.Event()
+    thread = threading.Thread(target=exporter.poller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert eventually(lambda: exporter.store.current.generation >= 1)
+        thread.join(0.5)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(2)
+        exporter.stop(1.0)
+    assert not thread.is_alive()
+
+
 @settings(
     max_examples=60,
     deadline=None,

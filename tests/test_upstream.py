@@ -91,6 +91,15 @@ def test_each_endpoint_has_its_own_deadline(api, exporter_for):
     assert errors(exporter, "stats", "timeout") == 1
 
 
+@pytest.mark.parametrize("seconds", ["99999999999", "999999999999999999"])
+def test_an_enormous_request_timeout_still_polls(api, exporter_for, seconds):
+    # Sockets and Event.wait raise OverflowError past threading.TIMEOUT_MAX.
+    exporter = exporter_for(api, REQUEST_TIMEOUT=seconds)
+    exporter.poller.poll_once()
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="providers") == 1
+
+
 def test_a_resolver_that_hangs_costs_at_most_request_timeout():
     release = threading.Event()
 
