@@ -171,8 +171,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_once(exporter: Exporter) -> int:
+def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:
+    """Poll once and print the exposition; ``stop`` (SIGTERM/SIGINT) abandons the poll: exit 0, nothing printed."""
+    if stop is not None:
+        # A watcher, not the signal handler, closes the poller: closing takes locks the
+        # interrupted main thread may hold.
+        threading.Thread(
+            target=_close_when_set, args=(stop, exporter.poller), name="once-stop", daemon=True
+        ).start()
     snapshot = exporter.poller.poll_once()
+    if stop is not None and stop.is_set():
+        log.info("Stopping")
+        return EXIT_OK
     registry = CollectorRegistry()
     registry.register(exporter.collector)
     sys.stdout.write(generate_latest(registry).decode("utf-8"))
@@ -182,6 +192,11 @@ def run_once(exporter: Exporter) -> int:
         print("poll failed: " + ", ".join(failed), file=sys.stderr)
         return EXIT_POLL_FAILED
     return EXIT_OK
+
+
+def _close_when_set(stop: threading.Event, poller: Poller) -> None:
+    stop.wait()
+    poller.close()
 
 
 def _fail(message: str) -> None:
@@ -208,7 +223,7 @@ class _Signals:
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signals = _Signals()
-    if not args.once and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
         signals.install()
     env = os.environ if env is None else env
     try:
@@ -249,12 +264,14 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             api_url = demo.url
         exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
         if args.once:
-            return run_once(exporter)
+            return run_once(exporter, signals.event)
         return serve(exporter, signals.event, signals)
     finally:
         if exporter is not None:
             exporter.poller.close()
-        telemetry.shutdown(3.0)  # a no-op after serve(), which flushed within STOP_SECONDS
+        # A no-op after serve(), which flushed within STOP_SECONDS; after a signal during
+        # --once or start-up, what is left must fit in that budget too.
+        telemetry.shutdown(1.5 if signals.event.is_set() else 3.0)
         if demo is not None:
             demo.stop()
 

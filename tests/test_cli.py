@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from conftest import ROOT, TEST_KEY, Reply, free_port
 
@@ -175,3 +176,45 @@ def test_a_busy_port_is_one_line_on_stderr_and_exit_3(api):
         line
         == f"provider-metrics-exporter: cannot listen on 127.0.0.1:{port} (METRICS_ADDR, METRICS_PORT): Address already in use"
     )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_once_exits_0_within_3_seconds_with_nothing_printed(api, signum):
+    # The API never answers, REQUEST_TIMEOUT stays at 10 s, and Loki hangs too.
+    from receivers import LokiReceiver
+
+    api.routes["/providers/"] = Reply(body=[], delay=60)
+    api.routes["/providers/stats"] = Reply(body={}, delay=60)
+    loki = LokiReceiver()
+    loki.hang = True
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={
+            "PATH": os.environ["PATH"],
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+            "LOKI_URL": loki.url,
+        },
+        text=True,
+    )
+    try:
+        end = time.monotonic() + 20
+        while api.count("/providers/stats") < 1 and process.poll() is None and time.monotonic() < end:
+            time.sleep(0.02)
+        assert process.poll() is None and api.count("/providers/stats") >= 1  # the poll is in flight
+        started = time.monotonic()
+        process.send_signal(signum)
+        code = process.wait(10)
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate()
+        loki.close()
+    assert code == 0, err
+    assert elapsed < 3.0
+    assert out == ""
+    assert "Traceback" not in err
+    assert [json.loads(line)["message"] for line in err.splitlines()][-1] == "Stopping"
