@@ -185,6 +185,22 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(loki):
         handler.close(0.5)
 
 
+def test_a_second_close_while_the_first_drains_into_a_hung_loki_returns_at_once(loki):
+    # logging.shutdown() closes every handler again at exit, while the shutdown thread may
+    # still be draining: that second close once waited its own 0.5 s more.
+    loki.hang = True
+    handler = LokiHandler(LokiPusher(loki.url, timeout=5), batch_size=1, max_retries=0)
+    for index in range(3):  # one is stuck in the push, the others stay queued
+        handler.handle(logging.LogRecord("t", logging.INFO, __file__, 1, f"line {index}", None, None))
+    first = threading.Thread(target=handler.close, args=(3.0,), daemon=True)
+    first.start()
+    assert eventually(handler.closing.is_set)
+    started = time.monotonic()
+    handler.close(3.0)
+    assert time.monotonic() - started < 1.0
+    first.join(5)
+
+
 def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_logging(loki, root_logging):
     loki.default = 400  # Loki refuses the batch: not retryable
     stream, report_stream = io.StringIO(), io.StringIO()
