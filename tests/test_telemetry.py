@@ -477,3 +477,24 @@ def test_a_bad_number_for_the_sdk_is_exit_2_naming_it(root_logging, capsys, name
     assert main([], env=env) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert name in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"OTEL_BSP_MAX_QUEUE_SIZE": "0"},
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"},
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"},
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_COMPRESSION": "zip"},
+    ],
+)
+def test_a_setting_the_sdk_itself_refuses_is_exit_2_in_one_line(root_logging, capsys, otel_env, variables):
+    # The SDK raises on these while the tracer is built: once a traceback and exit 1.
+    from gatewayz_exporter.app import main
+
+    env = otel_env(
+        **{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", **variables},
+    )
+    assert main([], env={**env, "ADMIN_KEY": TEST_KEY, "METRICS_PORT": str(free_port())}) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("provider-metrics-exporter: OTEL_*") and "Traceback" not in line
