@@ -27,6 +27,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import yaml
+
 BUDGET_SECONDS = 4.0
 ATTEMPT_SECONDS = 1.5
 
@@ -41,10 +43,32 @@ def exporter_argv(cmdline_path: str = "/proc/1/cmdline") -> list[str]:
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
 
 
+def web_config_path(env: Mapping[str, str], argv: Sequence[str]) -> str | None:
+    """The web config file the exporter was given: ``--web.config.file`` wins over ``WEB_CONFIG_FILE``."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--web.config.file="):
+            return arg.partition("=")[2]
+        if arg == "--web.config.file":
+            return argv[index + 1] if index + 1 < len(argv) else ""
+    return (env.get("WEB_CONFIG_FILE") or "").strip() or None
+
+
 def tls_configured(env: Mapping[str, str], argv: Sequence[str]) -> bool:
-    if (env.get("WEB_CONFIG_FILE") or "").strip():
+    """True when the exporter's web config may turn TLS on.
+
+    A config with basic auth only serves plain HTTP; asking it https first would wait
+    out a whole attempt. A file the probe cannot read or parse counts as TLS (both
+    schemes are tried anyway).
+    """
+    path = web_config_path(env, argv)
+    if path is None:
+        return False
+    try:
+        with Path(path).open("rb") as file:
+            document = yaml.safe_load(file.read(1024 * 1024))
+    except (OSError, ValueError, yaml.YAMLError):
         return True
-    return any(arg == "--web.config.file" or arg.startswith("--web.config.file=") for arg in argv)
+    return not isinstance(document, dict) or document.get("tls_server_config") is not None
 
 
 def candidate_hosts(metrics_addr: str | None) -> list[str]:
