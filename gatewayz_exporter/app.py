@@ -116,6 +116,7 @@ def build(
         timeout=config.request_timeout,
         max_bytes=config.max_response_bytes,
         user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
+        wall_clock=wall_clock,
     )
     poller = Poller(
         client,

@@ -4,6 +4,7 @@ Whatever the API does, ``fetch`` returns a counted reason, the other endpoint ke
 poll, and REQUEST_TIMEOUT bounds the whole request.
 """
 
+import email.utils
 import gzip
 import logging
 import socket
@@ -295,6 +296,24 @@ def test_retry_after_is_counted_from_when_the_answer_arrived(api, exporter_for):
         before = _stats_requests(api)
         exporter.poller.poll_once()
         assert _stats_requests(api) - before == expected - 1
+
+
+def test_a_retry_after_date_is_counted_from_the_injected_wall_clock(api, exporter_for):
+    # The fake wall clock is not the machine's: a date two minutes after it means two
+    # minutes, not "whatever is left until then by time.time()".
+    clock = FakeClock()
+    exporter = exporter_for(api, clock=clock, SCRAPE_INTERVAL="60")
+    date = email.utils.formatdate(clock.wall() + 120, usegmt=True)
+    api.routes["/providers/stats"] = Reply(429, b"", {"Retry-After": date})
+    asked = []
+    for _ in range(4):  # polls at 0, 60, 120, 180 s
+        before = _stats_requests(api)
+        exporter.poller.poll_once()
+        asked.append(_stats_requests(api) > before)
+        clock.advance(60)
+    # At 120 s the same date has come: Retry-After is 0 from then on, the next poll asks.
+    assert asked == [True, False, True, True]
+    assert parse_retry_after(date, now=clock.wall()) == 0
 
 
 # --- the cause of a failure, in the log line ---------------------------------------------------
