@@ -218,3 +218,40 @@ def test_a_signal_during_once_exits_0_within_3_seconds_with_nothing_printed(api,
     assert out == ""
     assert "Traceback" not in err
     assert [json.loads(line)["message"] for line in err.splitlines()][-1] == "Stopping"
+
+
+# The entry script run as __main__, with the package's import held up until the test signals.
+_SLOW_IMPORT = """
+import importlib.abc, runpy, sys, time
+
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "gatewayz_exporter.app":
+            print("importing", flush=True)
+            time.sleep(30)
+        return None
+
+sys.meta_path.insert(0, Slow())
+sys.argv = [sys.argv[1]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_entry_script_imports_exits_0(signum):
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_IMPORT, SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "ADMIN_KEY": TEST_KEY},
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "importing\n"
+        process.send_signal(signum)
+        code = process.wait(3)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate()
+    assert code == 0 and err == ""
