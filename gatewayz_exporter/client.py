@@ -271,7 +271,21 @@ def _new_tracked_conn(conn: HTTPConnection, new_conn: Callable[[], socket.socket
     return sock
 
 
+class _InterimSkippingResponse(http.client.HTTPResponse):
+    """http.client skips only ``100 Continue``; 102 Processing and 103 Early Hints are interim
+    answers too (RFC 9110 15.2), followed by the real one. Reported as 100, they are skipped
+    the same way; a stream of them is cut by the deadline like any slow head."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        version, status, reason = super()._read_status()  # type: ignore[misc]  # private, stable since 3.0
+        if 100 < status < 200 and status != 101:  # 101 without an Upgrade asked for stays an error
+            return version, http.client.CONTINUE, reason
+        return version, status, reason
+
+
 class _TrackedHTTPConnection(HTTPConnection):
+    response_class = _InterimSkippingResponse
+
     def _new_conn(self) -> socket.socket:
         return _new_tracked_conn(self, super()._new_conn)
 
@@ -281,6 +295,8 @@ class _TrackedHTTPConnection(HTTPConnection):
 
 
 class _TrackedHTTPSConnection(HTTPSConnection):
+    response_class = _InterimSkippingResponse
+
     def _new_conn(self) -> socket.socket:
         sock = _new_tracked_conn(self, super()._new_conn)
         _set_phase("tls")

@@ -196,6 +196,20 @@ def test_odd_answers_are_counted_and_the_other_endpoint_keeps_its_poll(
     assert TEST_KEY not in caplog.text
 
 
+@pytest.mark.parametrize("interim", [b"102 Processing", b"103 Early Hints"])
+def test_interim_answers_before_the_real_one_are_skipped(api, exporter_for, interim):
+    # http.client skips only 100 Continue; a 102 or 103 was taken for the final answer.
+    body = b'{"total": 4, "active": 3, "inactive": 1, "healthy": 2, "degraded": 1, "down": 1, "unknown": 0}'
+    api.routes["/providers/stats"] = _raw(
+        b"HTTP/1.1 " + interim + b"\r\nLink: </x>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
+    assert value(exporter, "gatewayz_providers_total") == 4
+
+
 @pytest.mark.parametrize("length", ["\u00b2", "1" * 5000, "-1", "0x10", " 2 "])
 def test_an_odd_content_length_is_not_trusted_and_never_raises(api, exporter_for, length):
     body = b'{"total": 4, "active": 3, "inactive": 1, "healthy": 2, "degraded": 1, "down": 1, "unknown": 0}'
