@@ -367,6 +367,27 @@ def test_all_zero_stats_next_to_a_provider_list_are_inconsistent(api, exporter_f
     assert value(exporter, "gatewayz_providers_total") == 4
 
 
+@pytest.mark.parametrize(
+    "providers,stats,endpoint",
+    [
+        (Reply(body=[]), Reply(500, b"database down"), "providers"),
+        (Reply(500, b"database down"), Reply(body=dict.fromkeys(SEED_STATS, 0)), "stats"),
+    ],
+)
+def test_a_database_error_answer_is_inconsistent_even_when_the_other_endpoint_fails_too(
+    api, exporter_for, providers, stats, endpoint
+):
+    # The cross-check once needed both endpoints to succeed in the same poll: with the
+    # other one failing, the empty answer wiped the last good data.
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    api.routes["/providers/"], api.routes["/providers/stats"] = providers, stats
+    exporter.poller.poll_once()
+    assert errors(exporter, endpoint, "inconsistent") == 1
+    assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
+    assert value(exporter, "gatewayz_providers_total") == 4
+
+
 def test_a_truly_empty_backend_is_exported_as_zero(api, exporter_for):
     api.set_data([], dict.fromkeys(SEED_STATS, 0))
     exporter = exporter_for(api)
