@@ -299,7 +299,10 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
     try:
         exporter.start()
     except OSError as error:
-        where = f"{config.metrics_addr or '*'}:{config.metrics_port}"
+        host = config.metrics_addr or "*"
+        if ":" in host and not host.startswith("["):  # an IPv6 address: [::1]:8001, not ::1:8001
+            host = f"[{host}]"
+        where = f"{host}:{config.metrics_port}"
         if isinstance(error, socket.gaierror):  # METRICS_ADDR is a name that does not resolve
             why = str(error.strerror)
         else:

@@ -178,6 +178,27 @@ def test_a_busy_port_is_one_line_on_stderr_and_exit_3(api):
     )
 
 
+def test_a_busy_ipv6_port_is_named_with_brackets(api):
+    import socket
+
+    with socket.socket(socket.AF_INET6) as holder:
+        holder.bind(("::1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            "METRICS_PORT": str(port),
+            "METRICS_ADDR": "::1",
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+        }
+        result = run([], env)
+    assert result.returncode == 3
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        f"provider-metrics-exporter: cannot listen on [::1]:{port} (METRICS_ADDR, METRICS_PORT): "
+    )
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_once_exits_0_within_3_seconds_with_nothing_printed(api, signum):
     # The API never answers, REQUEST_TIMEOUT stays at 10 s, and Loki hangs too.
