@@ -123,6 +123,31 @@ def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
     assert "RuntimeError: boom" in line["exc_info"]
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_an_odd_response_header_puts_no_traceback_in_the_log(api, root_logging, level):
+    # urllib3 logs a header line without a colon as a WARNING with a traceback.
+    from conftest import Reply
+
+    def no_colon(handler):
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\n[]")
+        handler.close_connection = True
+
+    api.routes["/providers/"] = Reply(raw=no_colon)
+    stream = io.StringIO()
+    configure_logging(level, stream)
+    exporter = build(make_config(api.url))
+    try:
+        exporter.poller.poll_once()
+    finally:
+        exporter.stop(1.0)
+    lines = log_lines(stream)
+    assert lines and all("exc_info" not in line for line in lines)
+    assert not [line for line in lines if line["logger"].startswith("urllib3") and line["level"] != "debug"]
+    assert "Traceback" not in stream.getvalue()
+    defects = [line for line in lines if line["message"].startswith("Failed to parse headers")]
+    assert len(defects) == (1 if level == "DEBUG" else 0)
+
+
 def test_lines_inside_a_span_carry_its_trace_and_span_ids(root_logging):
     from opentelemetry.sdk.trace import TracerProvider
 
