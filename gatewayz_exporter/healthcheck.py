@@ -8,9 +8,10 @@ the server was set up; it tries what the server could be, most likely first:
 
 * addresses: the one in ``METRICS_ADDR`` (a wildcard means loopback of the same
   family: ``::`` listens on IPv6 only), then 127.0.0.1 and ::1;
-* schemes: https first when TLS looks configured (``WEB_CONFIG_FILE``, or
-  ``--web.config.file`` on the exporter's command line, read from
-  ``/proc/1/cmdline`` where the exporter is the container's PID 1), else http first.
+* schemes: https first when TLS looks configured (a web config file with
+  ``tls_server_config``, from ``WEB_CONFIG_FILE`` or ``--web.config.file`` on the
+  exporter's command line, read from ``/proc/1/cmdline`` where the exporter is the
+  container's PID 1; a file the probe cannot read counts as TLS), else http first.
 
 A wrong guess fails at once (refused, or a TLS/HTTP mismatch), and the whole probe
 stays within ``BUDGET_SECONDS``, under the Dockerfile's 5 s HEALTHCHECK timeout.
