@@ -5,9 +5,16 @@ Polls GET /providers and GET /providers/stats in the background and serves
 Prometheus metrics on METRICS_PORT (default 8001). See README.md.
 """
 
+import signal
 import sys
 
-from gatewayz_exporter.app import main
+if __name__ == "__main__":
+    # A signal while the imports below run (a few hundred ms) ends start-up quietly with
+    # exit 0, as it would a moment later; main() then installs the real handlers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
+from gatewayz_exporter.app import main  # after the handlers above, on purpose
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -44,7 +44,9 @@ EXIT_OK = 0  # stopped by SIGTERM/SIGINT, or `--once` with both endpoints polled
 EXIT_POLL_FAILED = 1  # `--once`: an endpoint failed (the reasons are on stderr)
 EXIT_CONFIG = 2  # invalid configuration: environment, web config file, OTEL_* settings
 EXIT_CANNOT_SERVE = 3  # cannot listen (port in use, address not on this host, no permission) or start
-STOP_SECONDS = 2.0  # SIGTERM to exit: inside the README's 3 s (Docker's grace is 10 s)
+# SIGTERM to stop(): the README promises exit within 2 s (Docker's grace is 10 s); the
+# interpreter's own exit (atexit handlers, daemon threads) follows, so stop() gets less.
+STOP_SECONDS = 1.7
 
 
 @dataclass
@@ -115,6 +117,7 @@ def build(
         timeout=config.request_timeout,
         max_bytes=config.max_response_bytes,
         user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
+        wall_clock=wall_clock,
     )
     poller = Poller(
         client,
@@ -181,8 +184,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_once(exporter: Exporter) -> int:
+def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:
+    """Poll once and print the exposition; ``stop`` (SIGTERM/SIGINT) abandons the poll: exit 0, nothing printed."""
+    if stop is not None:
+        # A watcher, not the signal handler, closes the poller: closing takes locks the
+        # interrupted main thread may hold.
+        threading.Thread(
+            target=_close_when_set, args=(stop, exporter.poller), name="once-stop", daemon=True
+        ).start()
     snapshot = exporter.poller.poll_once()
+    if stop is not None and stop.is_set():
+        log.info("Stopping")
+        return EXIT_OK
     registry = CollectorRegistry()
     registry.register(exporter.collector)
     sys.stdout.write(generate_latest(registry).decode("utf-8"))
@@ -192,6 +205,11 @@ def run_once(exporter: Exporter) -> int:
         print("poll failed: " + ", ".join(failed), file=sys.stderr)
         return EXIT_POLL_FAILED
     return EXIT_OK
+
+
+def _close_when_set(stop: threading.Event, poller: Poller) -> None:
+    stop.wait()
+    poller.close()
 
 
 def _fail(message: str) -> None:
@@ -218,7 +236,7 @@ class _Signals:
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signals = _Signals()
-    if not args.once and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
         signals.install()
     env = os.environ if env is None else env
     try:
@@ -259,12 +277,14 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             api_url = demo.url
         exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
         if args.once:
-            return run_once(exporter)
+            return run_once(exporter, signals.event)
         return serve(exporter, signals.event, signals)
     finally:
         if exporter is not None:
             exporter.poller.close()
-        telemetry.shutdown(3.0)  # a no-op after serve(), which flushed within STOP_SECONDS
+        # A no-op after serve(), which flushed within STOP_SECONDS; after a signal during
+        # --once or start-up, what is left must fit in that budget too.
+        telemetry.shutdown(1.5 if signals.event.is_set() else 3.0)
         if demo is not None:
             demo.stop()
 
@@ -289,7 +309,10 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
     try:
         exporter.start()
     except OSError as error:
-        where = f"{config.metrics_addr or '*'}:{config.metrics_port}"
+        host = config.metrics_addr or "*"
+        if ":" in host and not host.startswith("["):  # an IPv6 address: [::1]:8001, not ::1:8001
+            host = f"[{host}]"
+        where = f"{host}:{config.metrics_port}"
         if isinstance(error, socket.gaierror):  # METRICS_ADDR is a name that does not resolve
             why = str(error.strerror)
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import email.utils
 import errno
 import http.client
 import ipaddress
@@ -44,6 +45,9 @@ from urllib3.util.retry import Retry
 log = logging.getLogger("gatewayz_exporter.client")
 
 MAX_REDIRECTS = 5
+# Sockets and Event.wait refuse timeouts past threading.TIMEOUT_MAX (~292 years) with
+# OverflowError; a REQUEST_TIMEOUT beyond this (~31 years) is taken as this.
+MAX_TIMEOUT_SECONDS = 1e9
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_RETRY_AFTER_SECONDS = 600
 # Requests abandoned at their deadline whose threads have not ended yet (a hung
@@ -112,15 +116,22 @@ class _Failure(Exception):
 _RETRY = Retry(total=0, retry_after_max=MAX_RETRY_AFTER_SECONDS)
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Retry-After as seconds from now (delta-seconds or an HTTP date, by urllib3); None if absent or bad.
 
-    ASCII digits only; capped at MAX_RETRY_AFTER_SECONDS.
+    ASCII digits only; capped at MAX_RETRY_AFTER_SECONDS. An HTTP date is counted
+    from ``now`` (Unix time; the exporter's wall clock, injected in tests) when given.
     """
     if value is None or not value.strip():
         return None
     try:
-        return float(_RETRY.parse_retry_after(value))
+        seconds = float(_RETRY.parse_retry_after(value))  # validates; a date counts from time.time()
+        if now is not None and not _ASCII_DIGITS.fullmatch(value.strip()):
+            # The same stdlib date parser urllib3 uses, against our clock rather than time.time().
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                seconds = min(max(0.0, email.utils.mktime_tz(parsed) - now), MAX_RETRY_AFTER_SECONDS)
+        return seconds
     except Exception:  # noqa: BLE001 -- InvalidHeader, a number too long for int(), a date out of range
         return None
 
@@ -260,7 +271,21 @@ def _new_tracked_conn(conn: HTTPConnection, new_conn: Callable[[], socket.socket
     return sock
 
 
+class _InterimSkippingResponse(http.client.HTTPResponse):
+    """http.client skips only ``100 Continue``; 102 Processing and 103 Early Hints are interim
+    answers too (RFC 9110 15.2), followed by the real one. Reported as 100, they are skipped
+    the same way; a stream of them is cut by the deadline like any slow head."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        version, status, reason = super()._read_status()  # type: ignore[misc]  # private, stable since 3.0
+        if 100 < status < 200 and status != 101:  # 101 without an Upgrade asked for stays an error
+            return version, http.client.CONTINUE, reason
+        return version, status, reason
+
+
 class _TrackedHTTPConnection(HTTPConnection):
+    response_class = _InterimSkippingResponse
+
     def _new_conn(self) -> socket.socket:
         return _new_tracked_conn(self, super()._new_conn)
 
@@ -270,6 +295,8 @@ class _TrackedHTTPConnection(HTTPConnection):
 
 
 class _TrackedHTTPSConnection(HTTPSConnection):
+    response_class = _InterimSkippingResponse
+
     def _new_conn(self) -> socket.socket:
         sock = _new_tracked_conn(self, super()._new_conn)
         _set_phase("tls")
@@ -428,12 +455,14 @@ class ApiClient:
         user_agent: str = "gatewayz-provider-metrics-exporter",
         grace: float = 0.05,
         resolve: Resolver = socket.getaddrinfo,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self._timeout = min(timeout, MAX_TIMEOUT_SECONDS)
         self._max_bytes = max_bytes
         self.grace = grace  # lets the worker report its own timeout first, with its cause
         self._resolve = resolve
+        self._wall_clock = wall_clock  # what a Retry-After date is counted from
         self._session = session or requests.Session()
         self._session.trust_env = False  # no ~/.netrc auth or proxy surprises
         adapter = _TrackingAdapter(max_retries=0)
@@ -593,20 +622,16 @@ class ApiClient:
             reason, cause = classify(error, flight.phase)
             raise _Failure(reason, cause=cause) from None
 
-    @staticmethod
-    def _check_status(response: requests.Response) -> None:
+    def _check_status(self, response: requests.Response) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
         if status in (401, 403):
             raise _Failure("unauthorized", status)
-        if status == 429:
-            raise _Failure("rate_limited", status, parse_retry_after(response.headers.get("Retry-After")))
-        raise _Failure(
-            "http_error",
-            status,
-            parse_retry_after(response.headers.get("Retry-After")) if status == 503 else None,
-        )
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
+            raise _Failure("rate_limited" if status == 429 else "http_error", status, retry_after)
+        raise _Failure("http_error", status)
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
         declared = content_length(response.headers.get("Content-Length"))

@@ -8,9 +8,10 @@ the server was set up; it tries what the server could be, most likely first:
 
 * addresses: the one in ``METRICS_ADDR`` (a wildcard means loopback of the same
   family: ``::`` listens on IPv6 only), then 127.0.0.1 and ::1;
-* schemes: https first when TLS looks configured (``WEB_CONFIG_FILE``, or
-  ``--web.config.file`` on the exporter's command line, read from
-  ``/proc/1/cmdline`` where the exporter is the container's PID 1), else http first.
+* schemes: https first when TLS looks configured (a web config file with
+  ``tls_server_config``, from ``WEB_CONFIG_FILE`` or ``--web.config.file`` on the
+  exporter's command line, read from ``/proc/1/cmdline`` where the exporter is the
+  container's PID 1; a file the probe cannot read counts as TLS), else http first.
 
 A wrong guess fails at once (refused, or a TLS/HTTP mismatch), and the whole probe
 stays within ``BUDGET_SECONDS``, under the Dockerfile's 5 s HEALTHCHECK timeout.
@@ -27,6 +28,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import yaml
+
 BUDGET_SECONDS = 4.0
 ATTEMPT_SECONDS = 1.5
 
@@ -41,10 +44,32 @@ def exporter_argv(cmdline_path: str = "/proc/1/cmdline") -> list[str]:
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
 
 
+def web_config_path(env: Mapping[str, str], argv: Sequence[str]) -> str | None:
+    """The web config file the exporter was given: ``--web.config.file`` wins over ``WEB_CONFIG_FILE``."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--web.config.file="):
+            return arg.partition("=")[2]
+        if arg == "--web.config.file":
+            return argv[index + 1] if index + 1 < len(argv) else ""
+    return (env.get("WEB_CONFIG_FILE") or "").strip() or None
+
+
 def tls_configured(env: Mapping[str, str], argv: Sequence[str]) -> bool:
-    if (env.get("WEB_CONFIG_FILE") or "").strip():
+    """True when the exporter's web config may turn TLS on.
+
+    A config with basic auth only serves plain HTTP; asking it https first would wait
+    out a whole attempt. A file the probe cannot read or parse counts as TLS (both
+    schemes are tried anyway).
+    """
+    path = web_config_path(env, argv)
+    if path is None:
+        return False
+    try:
+        with Path(path).open("rb") as file:
+            document = yaml.safe_load(file.read(1024 * 1024))
+    except (OSError, ValueError, yaml.YAMLError):
         return True
-    return any(arg == "--web.config.file" or arg.startswith("--web.config.file=") for arg in argv)
+    return not isinstance(document, dict) or document.get("tls_server_config") is not None
 
 
 def candidate_hosts(metrics_addr: str | None) -> list[str]:

@@ -45,6 +45,22 @@ class ExporterJsonFormatter(JsonFormatter):
         return {"timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"), **log_data}
 
 
+class QuietHeaderDefects(logging.Filter):
+    """urllib3 logs an odd response header (a line without a colon, ...) as a WARNING with a
+    traceback. The API's bytes must not put tracebacks in the log: it becomes a DEBUG line,
+    without the traceback, shown only at LOG_LEVEL=DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Failed to parse headers"):
+            return True
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+_QUIET_HEADER_DEFECTS = QuietHeaderDefects()
+
+
 def configure_logging(
     level: str = "INFO", stream: TextIO | None = None, extra_handlers: tuple[logging.Handler, ...] = ()
 ) -> logging.Handler:
@@ -60,6 +76,7 @@ def configure_logging(
         extra.addFilter(TraceContextFilter())
         root.addHandler(extra)
     root.setLevel(level)
+    logging.getLogger("urllib3.connection").addFilter(_QUIET_HEADER_DEFECTS)  # adding twice is a no-op
     logging.captureWarnings(True)
     threading.excepthook = _log_thread_exception
     return handler

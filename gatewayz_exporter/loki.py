@@ -114,6 +114,7 @@ class LokiHandler(logging.handlers.QueueHandler):
         self._backoff = backoff
         self._report = report or (lambda message, fields: None)
         self._stop = threading.Event()
+        self.closing = threading.Event()  # set once close() has begun
         self._counts_lock = threading.Lock()
         self.dropped = 0  # lines lost: queue full, or retries exhausted
         self.pushed = 0  # lines accepted by Loki
@@ -198,8 +199,15 @@ class LokiHandler(logging.handlers.QueueHandler):
             self._report("Loki push failed; lines dropped", {"error": detail, "dropped_lines": lines})
 
     def close(self, timeout: float = 0.5) -> None:
-        """Push what is queued, within ``timeout``; then stop the thread. Safe to call twice."""
-        if not self._stop.is_set():
+        """Push what is queued, within ``timeout``; then stop the thread. Safe to call twice.
+
+        Only the first call waits: a later one (logging's own at exit, while a shutdown
+        thread still drains into a hung Loki) returns at once instead of waiting again.
+        """
+        with self._counts_lock:
+            first = not self.closing.is_set()
+            self.closing.set()
+        if first:
             deadline = time.monotonic() + timeout
             while not self._lines.empty() and time.monotonic() < deadline:
                 time.sleep(0.02)

@@ -92,7 +92,8 @@ class Poller:
                 self.poll_once()
             except Exception:  # the loop never dies; the next poll may succeed
                 log.exception("poll failed unexpectedly")
-            stop.wait(max(0.0, self._interval - (self._monotonic() - started)))
+            # Capped: Event.wait raises OverflowError past TIMEOUT_MAX (SCRAPE_INTERVAL=99999999999).
+            stop.wait(min(max(0.0, self._interval - (self._monotonic() - started)), threading.TIMEOUT_MAX))
 
     def due(self, endpoint: str, now: float) -> bool:
         """True when ``endpoint`` is not backed off (Retry-After, 429) at monotonic time ``now``."""
@@ -177,7 +178,7 @@ class Poller:
                     reasons[endpoint] = "invalid_payload"
             else:
                 self._back_off(endpoint, result, started)
-        self._cross_check(parsed, reasons)
+        self._cross_check(parsed, reasons, previous)
 
         errors = dict(previous.errors)
         status = dict(previous.status)
@@ -211,23 +212,25 @@ class Poller:
 
     @staticmethod
     def _cross_check(
-        parsed: dict[str, ParsedProviders | ParsedStats], reasons: dict[str, str | None]
+        parsed: dict[str, ParsedProviders | ParsedStats], reasons: dict[str, str | None], previous: Snapshot
     ) -> None:
         """The backend answers a database error with 200 and an empty list or all-zero stats.
 
-        When both endpoints answered in this poll and one reports providers the
-        other's emptiness denies, the empty one is treated as a failure, so the
-        last good data stays instead of every series dropping to zero.
+        When one endpoint reports providers the other's emptiness denies, the empty one
+        is treated as a failure, so the last good data stays instead of every series
+        dropping to zero. The other endpoint's answer is this poll's when it succeeded,
+        else the last good one (it failed, or Retry-After held it back).
         """
         p, s = parsed.get("providers"), parsed.get("stats")
-        if not isinstance(p, ParsedProviders) or not isinstance(s, ParsedStats):
+        new_p = p if isinstance(p, ParsedProviders) and reasons.get("providers") is None else None
+        new_s = s if isinstance(s, ParsedStats) and reasons.get("stats") is None else None
+        providers = new_p.providers if new_p is not None else previous.providers
+        stats = new_s.stats if new_s is not None else previous.stats
+        if providers is None or stats is None or (new_p is None and new_s is None):
             return
-        if reasons["providers"] or reasons["stats"]:
-            return
-        stat_values = [v for v in s.stats.values if v is not None]
-        if not p.providers and (s.stats.get("total") or 0) > 0:
+        if new_p is not None and not providers and (stats.get("total") or 0) > 0:
             reasons["providers"] = "inconsistent"
-        elif p.providers and not any(stat_values):
+        elif new_s is not None and providers and not any(v for v in stats.values if v is not None):
             reasons["stats"] = "inconsistent"
 
     def _log(

@@ -172,7 +172,12 @@ class Telemetry:
     ) -> Telemetry:
         """Tracing from the OTEL_* variables in ``env``; Loki from LOKI_* in ``config``."""
         settings = tracing_settings(env) if enable_tracing else None
-        tracing = _Tracing(settings) if settings else None
+        tracing = None
+        if settings:
+            try:
+                tracing = _Tracing(settings)
+            except Exception as error:  # noqa: BLE001 -- the SDK refuses a setting with whatever it likes
+                raise TelemetryError(_sdk_refusal(error, env)) from None
         if tracing is not None:
             tracer = tracing.tracer
         elif (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
@@ -226,6 +231,24 @@ class Telemetry:
             worker.start()
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+
+
+def _sdk_refusal(error: Exception, env: Mapping[str, str]) -> str:
+    """One line for a setting the SDK raised on (OTEL_BSP_MAX_QUEUE_SIZE=0, a bad gRPC endpoint, ...).
+
+    The SDK's own message says which; it is left out if it could carry a header value.
+    """
+    detail = (str(error).splitlines() or [""])[0][:160]
+    secrets = [
+        part.strip()
+        for name, value in env.items()
+        if name.startswith("OTEL_") and name.endswith("HEADERS")
+        for part in value.replace("=", ",").split(",")
+        if len(part.strip()) >= 4
+    ]
+    if any(secret in detail for secret in secrets):
+        detail = ""
+    return f"OTEL_*: the OpenTelemetry SDK refused a setting ({type(error).__name__}{': ' + detail if detail else ''})"
 
 
 def _direct_reporter(stream: TextIO) -> Callable[[str, dict[str, object]], None]:

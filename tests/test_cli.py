@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from conftest import ROOT, TEST_KEY, Reply, free_port
 
@@ -175,3 +176,103 @@ def test_a_busy_port_is_one_line_on_stderr_and_exit_3(api):
         line
         == f"provider-metrics-exporter: cannot listen on 127.0.0.1:{port} (METRICS_ADDR, METRICS_PORT): Address already in use"
     )
+
+
+def test_a_busy_ipv6_port_is_named_with_brackets(api):
+    import socket
+
+    with socket.socket(socket.AF_INET6) as holder:
+        holder.bind(("::1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            "METRICS_PORT": str(port),
+            "METRICS_ADDR": "::1",
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+        }
+        result = run([], env)
+    assert result.returncode == 3
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        f"provider-metrics-exporter: cannot listen on [::1]:{port} (METRICS_ADDR, METRICS_PORT): "
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_once_exits_0_within_3_seconds_with_nothing_printed(api, signum):
+    # The API never answers, REQUEST_TIMEOUT stays at 10 s, and Loki hangs too.
+    from receivers import LokiReceiver
+
+    api.routes["/providers/"] = Reply(body=[], delay=60)
+    api.routes["/providers/stats"] = Reply(body={}, delay=60)
+    loki = LokiReceiver()
+    loki.hang = True
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={
+            "PATH": os.environ["PATH"],
+            "GATEWAY_API_URL": api.url,
+            "ADMIN_KEY": TEST_KEY,
+            "LOKI_URL": loki.url,
+        },
+        text=True,
+    )
+    try:
+        end = time.monotonic() + 20
+        while api.count("/providers/stats") < 1 and process.poll() is None and time.monotonic() < end:
+            time.sleep(0.02)
+        assert process.poll() is None and api.count("/providers/stats") >= 1  # the poll is in flight
+        started = time.monotonic()
+        process.send_signal(signum)
+        code = process.wait(10)
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate()
+        loki.close()
+    assert code == 0, err
+    assert elapsed < 3.0
+    assert out == ""
+    assert "Traceback" not in err
+    assert [json.loads(line)["message"] for line in err.splitlines()][-1] == "Stopping"
+
+
+# The entry script run as __main__, with the package's import held up until the test signals.
+_SLOW_IMPORT = """
+import importlib.abc, runpy, sys, time
+
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "gatewayz_exporter.app":
+            print("importing", flush=True)
+            time.sleep(30)
+        return None
+
+sys.meta_path.insert(0, Slow())
+sys.argv = [sys.argv[1]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_entry_script_imports_exits_0(signum):
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_IMPORT, SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "ADMIN_KEY": TEST_KEY},
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "importing\n"
+        process.send_signal(signum)
+        code = process.wait(3)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate()
+    assert code == 0 and err == ""

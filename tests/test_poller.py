@@ -367,6 +367,27 @@ def test_all_zero_stats_next_to_a_provider_list_are_inconsistent(api, exporter_f
     assert value(exporter, "gatewayz_providers_total") == 4
 
 
+@pytest.mark.parametrize(
+    "providers,stats,endpoint",
+    [
+        (Reply(body=[]), Reply(500, b"database down"), "providers"),
+        (Reply(500, b"database down"), Reply(body=dict.fromkeys(SEED_STATS, 0)), "stats"),
+    ],
+)
+def test_a_database_error_answer_is_inconsistent_even_when_the_other_endpoint_fails_too(
+    api, exporter_for, providers, stats, endpoint
+):
+    # The cross-check once needed both endpoints to succeed in the same poll: with the
+    # other one failing, the empty answer wiped the last good data.
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    api.routes["/providers/"], api.routes["/providers/stats"] = providers, stats
+    exporter.poller.poll_once()
+    assert errors(exporter, endpoint, "inconsistent") == 1
+    assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
+    assert value(exporter, "gatewayz_providers_total") == 4
+
+
 def test_a_truly_empty_backend_is_exported_as_zero(api, exporter_for):
     api.set_data([], dict.fromkeys(SEED_STATS, 0))
     exporter = exporter_for(api)
@@ -409,6 +430,25 @@ def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api):
         exporter.stop(1.0)
     assert not thread.is_alive()
     assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 1
+
+
+def test_an_enormous_interval_waits_for_the_next_poll_instead_of_ending_the_loop(api):
+    from gatewayz_exporter.app import build
+
+    # Event.wait raises OverflowError past threading.TIMEOUT_MAX: the loop must still be waiting.
+    exporter = build(make_config(api.url, SCRAPE_INTERVAL="99999999999"))
+    stop = threading.Event()
+    thread = threading.Thread(target=exporter.poller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert eventually(lambda: exporter.store.current.generation >= 1)
+        thread.join(0.5)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(2)
+        exporter.stop(1.0)
+    assert not thread.is_alive()
 
 
 @settings(

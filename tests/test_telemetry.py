@@ -123,6 +123,31 @@ def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
     assert "RuntimeError: boom" in line["exc_info"]
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_an_odd_response_header_puts_no_traceback_in_the_log(api, root_logging, level):
+    # urllib3 logs a header line without a colon as a WARNING with a traceback.
+    from conftest import Reply
+
+    def no_colon(handler):
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\n[]")
+        handler.close_connection = True
+
+    api.routes["/providers/"] = Reply(raw=no_colon)
+    stream = io.StringIO()
+    configure_logging(level, stream)
+    exporter = build(make_config(api.url))
+    try:
+        exporter.poller.poll_once()
+    finally:
+        exporter.stop(1.0)
+    lines = log_lines(stream)
+    assert lines and all("exc_info" not in line for line in lines)
+    assert not [line for line in lines if line["logger"].startswith("urllib3") and line["level"] != "debug"]
+    assert "Traceback" not in stream.getvalue()
+    defects = [line for line in lines if line["message"].startswith("Failed to parse headers")]
+    assert len(defects) == (1 if level == "DEBUG" else 0)
+
+
 def test_lines_inside_a_span_carry_its_trace_and_span_ids(root_logging):
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -183,6 +208,22 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(loki):
         assert handler.dropped >= 5000 - 100 - 500  # at most one batch in flight plus the buffer
     finally:
         handler.close(0.5)
+
+
+def test_a_second_close_while_the_first_drains_into_a_hung_loki_returns_at_once(loki):
+    # logging.shutdown() closes every handler again at exit, while the shutdown thread may
+    # still be draining: that second close once waited its own 0.5 s more.
+    loki.hang = True
+    handler = LokiHandler(LokiPusher(loki.url, timeout=5), batch_size=1, max_retries=0)
+    for index in range(3):  # one is stuck in the push, the others stay queued
+        handler.handle(logging.LogRecord("t", logging.INFO, __file__, 1, f"line {index}", None, None))
+    first = threading.Thread(target=handler.close, args=(3.0,), daemon=True)
+    first.start()
+    assert eventually(handler.closing.is_set)
+    started = time.monotonic()
+    handler.close(3.0)
+    assert time.monotonic() - started < 1.0
+    first.join(5)
 
 
 def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_logging(loki, root_logging):
@@ -461,3 +502,24 @@ def test_a_bad_number_for_the_sdk_is_exit_2_naming_it(root_logging, capsys, name
     assert main([], env=env) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert name in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"OTEL_BSP_MAX_QUEUE_SIZE": "0"},
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"},
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"},
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_COMPRESSION": "zip"},
+    ],
+)
+def test_a_setting_the_sdk_itself_refuses_is_exit_2_in_one_line(root_logging, capsys, otel_env, variables):
+    # The SDK raises on these while the tracer is built: once a traceback and exit 1.
+    from gatewayz_exporter.app import main
+
+    env = otel_env(
+        **{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", **variables},
+    )
+    assert main([], env={**env, "ADMIN_KEY": TEST_KEY, "METRICS_PORT": str(free_port())}) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("provider-metrics-exporter: OTEL_*") and "Traceback" not in line

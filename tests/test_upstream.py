@@ -4,6 +4,7 @@ Whatever the API does, ``fetch`` returns a counted reason, the other endpoint ke
 poll, and REQUEST_TIMEOUT bounds the whole request.
 """
 
+import email.utils
 import gzip
 import logging
 import socket
@@ -89,6 +90,15 @@ def test_each_endpoint_has_its_own_deadline(api, exporter_for):
     assert time.monotonic() - started < 0.5 + 0.5
     assert errors(exporter, "providers", "timeout") == 1
     assert errors(exporter, "stats", "timeout") == 1
+
+
+@pytest.mark.parametrize("seconds", ["99999999999", "999999999999999999"])
+def test_an_enormous_request_timeout_still_polls(api, exporter_for, seconds):
+    # Sockets and Event.wait raise OverflowError past threading.TIMEOUT_MAX.
+    exporter = exporter_for(api, REQUEST_TIMEOUT=seconds)
+    exporter.poller.poll_once()
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="providers") == 1
 
 
 def test_a_resolver_that_hangs_costs_at_most_request_timeout():
@@ -184,6 +194,20 @@ def test_odd_answers_are_counted_and_the_other_endpoint_keeps_its_poll(
     (line,) = failure_lines(caplog)
     assert line.reason == reason and line.cause == cause
     assert TEST_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("interim", [b"102 Processing", b"103 Early Hints"])
+def test_interim_answers_before_the_real_one_are_skipped(api, exporter_for, interim):
+    # http.client skips only 100 Continue; a 102 or 103 was taken for the final answer.
+    body = b'{"total": 4, "active": 3, "inactive": 1, "healthy": 2, "degraded": 1, "down": 1, "unknown": 0}'
+    api.routes["/providers/stats"] = _raw(
+        b"HTTP/1.1 " + interim + b"\r\nLink: </x>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
+    assert value(exporter, "gatewayz_providers_total") == 4
 
 
 @pytest.mark.parametrize("length", ["\u00b2", "1" * 5000, "-1", "0x10", " 2 "])
@@ -286,6 +310,24 @@ def test_retry_after_is_counted_from_when_the_answer_arrived(api, exporter_for):
         before = _stats_requests(api)
         exporter.poller.poll_once()
         assert _stats_requests(api) - before == expected - 1
+
+
+def test_a_retry_after_date_is_counted_from_the_injected_wall_clock(api, exporter_for):
+    # The fake wall clock is not the machine's: a date two minutes after it means two
+    # minutes, not "whatever is left until then by time.time()".
+    clock = FakeClock()
+    exporter = exporter_for(api, clock=clock, SCRAPE_INTERVAL="60")
+    date = email.utils.formatdate(clock.wall() + 120, usegmt=True)
+    api.routes["/providers/stats"] = Reply(429, b"", {"Retry-After": date})
+    asked = []
+    for _ in range(4):  # polls at 0, 60, 120, 180 s
+        before = _stats_requests(api)
+        exporter.poller.poll_once()
+        asked.append(_stats_requests(api) > before)
+        clock.advance(60)
+    # At 120 s the same date has come: Retry-After is 0 from then on, the next poll asks.
+    assert asked == [True, False, True, True]
+    assert parse_retry_after(date, now=clock.wall()) == 0
 
 
 # --- the cause of a failure, in the log line ---------------------------------------------------
