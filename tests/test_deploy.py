@@ -652,10 +652,82 @@ def test_the_readme_metric_table_names_every_exported_metric_and_nothing_else(ap
     assert documented - exported == set()
 
 
-def test_the_readme_configuration_table_matches_what_config_reads():
-    readme = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
-    documented = {name for cell in first_cells for name in re.findall(r"`([A-Z_]+)", cell)}
-    source = (ROOT / "config.py").read_text()
-    read = set(re.findall(r'(?:text|number|env\.get)\("([A-Z_]+)"', source))
+class RecordingEnv(dict[str, str]):
+    """An environment that remembers every name looked up in it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+def readme_configuration_rows() -> dict[str, str]:
+    """Variable name -> its default cell, from the README's configuration table."""
+    section = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.split("|")[1:-1]]
+            for name in re.findall(r"`([A-Z][A-Z_]*[A-Z])(?=[`=])", cells[0]):
+                rows[name] = cells[1]
+    return rows
+
+
+def test_the_readme_configuration_table_names_exactly_the_variables_the_exporter_reads():
+    from config import Config
+    from gatewayz_exporter.telemetry import SDK_NUMBERS, tracing_settings
+
+    documented = set(readme_configuration_rows())
+    env = RecordingEnv(ADMIN_KEY="k")
+    Config.from_env(env)
+    assert len(env.read) >= 10, env.read  # the recording saw config.py's reads
+    # Tracing reads its switches and protocol itself; the numbers it checks and every other
+    # OTEL_* variable are the SDK's own ("other `OTEL_*`").
+    tracing = RecordingEnv(OTEL_EXPORTER_OTLP_ENDPOINT="http://t:4318")
+    tracing_settings(tracing)
+    read = env.read | (tracing.read - set(SDK_NUMBERS))
     assert read - documented == set()
+    assert documented - read == set()
+
+
+def test_the_readme_configuration_defaults_are_the_configs_defaults():
+    from config import Config, ConfigError
+
+    rows = readme_configuration_rows()
+    config, demo = Config.from_env({"ADMIN_KEY": "k"}), Config.from_env({}, demo=True)
+    assert f"`{config.gateway_api_url}`" in rows["GATEWAY_API_URL"]
+    with pytest.raises(ConfigError, match="ADMIN_KEY"):
+        Config.from_env({})
+    assert rows["ADMIN_KEY"].startswith("none, required") and demo.admin_key is None
+    assert (
+        rows["SCRAPE_INTERVAL"] == f"`{config.scrape_interval:g}` (`{demo.scrape_interval:g}` with `--demo`)"
+    )
+    assert rows["METRICS_PORT"].startswith(f"`{config.metrics_port}`")
+    assert Config.from_env({"ADMIN_KEY": "k", "PORT": "9999"}).metrics_port == 9999
+    assert config.metrics_addr is None and rows["METRICS_ADDR"].startswith("all interfaces")
+    assert rows["REQUEST_TIMEOUT"] == f"`{config.request_timeout:g}`"
+    assert rows["MAX_STALENESS"] == "5 \N{MULTIPLICATION SIGN} `SCRAPE_INTERVAL`"
+    assert (
+        config.max_staleness == 5 * config.scrape_interval and demo.max_staleness == 5 * demo.scrape_interval
+    )
+    assert rows["MAX_RESPONSE_BYTES"].startswith(f"`{config.max_response_bytes}`")
+    assert rows["LOG_LEVEL"] == f"`{config.log_level}`"
+    for name, value in [
+        ("LOKI_URL", config.loki_url),
+        ("LOKI_USERNAME", config.loki_username),
+        ("LOKI_PASSWORD", config.loki_password),
+        ("LOKI_TENANT_ID", config.loki_tenant_id),
+        ("WEB_CONFIG_FILE", config.web_config_file),
+    ]:
+        assert rows[name] == "off" and value is None, name
