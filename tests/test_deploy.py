@@ -731,3 +731,37 @@ def test_the_readme_configuration_defaults_are_the_configs_defaults():
         ("WEB_CONFIG_FILE", config.web_config_file),
     ]:
         assert rows[name] == "off" and value is None, name
+
+
+def test_pip_install_dot_declares_every_package_the_exporter_imports():
+    """`pip install .` installs [project] dependencies only: an import missing there is an ImportError."""
+    import ast
+    import importlib.metadata
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {normal(re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0]) for spec in project["dependencies"]}
+    pinned = {
+        normal(line.split("==", 1)[0])
+        for line in (ROOT / "requirements.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert pinned - declared == set(), "pinned for the container but not declared for pip install ."
+    imported = set()
+    for path in [*(ROOT / "gatewayz_exporter").glob("*.py"), ROOT / "config.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__", "config", "gatewayz_exporter"}
+    assert {"h11", "requests", "prometheus_client"} <= third_party  # the walk saw the imports
+    distributions = importlib.metadata.packages_distributions()
+    undeclared = {
+        module
+        for module in third_party
+        if not {normal(d) for d in distributions.get(module, [module])} & declared
+    }
+    assert undeclared == set()
