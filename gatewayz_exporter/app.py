@@ -158,9 +158,9 @@ def build(
     )
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="provider_metrics_exporter.py",
+        prog=prog,
         description="Poll the GatewayZ provider API and serve Prometheus metrics. "
         "Configured by environment variables; see README.md.",
     )
@@ -233,8 +233,13 @@ class _Signals:
         self.event.set()
 
 
-def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(
+    argv: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    prog: str = "provider_metrics_exporter.py",
+) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv, prog)
     signals = _Signals()
     if threading.current_thread() is threading.main_thread():
         signals.install()
@@ -357,4 +362,4 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
 
 def console_main() -> None:
     """Entry point of the installed ``provider-metrics-exporter`` command."""
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], prog="provider-metrics-exporter"))

@@ -139,3 +139,4 @@ def test_the_readme_first_command_runs_the_demo_with_an_externally_managed_syste
         text=True,
     )
     assert version.returncode == 0 and "1." in version.stdout, version.stderr
+    assert version.stdout.startswith("provider-metrics-exporter "), version.stdout  # its own name
