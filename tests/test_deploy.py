@@ -650,6 +650,22 @@ def test_the_readme_metric_table_names_every_exported_metric_and_nothing_else(ap
     documented = set(re.findall(r"`(gatewayz_\w+)`", section))
     assert exported - documented == set()
     assert documented - exported == set()
+    # Each row's type and labels are what the exposition says.
+    text = body.decode()
+    types = dict(re.findall(r"^# TYPE (gatewayz_\w+) (\w+)", text, re.MULTILINE))
+    checked = 0
+    for line in section.splitlines():
+        if not line.startswith("| `gatewayz_"):
+            continue
+        names_cell, type_cell, labels_cell = (cell.strip() for cell in line.split("|")[1:4])
+        for name in re.findall(r"`(gatewayz_\w+)`", names_cell):
+            assert types[name] == type_cell.split()[0], name  # "gauge (info)" is a gauge
+            samples = re.findall(rf"^{name}(?:\{{(.*?)\}})? ", text, re.MULTILINE)
+            assert samples, name
+            labels = {label for sample in samples for label in re.findall(r'(\w+)="', sample)}
+            assert labels == set(re.findall(r"\w+", labels_cell)), name
+            checked += 1
+    assert checked == len(documented)
 
 
 class RecordingEnv(dict[str, str]):
