@@ -222,15 +222,32 @@ def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_
             sock.close()
 
 
-def test_an_unexpected_error_while_rendering_is_a_500_and_the_server_keeps_serving(running, caplog):
-    original = running.exposition.parts
+class FailingExposition:
+    """The exporter's exposition, except that rendering raises while ``failing`` is set."""
 
-    def broken(**kwargs):
-        raise RuntimeError("render bug")
+    def __init__(self, real):
+        self.real, self.failing = real, True
 
-    running.exposition.parts = broken
-    with caplog.at_level("ERROR"):
-        assert requests.get(running.base + "/metrics", timeout=5).status_code == 500
-    assert any(r.getMessage() == "Request failed" for r in caplog.records)
-    running.exposition.parts = original
-    assert requests.get(running.base + "/metrics", timeout=5).status_code == 200
+    def parts(self, *, openmetrics: bool, gzip: bool):
+        if self.failing:
+            raise RuntimeError("render bug")
+        return self.real.parts(openmetrics=openmetrics, gzip=gzip)
+
+
+def test_an_unexpected_error_while_rendering_is_a_500_and_the_server_keeps_serving(api, exporter_for, caplog):
+    from gatewayz_exporter.server import MetricsServer
+
+    exporter = exporter_for(api)
+    exposition = FailingExposition(exporter.exposition)
+    server = MetricsServer(exposition, exporter.collector.ready, host="127.0.0.1", port=0)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with caplog.at_level("ERROR"):
+            assert requests.get(url, timeout=5).status_code == 500
+        assert any(r.getMessage() == "Request failed" for r in caplog.records)
+        exposition.failing = False
+        response = requests.get(url, timeout=5)
+        assert response.status_code == 200 and "gatewayz_provider_scrape_success" in response.text
+    finally:
+        server.stop()
