@@ -140,7 +140,7 @@ class Config:
         log_level = (text("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             problems.append(
-                f"LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR (got {_shown(log_level)})"
+                f"LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got {_shown(log_level)})"
             )
             log_level = "INFO"
 

@@ -77,12 +77,14 @@ def tracing_settings(env: Mapping[str, str]) -> dict[str, str] | None:
         return None
     if not get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") and not get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return None
-    protocol = (
-        get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    protocol_variable = next(
+        (name for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL") if get(name)),
+        None,
     )
+    protocol = get(protocol_variable) if protocol_variable else "http/protobuf"
     if protocol not in PROTOCOLS:
         raise TelemetryError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL: must be one of {', '.join(PROTOCOLS)} (got {protocol[:40]!r})"
+            f"{protocol_variable}: must be one of {', '.join(PROTOCOLS)} (got {protocol[:40]!r})"
         )
     # The SDK parses these with int()/float(), which take non-ASCII digits ("١٢") and fall
     # back to a default with a traceback on anything else: refuse them at start instead.

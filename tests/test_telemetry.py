@@ -293,6 +293,15 @@ def test_tracing_is_off_unless_an_endpoint_is_set_and_can_be_disabled():
         tracing_settings(
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
         )
+    # The per-signal variable wins, and a bad value is reported under its own name.
+    with pytest.raises(TelemetryError, match="^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "):
+        tracing_settings(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://t",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json",
+            }
+        )
 
 
 def test_the_sdk_reads_the_otlp_variables_it_knows(telemetry_exporter, otlp):
