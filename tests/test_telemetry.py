@@ -294,7 +294,7 @@ def test_tracing_is_off_unless_an_endpoint_is_set_and_can_be_disabled():
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
         )
     # The per-signal variable wins, and a bad value is reported under its own name.
-    with pytest.raises(TelemetryError, match="^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "):
+    with pytest.raises(TelemetryError, match=r"^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "):
         tracing_settings(
             {
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://t",
