@@ -34,6 +34,20 @@ from .logs import SERVICE_NAME, ExporterJsonFormatter
 
 log = logging.getLogger("gatewayz_exporter.telemetry")
 
+
+def _redact_header_warning(record: logging.LogRecord) -> bool:
+    """The SDK logs a malformed OTEL_EXPORTER_OTLP_HEADERS entry verbatim, and headers carry tokens."""
+    if record.args:
+        record.msg = (
+            "OTEL_EXPORTER_OTLP_HEADERS: an entry is not a URL-encoded name=value pair; it is ignored"
+        )
+        record.args = ()
+    return True
+
+
+# Installed at import: the SDK parses the headers while tracing is set up, before logging is.
+logging.getLogger("opentelemetry.util.re").addFilter(_redact_header_warning)
+
 PROTOCOLS = ("http/protobuf", "grpc")
 # Numbers the SDK reads from the environment for the parts used here.
 SDK_NUMBERS = (
