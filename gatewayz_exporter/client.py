@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+
+from .parse import decode_json
 
 MAX_REDIRECTS = 5
 PATHS = {
@@ -197,6 +198,6 @@ class ApiClient:
     @staticmethod
     def _decode(body: bytearray) -> object:
         try:
-            return json.loads(body)
+            return decode_json(body)  # what json.loads accepts; an array as raw records, parsed later
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise _Failure("invalid_json", 200) from None

@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import CollectorRegistry
 
-from gatewayz_exporter.collector import SnapshotCollector, render_snapshot
+from gatewayz_exporter.collector import SnapshotCollector
 from gatewayz_exporter.exposition import Exposition
 from gatewayz_exporter.model import EndpointStatus, Snapshot
 from gatewayz_exporter.parse import parse_providers, parse_stats
@@ -47,11 +47,10 @@ def reference(collector, openmetrics) -> str:
 
 
 def direct(collector, openmetrics) -> str:
-    snapshot = collector._store.current
-    body = render_snapshot(
-        list(collector.families(snapshot, collector.freshness(snapshot))), openmetrics=openmetrics
-    ).decode("utf-8")
-    return body + ("# EOF\n" if openmetrics else "")
+    """What the exporter serves for the collector's snapshot (an empty live registry adds only ``# EOF``)."""
+    exposition = Exposition(collector, collector._store, CollectorRegistry())
+    body, _ = exposition.body(openmetrics=openmetrics, gzip=False)
+    return body.decode("utf-8")
 
 
 json_scalars = (
