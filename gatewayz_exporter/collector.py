@@ -350,27 +350,25 @@ def _header(name: str, sample: str, kind: str, documentation: str, openmetrics: 
     return f"# HELP {sample} {documentation}\n# TYPE {sample} {'gauge' if kind == 'info' else kind}\n"
 
 
-def render_providers(providers: Sequence[Provider], *, openmetrics: bool) -> bytes:
-    """The per-provider families, byte for byte what ``render_snapshot(provider_families(...))`` writes.
+def render_providers(providers: Sequence[Provider], *, openmetrics: bool) -> tuple[bytes, ...]:
+    """The per-provider families, one bytes object each: what ``render_snapshot(provider_families(...))`` writes.
 
-    Column by column instead of row by row: each gauge is one list
+    Column by column instead of row by row: each family is one list
     comprehension over the providers, each distinct value is formatted once
-    and each slug escaped once. About 0.05 s for 10,000 providers, and only
-    when a poll changed a provider (the exposition keeps the bytes otherwise).
+    and each slug escaped once. The pieces are never joined: the server sends
+    them one after another, so the exposition is not held twice while it is
+    built. About 0.03 s for 10,000 providers, and only when a poll changed a
+    provider (the exposition keeps the pieces otherwise).
     """
     formatted = _Formatted()
     labels = [_escape(p.slug) for p in providers]
     info = INFO_NAME + "_info"
-    chunks = [
-        _header(INFO_NAME, info, "info", INFO_DOC, openmetrics).encode(),
-        "".join(
-            [
-                f'{info}{{base_url="{_escape(p.base_url)}",name="{_escape(p.name)}",provider="{label}",'
-                f'site_url="{_escape(p.site_url)}",status_page_url="{_escape(p.status_page_url)}"}} 1.0\n'
-                for p, label in zip(providers, labels, strict=True)
-            ]
-        ).encode("utf-8"),
+    lines = [
+        f'{info}{{base_url="{_escape(p.base_url)}",name="{_escape(p.name)}",provider="{label}",'
+        f'site_url="{_escape(p.site_url)}",status_page_url="{_escape(p.status_page_url)}"}} 1.0\n'
+        for p, label in zip(providers, labels, strict=True)
     ]
+    chunks = [(_header(INFO_NAME, info, "info", INFO_DOC, openmetrics) + "".join(lines)).encode("utf-8")]
     for gauge in PROVIDER_GAUGES:
         name = gauge.name
         values = [getattr(p, gauge.field) for p in providers]
@@ -378,14 +376,11 @@ def render_providers(providers: Sequence[Provider], *, openmetrics: bool) -> byt
             item = gauge.item
             values = [v[item] for v in values]
         prefix = name + '{provider="'
-        chunks.append(_header(name, name, "gauge", gauge.documentation, openmetrics).encode())
-        chunks.append(
-            "".join(
-                [
-                    f'{prefix}{label}"}} {formatted[value]}\n'
-                    for label, value in zip(labels, values, strict=True)
-                    if value is not None
-                ]
-            ).encode("utf-8")
-        )
-    return b"".join(chunks)
+        lines = [
+            f'{prefix}{label}"}} {formatted[value]}\n'
+            for label, value in zip(labels, values, strict=True)
+            if value is not None
+        ]
+        header = _header(name, name, "gauge", gauge.documentation, openmetrics)
+        chunks.append((header + "".join(lines)).encode("utf-8"))
+    return tuple(chunks)

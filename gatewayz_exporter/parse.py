@@ -26,10 +26,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from .model import CAPABILITIES, HEALTH_CODES, STAT_FIELDS, Provider, ProviderStats
+
+if TYPE_CHECKING:
+    import msgspec
 
 MAX_SLUG_LENGTH = 256
 MAX_LABEL_LENGTH = 512
@@ -194,7 +196,7 @@ def parse_provider(record: object) -> tuple[Provider | None, list[str]]:
 # --- decoding ---------------------------------------------------------------
 
 
-class RawArray(Sequence[msgspec.Raw]):
+class RawArray(Sequence["msgspec.Raw"]):
     """A JSON array as one undecoded slice per element; what ``decode_json`` makes of an array."""
 
     __slots__ = ("_items",)
@@ -212,20 +214,26 @@ class RawArray(Sequence[msgspec.Raw]):
         return iter(self._items)
 
 
-_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+# Below this size json.loads is as quick and the exporter need not load msgspec
+# (the real backend lists a few dozen providers: about 40 KB).
+RAW_ARRAY_MIN_BYTES = 64 * 1024
 
 
-def decode_json(body: bytes | bytearray) -> object:
-    """The JSON document in ``body``, as ``json.loads`` would read it, except that an array is a ``RawArray``.
+def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY_MIN_BYTES) -> object:
+    """The JSON document in ``body``, as ``json.loads`` reads it, except that a big array is a ``RawArray``.
 
     Raises what ``json.loads`` raises (``ValueError``, ``RecursionError``) for
     what it rejects. msgspec finds where each element ends without building
     it; ``json`` still decides anything msgspec declines (NaN literals, a byte
     order mark, UTF-16) and anything that is not an array.
     """
+    if len(body) < raw_array_min_bytes:
+        return json.loads(body)
+    from . import records
+
     try:
-        items = _RAW_ARRAY.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        items = records.split_array(body)
+    except (*records.DECODE_ERRORS, RecursionError):
         return json.loads(body)
     # msgspec does not check the UTF-8 of strings it skips; json.loads would reject
     # the whole body for a bad byte (it lets encoded surrogates through).
@@ -237,109 +245,23 @@ def decode_json(body: bytes | bytearray) -> object:
     return RawArray(items)
 
 
-class _Metadata(msgspec.Struct):
-    rate_limit: float | None = None
-    max_tokens: float | None = None
-    supported_models: list[msgspec.Raw] | None = None
-
-
-class _Record(msgspec.Struct):
-    """The fields the metrics use; msgspec skips every other field without building it."""
-
-    slug: str
-    name: str | None = None
-    base_url: str | None = None
-    site_url: str | None = None
-    status_page_url: str | None = None
-    is_active: bool | None = None
-    health_status: str | None = None
-    average_response_time_ms: float | None = None
-    supports_streaming: bool | None = None
-    supports_function_calling: bool | None = None
-    supports_vision: bool | None = None
-    supports_image_generation: bool | None = None
-    last_health_check_at: str | None = None
-    metadata: _Metadata | None = None
-
-
-_RECORD = msgspec.json.Decoder(_Record)
 _NO_PROBLEMS: tuple[str, ...] = ()
-
-
-def _label(value: str | None) -> str:
-    # A str decoded by msgspec is valid UTF-8 (it rejects lone surrogates), so only the cap applies.
-    return "" if value is None else value[:MAX_LABEL_LENGTH]
-
-
-def _clean_provider(record: _Record) -> Provider | None:
-    """The Provider for a typed record the validator would accept without a problem, else None."""
-    slug = record.slug
-    if not slug.strip() or len(slug) > MAX_SLUG_LENGTH:
-        return None
-    response = record.average_response_time_ms
-    if response is not None:
-        if response < 0:
-            return None
-        response += 0.0
-    rate_limit = max_tokens = None
-    models = None
-    metadata = record.metadata
-    if metadata is not None:
-        rate_limit, max_tokens = metadata.rate_limit, metadata.max_tokens
-        if rate_limit is not None:
-            if rate_limit < 0:
-                return None
-            rate_limit += 0.0
-        if max_tokens is not None:
-            if max_tokens < 0:
-                return None
-            max_tokens += 0.0
-        if metadata.supported_models is not None:
-            models = len(metadata.supported_models)
-    checked = None
-    if record.last_health_check_at is not None:
-        checked = parse_timestamp(record.last_health_check_at)
-        if checked is None:
-            return None
-    health = record.health_status
-    return Provider(
-        slug=slug,
-        name=_label(record.name),
-        base_url=_label(record.base_url),
-        site_url=_label(record.site_url),
-        status_page_url=_label(record.status_page_url),
-        is_active=record.is_active,
-        health_status=0 if health is None else HEALTH_CODES.get(health.strip().lower(), 0),
-        response_time_ms=response,
-        supports=(
-            record.supports_streaming,
-            record.supports_function_calling,
-            record.supports_vision,
-            record.supports_image_generation,
-        ),
-        last_health_check_seconds=checked,
-        rate_limit=rate_limit,
-        max_tokens=max_tokens,
-        supported_models=models,
-    )
-
-
 _Parsed = tuple[Provider | None, Sequence[str]]
 
 
 def _parse_raw(raw: msgspec.Raw) -> _Parsed:
     """One raw record: the typed fast path when it is clean, the plain validator otherwise."""
-    try:
-        provider = _clean_provider(_RECORD.decode(raw))
-    except (ValueError, RecursionError):  # msgspec's DecodeError/ValidationError, UnicodeDecodeError
-        provider = None
+    from .records import clean_provider
+
+    provider = clean_provider(raw)
     if provider is not None:
         return provider, _NO_PROBLEMS
     try:
         record = json.loads(bytes(raw))
     except (ValueError, RecursionError):
         raise InvalidJson("a record json cannot decode") from None
-    return parse_provider(record)
+    provider, problems = parse_provider(record)
+    return provider, tuple(problems)
 
 
 class _RecordMemo:

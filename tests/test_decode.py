@@ -1,14 +1,21 @@
 """The fast decoding path: it accepts what json.loads accepts and parses every record as the validator does."""
 
 import json
+import subprocess
+import sys
+from functools import partial
 
 import pytest
-from conftest import SEED_PROVIDERS
+from conftest import ROOT, SEED_PROVIDERS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_exposition import provider_payloads
 
-from gatewayz_exporter.parse import RawArray, decode_json, parse_providers, parse_stats
+from gatewayz_exporter.parse import RAW_ARRAY_MIN_BYTES, RawArray, parse_providers, parse_stats
+from gatewayz_exporter.parse import decode_json as decode_json_as_configured
+
+# The fast path whatever the body's size (by default only bodies of 64 KiB and more take it).
+decode_json = partial(decode_json_as_configured, raw_array_min_bytes=0)
 
 
 def json_outcome(body: bytes):
@@ -99,6 +106,13 @@ def test_unusual_but_valid_json_parses_as_json_loads_reads_it(body, slugs, inval
     same_parse(decoded, json.loads(body))
 
 
+def test_only_a_big_array_comes_back_as_raw_records():
+    small = json.dumps(SEED_PROVIDERS).encode()
+    big = json.dumps(SEED_PROVIDERS * (RAW_ARRAY_MIN_BYTES // len(small) + 1)).encode()
+    assert decode_json_as_configured(small) == SEED_PROVIDERS
+    assert isinstance(decode_json_as_configured(big), RawArray)
+
+
 def test_an_array_comes_back_as_raw_records_and_anything_else_as_json_loads_reads_it():
     assert isinstance(decode_json(json.dumps(SEED_PROVIDERS).encode()), RawArray)
     stats = decode_json(b'{"total": 4, "active": 3}')
@@ -146,3 +160,16 @@ def test_a_bad_record_is_counted_on_every_poll_even_when_unchanged():
         assert [p.slug for p in parsed.providers] == ["a", "b"]
         assert parsed.invalid_records == 2
         assert parsed.dropped == {"is_active": 1, "record_without_slug": 1}
+
+
+def test_msgspec_is_loaded_only_once_a_body_is_big():
+    code = (
+        "import json, sys\n"
+        "import gatewayz_exporter.app\n"
+        "from gatewayz_exporter.parse import decode_json, parse_providers\n"
+        'parse_providers(decode_json(b\'[{"slug": "a"}]\'))\n'
+        "assert 'msgspec' not in sys.modules\n"
+        "parse_providers(decode_json(json.dumps([{'slug': f'p{i}'} for i in range(10000)]).encode()))\n"
+        "assert 'msgspec' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
