@@ -6,9 +6,11 @@ import sys
 from functools import partial
 
 import pytest
-from conftest import ROOT, SEED_PROVIDERS
+from conftest import ROOT, SEED_PROVIDERS, registry_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as om
 from test_exposition import provider_payloads
 
 from gatewayz_exporter.parse import RAW_ARRAY_MIN_BYTES, RawArray, parse_providers, parse_stats
@@ -173,3 +175,31 @@ def test_msgspec_is_loaded_only_once_a_body_is_big():
         "assert 'msgspec' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def exposition_of(exporter, openmetrics=False) -> str:
+    body, _ = exporter.exposition.body(openmetrics=openmetrics, gzip=False)
+    return body.decode()
+
+
+def test_a_big_body_over_http_is_served_as_prometheus_client_renders_it_poll_after_poll(api, exporter_for):
+    records = [{**SEED_PROVIDERS[i % 4], "slug": f"p{i}", "id": i} for i in range(600)]  # about 400 KB
+    records[7] = {"slug": "p7", "average_response_time_ms": -1}  # one bad record among them
+    stats = {"total": 600, "active": 600}
+    api.set_data(records, stats)
+    exporter = exporter_for(api)
+    for poll in range(3):
+        if poll == 2:  # one record changes: only it is parsed again, the exposition follows
+            records[5] = {**records[5], "average_response_time_ms": 1234}
+            api.set_data(records, stats)
+        exporter.poller.poll_once()
+        for openmetrics in (False, True):
+            expected = (om.generate_latest if openmetrics else generate_latest)(
+                registry_of(exporter)
+            ).decode()
+            # The cached snapshot part, then the live registry (process metrics) and "# EOF".
+            assert exposition_of(exporter, openmetrics).startswith(expected.removesuffix("# EOF\n"))
+    text = exposition_of(exporter)
+    assert 'gatewayz_provider_response_time_ms{provider="p5"} 1234.0' in text
+    assert "gatewayz_provider_invalid_records_total 3.0" in text  # p7, counted on each of the 3 polls
+    assert text.count("gatewayz_provider_health_status{") == 600
