@@ -126,23 +126,37 @@ class _Head:
             return self._deflate
 
 
+def _compact(pieces: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """Small pieces joined into one: the server writes (and waits to drain) once per piece."""
+    if len(pieces) > 1 and sum(map(len, pieces)) < LARGE_BODY_BYTES:
+        return (b"".join(pieces),)
+    return pieces
+
+
 @dataclass(eq=False)
 class _Rendered:
     """One snapshot's cached exposition in one format: the head, then its status lines."""
 
     head: _Head
     status: bytes
+    _plain: tuple[bytes, ...] = ()
     _deflate: _Deflate | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        self._plain = _compact((self.head.stats, *self.head.body, self.status))
+
     def plain(self, tail: bytes) -> tuple[bytes, ...]:
-        return (self.head.stats, *self.head.body, self.status, tail)
+        return (*self._plain, tail)
 
     def gzip(self, tail: bytes) -> tuple[bytes, ...]:
         """One gzip stream in pieces: the cached compressed body, then ``tail`` and the trailer."""
         with self.lock:
             if self._deflate is None:
-                self._deflate = self.head.deflate().then(self.status)
+                deflate = self.head.deflate().then(self.status)
+                if len(self._plain) == 1:  # a small exposition: one piece, as plain
+                    deflate.pieces = (b"".join(deflate.pieces),)
+                self._deflate = deflate
             deflate = self._deflate
         return deflate.finish(tail)
 
