@@ -1,12 +1,15 @@
 """Turn a Snapshot into metric families: the metric contract lives here.
 
-``snapshot_families`` decides *which* series exist; two consumers format them:
+``snapshot_families`` decides *which* series exist (the stats counts, the
+per-provider families from the ``PROVIDER_GAUGES`` table, the exporter's own
+status); two consumers format them:
 
 * ``SnapshotCollector`` yields prometheus_client metric families (for
   ``registry.get_sample_value`` and ``generate_latest``) and is the reference;
-* ``render_snapshot`` writes the same exposition straight to text, which is
-  several times cheaper at 10,000 providers. Tests assert both produce
-  byte-identical output.
+* ``render_snapshot`` (the few small families) and ``render_providers`` (the
+  per-provider families, column by column) write the same exposition straight
+  to text, several times cheaper at 10,000 providers. Tests assert the
+  exporter's body is byte-identical to ``generate_latest`` over the collector.
 
 Emitted (abridged; values come from the background poll, never from the scrape)::
 
