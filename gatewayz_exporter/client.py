@@ -21,7 +21,6 @@ import email.utils
 import errno
 import http.client
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -43,6 +42,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 log = logging.getLogger("gatewayz_exporter.client")
+
+from .parse import decode_json
 
 MAX_REDIRECTS = 5
 # Sockets and Event.wait refuse timeouts past threading.TIMEOUT_MAX (~292 years) with
@@ -672,7 +673,7 @@ class ApiClient:
     @staticmethod
     def _decode(body: bytearray) -> object:
         try:
-            return json.loads(body)
+            return decode_json(body)  # what json.loads accepts; an array as raw records, parsed later
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise _Failure("invalid_json", 200) from None
 

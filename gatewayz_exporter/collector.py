@@ -1,12 +1,15 @@
 """Turn a Snapshot into metric families: the metric contract lives here.
 
-``snapshot_families`` decides *which* series exist; two consumers format them:
+``snapshot_families`` decides *which* series exist (the stats counts, the
+per-provider families from the ``PROVIDER_GAUGES`` table, the exporter's own
+status); two consumers format them:
 
 * ``SnapshotCollector`` yields prometheus_client metric families (for
   ``registry.get_sample_value`` and ``generate_latest``) and is the reference;
-* ``render_snapshot`` writes the same exposition straight to text, which is
-  several times cheaper at 10,000 providers. Tests assert both produce
-  byte-identical output.
+* ``render_snapshot`` (the few small families) and ``render_providers`` (the
+  per-provider families, column by column) write the same exposition straight
+  to text, several times cheaper at 10,000 providers. Tests assert the
+  exporter's body is byte-identical to ``generate_latest`` over the collector.
 
 Emitted (abridged; values come from the background poll, never from the scrape)::
 
@@ -25,12 +28,23 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, cast
 
+from prometheus_client import utils as prometheus_utils
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
 
 from .model import CAPABILITIES, ENDPOINTS, REASONS, STAT_FIELDS, Provider, Snapshot
+
+# prometheus_client's own float formatting (it ships no annotations): the bytes must match its.
+floatToGoString = cast(Callable[[float], str], prometheus_utils.floatToGoString)
+
+
+class SnapshotSource(Protocol):
+    """Where the newest Snapshot is read (the poller's store)."""
+
+    @property
+    def current(self) -> Snapshot: ...
+
 
 POLL = "(background poll of the GatewayZ API)"
 
@@ -45,28 +59,81 @@ class Family(NamedTuple):
     rows: Sequence[tuple[tuple[str, ...], float]]
 
 
-def _provider_family(
-    name: str, doc: str, providers: Sequence[Provider], value: Callable[[Provider], float | None]
-) -> Family:
-    rows = []
-    for provider in providers:
-        v = value(provider)
-        if v is not None:
-            rows.append(((provider.slug,), float(v)))
-    return Family(name, doc, "gauge", ("provider",), rows)
-
-
 def _flag(value: bool | None) -> float | None:
     return None if value is None else (1.0 if value else 0.0)
 
 
 INFO_LABELS = ("provider", "name", "base_url", "site_url", "status_page_url")
+INFO_NAME = "gatewayz_provider"
+INFO_DOC = f"Static provider details; always 1 {POLL}."
 
 
-def snapshot_families(
-    snapshot: Snapshot, *, providers_fresh: bool, stats_fresh: bool, version: str
-) -> Iterator[Family]:
-    """Every family for one snapshot; an endpoint's data families are left out once stale."""
+class ProviderGauge(NamedTuple):
+    """One per-provider gauge: ``field`` is the Provider attribute, ``item`` an index into it (supports)."""
+
+    name: str
+    documentation: str
+    field: str
+    item: int | None = None
+
+    def value(self, provider: Provider) -> float | None:
+        value = getattr(provider, self.field)
+        if self.item is not None:
+            value = value[self.item]
+        if isinstance(value, bool):
+            return _flag(value)
+        return None if value is None else float(value)
+
+
+# In exposition order, after the info family. The one table both formatters read.
+PROVIDER_GAUGES = (
+    ProviderGauge(
+        "gatewayz_provider_is_active", f"1 if the provider is active, 0 if not {POLL}.", "is_active"
+    ),
+    ProviderGauge(
+        "gatewayz_provider_health_status",
+        f"Provider health: 0 unknown, 1 healthy, 2 degraded, 3 down {POLL}.",
+        "health_status",
+    ),
+    ProviderGauge(
+        "gatewayz_provider_response_time_ms",
+        f"Provider average response time in milliseconds {POLL}.",
+        "response_time_ms",
+    ),
+    *(
+        ProviderGauge(
+            f"gatewayz_provider_supports_{capability}",
+            f"1 if the provider supports {capability.replace('_', ' ')}, 0 if not {POLL}.",
+            "supports",
+            index,
+        )
+        for index, capability in enumerate(CAPABILITIES)
+    ),
+    ProviderGauge(
+        "gatewayz_provider_last_health_check_timestamp_seconds",
+        f"Unix time of the provider's last health check, in seconds {POLL}.",
+        "last_health_check_seconds",
+    ),
+    ProviderGauge(
+        "gatewayz_provider_rate_limit",
+        f"Provider rate limit from its metadata, in requests {POLL}.",
+        "rate_limit",
+    ),
+    ProviderGauge(
+        "gatewayz_provider_max_tokens",
+        f"Provider maximum tokens from its metadata, in tokens {POLL}.",
+        "max_tokens",
+    ),
+    ProviderGauge(
+        "gatewayz_provider_supported_models",
+        f"Number of models listed in the provider's metadata {POLL}.",
+        "supported_models",
+    ),
+)
+
+
+def stats_families(snapshot: Snapshot, *, stats_fresh: bool) -> Iterator[Family]:
+    """The /providers/stats counts; none once the stats are stale."""
     if stats_fresh and snapshot.stats is not None:
         for field, value in zip(STAT_FIELDS, snapshot.stats.values, strict=True):
             if value is not None:
@@ -79,65 +146,27 @@ def snapshot_families(
                     [((), value)],
                 )
 
-    if providers_fresh and snapshot.providers is not None:
-        ps = snapshot.providers
-        yield Family(
-            "gatewayz_provider",
-            f"Static provider details; always 1 {POLL}.",
-            "info",
-            INFO_LABELS,
-            [((p.slug, p.name, p.base_url, p.site_url, p.status_page_url), 1.0) for p in ps],
-        )
-        yield _provider_family(
-            "gatewayz_provider_is_active",
-            f"1 if the provider is active, 0 if not {POLL}.",
-            ps,
-            lambda p: _flag(p.is_active),
-        )
-        yield _provider_family(
-            "gatewayz_provider_health_status",
-            f"Provider health: 0 unknown, 1 healthy, 2 degraded, 3 down {POLL}.",
-            ps,
-            lambda p: p.health_status,
-        )
-        yield _provider_family(
-            "gatewayz_provider_response_time_ms",
-            f"Provider average response time in milliseconds {POLL}.",
-            ps,
-            lambda p: p.response_time_ms,
-        )
-        for index, capability in enumerate(CAPABILITIES):
-            yield _provider_family(
-                f"gatewayz_provider_supports_{capability}",
-                f"1 if the provider supports {capability.replace('_', ' ')}, 0 if not {POLL}.",
-                ps,
-                lambda p, i=index: _flag(p.supports[i]),
-            )
-        yield _provider_family(
-            "gatewayz_provider_last_health_check_timestamp_seconds",
-            f"Unix time of the provider's last health check, in seconds {POLL}.",
-            ps,
-            lambda p: p.last_health_check_seconds,
-        )
-        yield _provider_family(
-            "gatewayz_provider_rate_limit",
-            f"Provider rate limit from its metadata, in requests {POLL}.",
-            ps,
-            lambda p: p.rate_limit,
-        )
-        yield _provider_family(
-            "gatewayz_provider_max_tokens",
-            f"Provider maximum tokens from its metadata, in tokens {POLL}.",
-            ps,
-            lambda p: p.max_tokens,
-        )
-        yield _provider_family(
-            "gatewayz_provider_supported_models",
-            f"Number of models listed in the provider's metadata {POLL}.",
-            ps,
-            lambda p: p.supported_models,
-        )
 
+def provider_families(providers: Sequence[Provider]) -> Iterator[Family]:
+    """The per-provider families (``render_providers`` writes the same lines faster)."""
+    yield Family(
+        INFO_NAME,
+        INFO_DOC,
+        "info",
+        INFO_LABELS,
+        [((p.slug, p.name, p.base_url, p.site_url, p.status_page_url), 1.0) for p in providers],
+    )
+    for gauge in PROVIDER_GAUGES:
+        rows = []
+        for provider in providers:
+            value = gauge.value(provider)
+            if value is not None:
+                rows.append(((provider.slug,), value))
+        yield Family(gauge.name, gauge.documentation, "gauge", ("provider",), rows)
+
+
+def status_families(snapshot: Snapshot, *, version: str) -> Iterator[Family]:
+    """The exporter's own families: poll outcomes, error counts, build info."""
     status = snapshot.status
     attempted = [e for e in ENDPOINTS if status[e].attempted]
     yield Family(
@@ -159,7 +188,7 @@ def snapshot_families(
         "Unix time of the exporter's latest successful poll of the API endpoint, in seconds.",
         "gauge",
         ("endpoint",),
-        [((e,), status[e].last_success_unix) for e in ENDPOINTS if status[e].last_success_unix is not None],
+        [((e,), t) for e in ENDPOINTS if (t := status[e].last_success_unix) is not None],
     )
     yield Family(
         "gatewayz_provider_scrape_errors",
@@ -184,13 +213,29 @@ def snapshot_families(
     )
 
 
+def exported_providers(snapshot: Snapshot, *, providers_fresh: bool) -> tuple[Provider, ...] | None:
+    """The providers whose families are exported, or None once they are stale."""
+    return snapshot.providers if providers_fresh else None
+
+
+def snapshot_families(
+    snapshot: Snapshot, *, providers_fresh: bool, stats_fresh: bool, version: str
+) -> Iterator[Family]:
+    """Every family for one snapshot; an endpoint's data families are left out once stale."""
+    yield from stats_families(snapshot, stats_fresh=stats_fresh)
+    providers = exported_providers(snapshot, providers_fresh=providers_fresh)
+    if providers is not None:
+        yield from provider_families(providers)
+    yield from status_families(snapshot, version=version)
+
+
 def to_metric(family: Family) -> Metric:
     """A Family as the prometheus_client metric family object."""
     if family.kind == "info":
-        metric = InfoMetricFamily(family.name, family.documentation, labels=())
+        info = InfoMetricFamily(family.name, family.documentation, labels=())
         for values, _ in family.rows:
-            metric.add_metric((), dict(zip(family.label_names, values, strict=True)))
-        return metric
+            info.add_metric((), dict(zip(family.label_names, values, strict=True)))
+        return info
     cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
     metric = cls(family.name, family.documentation, labels=family.label_names)
     for values, value in family.rows:
@@ -202,11 +247,16 @@ class SnapshotCollector:
     """A prometheus_client collector that only reads the store's newest Snapshot."""
 
     def __init__(
-        self, store, *, max_staleness: float, version: str, monotonic: Callable[[], float] = time.monotonic
+        self,
+        store: SnapshotSource,
+        *,
+        max_staleness: float,
+        version: str,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self._store = store
         self._max_staleness = max_staleness
-        self._version = version
+        self.version = version
         self._monotonic = monotonic
 
     def freshness(self, snapshot: Snapshot) -> tuple[bool, bool]:
@@ -222,7 +272,7 @@ class SnapshotCollector:
 
     def families(self, snapshot: Snapshot, freshness: tuple[bool, bool]) -> Iterator[Family]:
         return snapshot_families(
-            snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1], version=self._version
+            snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1], version=self.version
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -235,7 +285,9 @@ class SnapshotCollector:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
 
 
 _COMMON_VALUES = {float(v): floatToGoString(v) for v in range(4)}
@@ -281,3 +333,57 @@ def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> bytes:
         chunks.append("".join(out).encode("utf-8"))
         out.clear()
     return b"".join(chunks)
+
+
+class _Formatted(dict[float, str]):
+    """Value -> exposition text, each distinct value formatted once per render.
+
+    Keys compare as numbers, so ``True``, ``1`` and ``1.0`` share "1.0", as
+    they should. ``-0.0`` would share "0.0"; the parser never produces it.
+    """
+
+    def __missing__(self, value: float) -> str:
+        text = self[value] = floatToGoString(value)
+        return text
+
+
+def _header(name: str, sample: str, kind: str, documentation: str, openmetrics: bool) -> str:
+    if openmetrics:
+        return f"# HELP {name} {_escape(documentation)}\n# TYPE {name} {kind}\n"
+    return f"# HELP {sample} {documentation}\n# TYPE {sample} {'gauge' if kind == 'info' else kind}\n"
+
+
+def render_providers(providers: Sequence[Provider], *, openmetrics: bool) -> tuple[bytes, ...]:
+    """The per-provider families, one bytes object each: what ``render_snapshot(provider_families(...))`` writes.
+
+    Column by column instead of row by row: each family is one list
+    comprehension over the providers, each distinct value is formatted once
+    and each slug escaped once. The pieces are never joined: the server sends
+    them one after another, so the exposition is not held twice while it is
+    built. About 0.03 s for 10,000 providers, and only when a poll changed a
+    provider (the exposition keeps the pieces otherwise).
+    """
+    formatted = _Formatted()
+    labels = [_escape(p.slug) for p in providers]
+    info = INFO_NAME + "_info"
+    lines = [
+        f'{info}{{base_url="{_escape(p.base_url)}",name="{_escape(p.name)}",provider="{label}",'
+        f'site_url="{_escape(p.site_url)}",status_page_url="{_escape(p.status_page_url)}"}} 1.0\n'
+        for p, label in zip(providers, labels, strict=True)
+    ]
+    chunks = [(_header(INFO_NAME, info, "info", INFO_DOC, openmetrics) + "".join(lines)).encode("utf-8")]
+    for gauge in PROVIDER_GAUGES:
+        name = gauge.name
+        values = [getattr(p, gauge.field) for p in providers]
+        if gauge.item is not None:
+            item = gauge.item
+            values = [v[item] for v in values]
+        prefix = name + '{provider="'
+        lines = [
+            f'{prefix}{label}"}} {formatted[value]}\n'
+            for label, value in zip(labels, values, strict=True)
+            if value is not None
+        ]
+        header = _header(name, name, "gauge", gauge.documentation, openmetrics)
+        chunks.append((header + "".join(lines)).encode("utf-8"))
+    return tuple(chunks)

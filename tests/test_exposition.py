@@ -2,6 +2,7 @@
 
 import gzip
 import threading
+from dataclasses import replace
 from types import MappingProxyType
 
 from conftest import SEED_PROVIDERS, SEED_STATS
@@ -13,7 +14,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import CollectorRegistry
 
-from gatewayz_exporter.collector import SnapshotCollector, render_snapshot
+from gatewayz_exporter.collector import SnapshotCollector
 from gatewayz_exporter.exposition import Exposition
 from gatewayz_exporter.model import EndpointStatus, Snapshot
 from gatewayz_exporter.parse import parse_providers, parse_stats
@@ -47,11 +48,10 @@ def reference(collector, openmetrics) -> str:
 
 
 def direct(collector, openmetrics) -> str:
-    snapshot = collector._store.current
-    body = render_snapshot(
-        list(collector.families(snapshot, collector.freshness(snapshot))), openmetrics=openmetrics
-    ).decode("utf-8")
-    return body + ("# EOF\n" if openmetrics else "")
+    """What the exporter serves for the collector's snapshot (an empty live registry adds only ``# EOF``)."""
+    exposition = Exposition(collector, collector._store, CollectorRegistry())
+    body, _ = exposition.body(openmetrics=openmetrics, gzip=False)
+    return body.decode("utf-8")
 
 
 json_scalars = (
@@ -190,3 +190,33 @@ def test_render_of_seed_matches_the_seed_lines():
         "# TYPE gatewayz_provider_scrape_errors_total counter",
     ]:
         assert line in text.splitlines()
+
+
+def test_cached_pieces_are_reused_only_while_they_still_match_the_snapshot():
+    """Same providers, new counts, stale providers, new providers: every body equals prometheus_client's."""
+    clock = [NOW]
+    base = snapshot_of(SEED_PROVIDERS)
+    store = SnapshotStore(base)
+    collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: clock[0])
+    exposition = Exposition(collector, store, CollectorRegistry())
+    ok = EndpointStatus(True, True, 0.02, 1765944600.0, NOW)
+    failed = EndpointStatus(True, False, 0.5, 1765944551.0, NOW)
+    other = snapshot_of([{"slug": "new", "health_status": "down"}])
+    steps = [
+        (base, NOW),
+        (replace(base, generation=2, status=MappingProxyType({"providers": ok, "stats": ok})), NOW),
+        (replace(base, generation=3, stats=parse_stats({**SEED_STATS, "down": 3}).stats), NOW),
+        (replace(base, generation=4, status=MappingProxyType({"providers": failed, "stats": ok})), NOW + 301),
+        (replace(other, generation=5), NOW + 301),
+        (replace(other, generation=6), NOW),
+    ]
+    for snapshot, now in steps:
+        clock[0] = now
+        store.publish(snapshot)
+        exposition.prerender(snapshot)
+        for openmetrics in (False, True):
+            plain, _ = exposition.body(openmetrics=openmetrics, gzip=False)
+            packed, _ = exposition.body(openmetrics=openmetrics, gzip=True)
+            assert plain.decode() == reference(collector, openmetrics), (snapshot.generation, openmetrics)
+            assert gzip.decompress(packed) == plain
+    assert 'provider="new"' in plain.decode() and 'provider="openai"' not in plain.decode()

@@ -1,0 +1,205 @@
+"""The fast decoding path: it accepts what json.loads accepts and parses every record as the validator does."""
+
+import json
+import subprocess
+import sys
+from functools import partial
+
+import pytest
+from conftest import ROOT, SEED_PROVIDERS, registry_of
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as om
+from test_exposition import provider_payloads
+
+from gatewayz_exporter.parse import RAW_ARRAY_MIN_BYTES, RawArray, parse_providers, parse_stats
+from gatewayz_exporter.parse import decode_json as decode_json_as_configured
+
+# The fast path whatever the body's size (by default only bodies of 64 KiB and more take it).
+decode_json = partial(decode_json_as_configured, raw_array_min_bytes=0)
+
+
+def json_outcome(body: bytes):
+    try:
+        return "ok", json.loads(body)
+    except (ValueError, RecursionError):
+        return "error", None
+
+
+def decode_outcome(body: bytes):
+    try:
+        return "ok", decode_json(body)
+    except (ValueError, RecursionError):
+        return "error", None
+
+
+def same_parse(decoded, loaded) -> None:
+    fast, plain = parse_providers(decoded), parse_providers(loaded)
+    assert fast.providers == plain.providers
+    assert (fast.invalid_records, fast.dropped) == (plain.invalid_records, plain.dropped)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(provider_payloads, st.booleans())
+def test_any_provider_payload_parses_the_same_through_the_fast_path(payload, ascii_only):
+    body = json.dumps(payload, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    status, loaded = json_outcome(body)
+    decoded_status, decoded = decode_outcome(body)
+    assert decoded_status == status
+    if status == "ok":
+        same_parse(decoded, loaded)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(provider_payloads, st.data())
+def test_a_damaged_body_is_rejected_exactly_when_json_loads_rejects_it(payload, data):
+    body = bytearray(json.dumps(payload).encode())
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(body)))
+        junk = data.draw(
+            st.sampled_from([b"\xff", b"\xed\xa0\x80", b"\xc3\xa9", b",", b"]", b'"', b"\\", b"{", b"1"])
+        )
+        cut = data.draw(st.integers(0, 2))
+        body[at : at + cut] = junk
+    status, loaded = json_outcome(bytes(body))
+    decoded_status, decoded = decode_outcome(bytes(body))
+    assert decoded_status == status
+    if status == "ok" and isinstance(loaded, list):
+        same_parse(decoded, loaded)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"slug": "a", "name": "\xff"}]',  # invalid UTF-8, even in a field the metrics do not use
+        b'[{"slug": "a", "other": "\xff"}]',
+        b'[{"slug": "a"}] trailing',
+        b"[" * 2000 + b"]" * 2000,
+        b"",
+        b"[1,]",
+    ],
+)
+def test_bodies_json_rejects_are_rejected(body):
+    with pytest.raises((ValueError, RecursionError)):
+        json.loads(body)
+    with pytest.raises((ValueError, RecursionError)):
+        decode_json(body)
+
+
+@pytest.mark.parametrize(
+    "body,slugs,invalid",
+    [
+        (b'[{"slug": "a", "average_response_time_ms": NaN}]', ["a"], 1),  # json's NaN literal
+        (b'\xef\xbb\xbf[{"slug": "a"}]', ["a"], 0),  # a byte order mark
+        ('[{"slug": "a"}]'.encode("utf-16"), ["a"], 0),
+        (b'[{"slug": "a\\ud800b"}]', ["a?b"], 0),  # an escaped lone surrogate
+        (b'[{"slug": "a\xed\xa0\x80b"}]', ["a?b"], 0),  # an encoded one, which json lets through
+        (b'[{"slug": "a", "average_response_time_ms": 1e400}]', ["a"], 1),  # overflows to inf
+        (b'[{"slug": "a", "metadata": {"rate_limit": 1' + b"0" * 400 + b"}}]", ["a"], 1),
+        (b'[{"slug": "a", "slug": 5}, {"slug": 5, "slug": "b"}]', ["b"], 1),  # the last key wins
+        (b'[{"sl\\u0075g": "\\u00e9"}]', ["\u00e9"], 0),
+    ],
+)
+def test_unusual_but_valid_json_parses_as_json_loads_reads_it(body, slugs, invalid):
+    decoded = decode_json(body)
+    parsed = parse_providers(decoded)
+    assert [p.slug for p in parsed.providers] == slugs and parsed.invalid_records == invalid
+    same_parse(decoded, json.loads(body))
+
+
+def test_only_a_big_array_comes_back_as_raw_records():
+    small = json.dumps(SEED_PROVIDERS).encode()
+    big = json.dumps(SEED_PROVIDERS * (RAW_ARRAY_MIN_BYTES // len(small) + 1)).encode()
+    assert decode_json_as_configured(small) == SEED_PROVIDERS
+    assert isinstance(decode_json_as_configured(big), RawArray)
+
+
+def test_an_array_comes_back_as_raw_records_and_anything_else_as_json_loads_reads_it():
+    assert isinstance(decode_json(json.dumps(SEED_PROVIDERS).encode()), RawArray)
+    stats = decode_json(b'{"total": 4, "active": 3}')
+    assert stats == {"total": 4, "active": 3} and parse_stats(stats).stats.get("total") == 4
+    assert decode_json(b'"text"') == "text"
+
+
+def test_stats_in_an_array_are_the_wrong_shape():
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        parse_stats(decode_json(b'[{"total": 4}]'))
+
+
+def test_negative_zero_is_zero():
+    provider = parse_providers(decode_json(b'[{"slug": "a", "average_response_time_ms": -0.0}]')).providers[0]
+    assert str(provider.response_time_ms) == "0.0"
+    provider = parse_providers([{"slug": "a", "average_response_time_ms": -0.0}]).providers[0]
+    assert str(provider.response_time_ms) == "0.0"
+
+
+def body_of(records) -> bytes:
+    return json.dumps(records).encode()
+
+
+def test_records_unchanged_since_the_last_payload_are_reused_and_changed_ones_parsed_again():
+    records = [{"slug": f"p{i}", "average_response_time_ms": i} for i in range(5)]
+    first = parse_providers(decode_json(body_of(records)))
+    again = parse_providers(decode_json(body_of(records)))
+    assert again.providers is first.providers  # one comparison tells the exposition nothing changed
+
+    records[2] = {"slug": "p2", "average_response_time_ms": 99}
+    changed = parse_providers(decode_json(body_of(records)))
+    assert changed.providers[2].response_time_ms == 99
+    assert all(changed.providers[i] is first.providers[i] for i in (0, 1, 3, 4))
+
+    records.insert(0, records[4])  # the same bytes twice: the second is a duplicate
+    shifted = parse_providers(decode_json(body_of(records)))
+    assert [p.slug for p in shifted.providers] == ["p4", "p0", "p1", "p2", "p3"]
+    assert shifted.dropped == {"duplicate_slug": 1}
+
+
+def test_a_bad_record_is_counted_on_every_poll_even_when_unchanged():
+    body = body_of([{"slug": "a", "is_active": "yes"}, {"slug": ""}, {"slug": "b"}])
+    for _ in range(3):
+        parsed = parse_providers(decode_json(body))
+        assert [p.slug for p in parsed.providers] == ["a", "b"]
+        assert parsed.invalid_records == 2
+        assert parsed.dropped == {"is_active": 1, "record_without_slug": 1}
+
+
+def test_msgspec_is_loaded_only_once_a_body_is_big():
+    code = (
+        "import json, sys\n"
+        "import gatewayz_exporter.app\n"
+        "from gatewayz_exporter.parse import decode_json, parse_providers\n"
+        'parse_providers(decode_json(b\'[{"slug": "a"}]\'))\n'
+        "assert 'msgspec' not in sys.modules\n"
+        "parse_providers(decode_json(json.dumps([{'slug': f'p{i}'} for i in range(10000)]).encode()))\n"
+        "assert 'msgspec' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def exposition_of(exporter, openmetrics=False) -> str:
+    body, _ = exporter.exposition.body(openmetrics=openmetrics, gzip=False)
+    return body.decode()
+
+
+def test_a_big_body_over_http_is_served_as_prometheus_client_renders_it_poll_after_poll(api, exporter_for):
+    records = [{**SEED_PROVIDERS[i % 4], "slug": f"p{i}", "id": i} for i in range(600)]  # about 400 KB
+    records[7] = {"slug": "p7", "average_response_time_ms": -1}  # one bad record among them
+    stats = {"total": 600, "active": 600}
+    api.set_data(records, stats)
+    exporter = exporter_for(api)
+    for poll in range(3):
+        if poll == 2:  # one record changes: only it is parsed again, the exposition follows
+            records[5] = {**records[5], "average_response_time_ms": 1234}
+            api.set_data(records, stats)
+        exporter.poller.poll_once()
+        for openmetrics in (False, True):
+            expected = (om.generate_latest if openmetrics else generate_latest)(
+                registry_of(exporter)
+            ).decode()
+            # The cached snapshot part, then the live registry (process metrics) and "# EOF".
+            assert exposition_of(exporter, openmetrics).startswith(expected.removesuffix("# EOF\n"))
+    text = exposition_of(exporter)
+    assert 'gatewayz_provider_response_time_ms{provider="p5"} 1234.0' in text
+    assert "gatewayz_provider_invalid_records_total 3.0" in text  # p7, counted on each of the 3 polls
+    assert text.count("gatewayz_provider_health_status{") == 600
