@@ -25,8 +25,10 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 import re
 import ssl
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -66,6 +68,11 @@ FAILURE_CACHE_SIZE = 4096
 BCRYPT_MAX_PASSWORD_BYTES = 72
 # A well-formed bcrypt hash: checked by shape, never by running bcrypt, so a reload costs nothing.
 BCRYPT_HASH = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+
+# A web config is a few hundred bytes (a bcrypt hash is 60); 256 KiB holds thousands of users.
+# The cap and the regular-file check keep a path like /dev/zero or a FIFO from hanging start-up
+# or a reload (it runs on the server's event loop) or reading without end.
+MAX_CONFIG_BYTES = 256 * 1024
 
 CheckPassword = Callable[[bytes, bytes], bool]
 EMPTY_DIGEST = hashlib.sha256(b"").digest()
@@ -184,15 +191,37 @@ class WebConfig:
         return self.verifier is not None and self.verifier.authenticate(authorization)
 
 
+def read_config_file(path: str) -> bytes:
+    """The file's bytes: a regular file of at most MAX_CONFIG_BYTES, read without blocking on open."""
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise WebConfigError(f"{path}: no such file") from None
+    except OSError as error:
+        raise WebConfigError(f"{path}: cannot be read ({type(error).__name__})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WebConfigError(f"{path}: not a regular file")
+        raw = b""
+        while len(raw) <= MAX_CONFIG_BYTES and (chunk := os.read(fd, MAX_CONFIG_BYTES + 1 - len(raw))):
+            raw += chunk
+    except OSError as error:
+        raise WebConfigError(f"{path}: cannot be read ({type(error).__name__})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise WebConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    return raw
+
+
 def load_web_config(path: str, *, checkpw: CheckPassword = bcrypt.checkpw) -> WebConfig:
     """Read and validate the file; raise WebConfigError naming the problem."""
     file = Path(path)
+    raw = read_config_file(path)
     try:
-        raw = file.read_bytes()
         document = yaml.safe_load(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise WebConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise WebConfigError(f"{path}: cannot be read ({type(error).__name__})") from None
     except yaml.YAMLError as error:
         raise WebConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
@@ -232,8 +261,8 @@ def current_signature(config: WebConfig) -> tuple[object, ...] | None:
     if config.path is None:
         return config.signature
     try:
-        raw = Path(config.path).read_bytes()
-    except OSError:
+        raw = read_config_file(config.path)
+    except WebConfigError:
         return None
     names = [entry[0] for entry in config.signature[1:] if isinstance(entry, tuple)]
     return _signature(raw, [str(name) for name in names])
@@ -289,12 +318,15 @@ class WebConfigReloader:
                         f"{config.path}: tls_server_config cannot be added or removed while running; restart"
                     )
             except WebConfigError as error:
-                if signature is None or signature != self._rejected:
+                # One error per broken state: a file that cannot be read (gone, a FIFO, too
+                # large) has no signature, so the problem itself tells one such state from another.
+                rejected = signature if signature is not None else ("unreadable", str(error))
+                if rejected != self._rejected:
                     log.error(
                         "Web config not reloaded; keeping the last good one",
                         extra={"error": str(error)},
                     )
-                self._rejected = signature
+                self._rejected = rejected
                 return config
             self._config, self._rejected = fresh, None
             log.info(

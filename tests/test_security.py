@@ -145,6 +145,66 @@ def test_a_missing_web_config_file_is_refused():
         load_web_config("/nonexistent/web.yml")
 
 
+def in_a_thread(function, *args):
+    """Run ``function`` in a daemon thread; its result, or the test fails if it has not returned in 10 s."""
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(function(*args)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert results, f"{function.__name__} hung"
+    return results[0]
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "a FIFO", "a directory", "a 300 KiB file"])
+def test_a_web_config_that_is_not_a_small_regular_file_stops_start_up_at_once_with_exit_code_2(
+    tmp_path, capsys, kind
+):
+    path = str(tmp_path / "web.yml")
+    if kind == "/dev/zero":
+        path = "/dev/zero"
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a directory":
+        os.mkdir(path)
+    else:
+        with open(path, "w") as file:
+            file.write("# padding\n" * 30_000)
+    code = in_a_thread(main, ["--web.config.file", path], {"ADMIN_KEY": TEST_KEY})
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "WEB_CONFIG_FILE" in err and len(err.strip().splitlines()) == 1
+    assert "regular file" in err or "larger than 256 KiB" in err or "cannot be read" in err
+
+
+@pytest.mark.parametrize("replacement", ["a FIFO", "nothing", "a symlink to /dev/zero"])
+def test_a_web_config_replaced_by_an_unreadable_file_keeps_serving_and_logs_one_error(
+    tmp_path, served, caplog, replacement
+):
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
+    exporter = served(path)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    os.unlink(path)
+    if replacement == "a FIFO":
+        os.mkfifo(path)
+    elif replacement == "a symlink to /dev/zero":
+        os.symlink("/dev/zero", path)
+
+    def scrapes() -> list[int]:
+        return [
+            code
+            for _ in range(5)
+            for code in (
+                requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code,
+                requests.get(url, timeout=5).status_code,
+            )
+        ]
+
+    with caplog.at_level("INFO"):
+        assert in_a_thread(scrapes) == [200, 401] * 5
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["Web config not reloaded; keeping the last good one"]
+
+
 def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys):
     path = write_config(tmp_path, {"basic_auth_users": {"u": "nope"}})
     assert main(["--web.config.file", path], env={"ADMIN_KEY": TEST_KEY}) == 2
