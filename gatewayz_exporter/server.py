@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 import resource
@@ -82,8 +83,15 @@ def make_listen_socket(host: str | None, port: int) -> socket.socket:
                 backlog=LISTEN_BACKLOG,
             )
         return socket.create_server(("0.0.0.0", port), backlog=LISTEN_BACKLOG)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host.strip("[]"), port), family=family, backlog=LISTEN_BACKLOG)
+    address = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        mapped = ipaddress.IPv6Address(address).ipv4_mapped
+        if mapped is not None:
+            # An IPv6 listener is IPV6_V6ONLY, so binding ::ffff:a.b.c.d fails (EINVAL); the
+            # clients that address names are IPv4's, and an IPv4 listener on a.b.c.d serves them.
+            address = str(mapped)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.create_server((address, port), family=family, backlog=LISTEN_BACKLOG)
 
 
 class _ClientErrorLog:

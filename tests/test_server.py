@@ -234,3 +234,10 @@ def test_an_unexpected_error_while_rendering_is_a_500_and_the_server_keeps_servi
     assert any(r.getMessage() == "Request failed" for r in caplog.records)
     running.exposition.parts = original
     assert requests.get(running.base + "/metrics", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "[::ffff:127.0.0.1]"])
+def test_an_ipv4_mapped_metrics_addr_serves_its_ipv4_address(api, exporter_for, address):
+    exporter = exporter_for(api, METRICS_ADDR=address)
+    port = exporter.server.start()
+    assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
