@@ -67,6 +67,15 @@ LANDING_PAGE = b"""<!doctype html>
 # RFC 9112 §5.2 lets a server reject obs-fold with 400; h11 would unfold it silently. An LF
 # followed by SP or HTAB never occurs in a valid request head, and this server takes no bodies.
 _FOLD = re.compile(rb"\n[ \t]")
+# RFC 9112 §3 request-line (method SP request-target SP HTTP-version), as h11 reads it, and every
+# prefix of one. h11 waits for a whole head before it reads the line, so bytes that can never
+# start a request (an SSLv2 ClientHello, an SSH banner, binary) would hold the connection until
+# the head deadline; they are refused as soon as they arrive.
+_TCHARS = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+_REQUEST_LINE = re.compile(_TCHARS + rb"+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r?")
+_REQUEST_LINE_PREFIX = re.compile(
+    _TCHARS + rb"*(?: [\x21-\x7e]*(?: (?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9]\r?)?)?)?)?)?)?)?)?)?)?"
+)
 # RFC 3986 host [":" port]: reg-name, IPv4 or a bracketed IP literal.
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
 
@@ -396,6 +405,9 @@ class MetricsServer:
                 while True:
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
+                        # Checked before each wait: pipelined bytes left from the last request too.
+                        if conn.their_state is h11.IDLE and not _could_be_request_line(conn.trailing_data[0]):
+                            raise _Refused(400, "not an HTTP/1.x request line")
                         data = await connection.receive()
                         # h11 bounds only an incomplete head; a whole 20 KiB head in one read
                         # would pass. Feeding at most one byte over the limit makes it refuse (431).
@@ -692,3 +704,10 @@ def _path_of(target: bytes) -> bytes:
         slash = rest.find(b"/")
         return _path_of(rest[slash:]) if slash >= 0 else b"/"
     return target  # asterisk-form or nonsense: no route matches it
+
+
+def _could_be_request_line(received: bytes) -> bool:
+    """False when the bytes of a request received so far cannot begin with a request-line."""
+    line, newline, _ = received.partition(b"\n")
+    pattern = _REQUEST_LINE if newline else _REQUEST_LINE_PREFIX
+    return pattern.fullmatch(line) is not None

@@ -280,6 +280,30 @@ def test_a_request_the_parser_refuses_gets_a_4xx_and_the_connection_closes(
     assert server_log_at_or_above(caplog, logging.INFO) == []
 
 
+NEVER_A_REQUEST = [
+    ("SSLv2-style ClientHello", b"\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10"),
+    ("SSH banner", b"SSH-2.0-OpenSSH_9.6\r"),
+    ("control byte in the method", b"GET\x01"),
+    ("DEL in the target", b"GET /a\x7f"),
+    ("not HTTP after the target", b"GET / HTTQ"),
+    ("a whole line that is not a request line", b"GET / HTTP/1.1 extra\r\nHost: x\r\n"),
+]
+
+
+@pytest.mark.parametrize("name,data", NEVER_A_REQUEST, ids=[case[0] for case in NEVER_A_REQUEST])
+@pytest.mark.parametrize("later", [False, True], ids=["first request", "later request"])
+def test_bytes_that_cannot_begin_a_request_are_refused_at_once_not_at_the_head_deadline(
+    running, caplog, name, data, later
+):
+    """h11 reads the request line only once the head is complete; without a check of its own,
+    these held the connection for the 10 s head deadline (the exchange gives up after 5)."""
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" if later else b""
+    with caplog.at_level(logging.DEBUG):
+        received = exchange(running.server.port, first + data, timeout=5)
+    assert statuses(received) == ([200, 400] if later else [400]), received[-200:]
+    assert server_log_at_or_above(caplog, logging.INFO) == []
+
+
 @pytest.mark.parametrize(
     "target", [b"//[", b"/%zz", b"*", b"http://x/", b"/metrics/../../etc/passwd", b"?", b"/" + b"a" * 8000]
 )
