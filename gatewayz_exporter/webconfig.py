@@ -133,7 +133,7 @@ class CredentialVerifier:
         # as a known user's wrong password (the same time exactly when there is one user or one cost).
         self._reference = max(self._users.values(), key=_cost)
         self._checkpw = checkpw
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()  # digest -> its user
         self._failed: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -160,13 +160,30 @@ class CredentialVerifier:
             matches = False
         valid = matches and stored is not None
         with self._lock:
-            cache, size = (
-                (self._verified, SUCCESS_CACHE_SIZE) if valid else (self._failed, FAILURE_CACHE_SIZE)
-            )
-            cache[credentials.digest] = None
-            while len(cache) > size:
-                cache.popitem(last=False)
+            if valid:
+                self._verified[credentials.digest] = credentials.user
+                while len(self._verified) > SUCCESS_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+            else:
+                self._failed[credentials.digest] = None
+                while len(self._failed) > FAILURE_CACHE_SIZE:
+                    self._failed.popitem(last=False)
         return valid
+
+    def adopt(self, previous: CredentialVerifier) -> None:
+        """Keep what ``previous`` verified for users whose hash this config leaves unchanged.
+
+        A reload (a rotated certificate, another user added) must not make every scraper pay
+        bcrypt again: during a flood of wrong passwords the bcrypt pool is full, and a scraper
+        whose credentials were forgotten would get 429 until the flood ends.
+        """
+        with previous._lock:
+            verified = list(previous._verified.items())
+            old_users = dict(previous._users)
+        with self._lock:
+            for digest, user in verified:
+                if user in self._users and self._users[user] == old_users.get(user):
+                    self._verified[digest] = user
 
     def authenticate(self, authorization: bytes | str | None) -> bool:
         """True when the header holds a configured user's password (cache first, then bcrypt)."""
@@ -328,6 +345,8 @@ class WebConfigReloader:
                     )
                 self._rejected = rejected
                 return config
+            if fresh.verifier is not None and config.verifier is not None:
+                fresh.verifier.adopt(config.verifier)
             self._config, self._rejected = fresh, None
             log.info(
                 "Web config reloaded",

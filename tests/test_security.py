@@ -516,6 +516,25 @@ def test_a_changed_password_applies_to_the_next_request_without_a_restart(tmp_pa
     ]
 
 
+def test_a_reload_keeps_verified_credentials_of_users_whose_hash_is_unchanged(tmp_path, served, caplog):
+    """Else every edit (a rotated certificate, a user added) sends every scraper back to bcrypt,
+    where a flood of wrong passwords from many addresses answers it 429."""
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
+    exporter = served(path)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    gate = exporter.server.auth_gate
+    assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+    assert gate.bcrypt_runs == 1
+    other = bcrypt.hashpw(b"other", bcrypt.gensalt(rounds=4)).decode()
+    write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH, "other": other}})
+    with caplog.at_level("INFO"):
+        assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+    assert "Web config reloaded" in [r.getMessage() for r in caplog.records]
+    assert gate.bcrypt_runs == 1  # no bcrypt again
+    assert requests.get(url, headers=basic("other", "other"), timeout=5).status_code == 200
+    assert gate.bcrypt_runs == 2
+
+
 def peer_certificate(port: int, cafile: str) -> bytes:
     context = ssl.create_default_context(cafile=cafile)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
