@@ -462,7 +462,7 @@ def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
         release.wait(10)
         return False
 
-    gate, verifier, _ = gate_and_verifier(slow, workers=2, max_pending=4)
+    gate, verifier, _ = gate_and_verifier(slow, workers=2, max_pending=4, reserved=0)
 
     async def flood():
         checks = [
@@ -479,6 +479,46 @@ def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
         gate.close()
     assert answered_at_once == [Verdict.THROTTLED] * 6  # no queue behind the 4 in flight
     assert sorted(v.value for v in verdicts) == ["denied"] * 4 + ["throttled"] * 6
+
+
+def test_a_flood_from_many_addresses_leaves_a_lane_for_an_address_with_no_failures():
+    """A scraper whose credentials are not verified yet (after a restart or a password change)
+    must get through while wrong passwords from many addresses keep the shared checks full."""
+    from gatewayz_exporter.auth import Verdict
+
+    release = threading.Event()
+
+    def slow_unless_right(password: bytes, hashed: bytes) -> bool:
+        if password == PASSWORD.encode():
+            return True
+        release.wait(10)
+        return False
+
+    gate, verifier, _ = gate_and_verifier(slow_unless_right, workers=2, max_pending=4, reserved=1)
+
+    async def flood():
+        # Each flooding address has failed before: it gets no place in the reserved lane.
+        for i in range(10):
+            release.set()
+            assert await gate.check(verifier, header(f"first {i}"), f"10.0.1.{i}") is Verdict.DENIED
+        release.clear()
+        guesses = [
+            asyncio.ensure_future(gate.check(verifier, header(f"guess {i}"), f"10.0.1.{i}"))
+            for i in range(10)
+        ]
+        await asyncio.sleep(0.05)
+        throttled = [c.result() for c in guesses if c.done()]
+        scraper = await asyncio.wait_for(gate.check(verifier, header(PASSWORD), "10.0.2.1"), 5)
+        release.set()
+        await asyncio.gather(*guesses)
+        return throttled, scraper
+
+    try:
+        throttled, scraper = asyncio.run(flood())
+    finally:
+        gate.close()
+    assert throttled == [Verdict.THROTTLED] * 6  # the shared checks are full (4 in flight)
+    assert scraper is Verdict.ALLOWED
 
 
 def test_the_table_of_addresses_stays_bounded():
