@@ -181,6 +181,8 @@ class MetricsServer:
         self._connections: set[Connection] = set()
         # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
         self._waiting: OrderedDict[Connection, None] = OrderedDict()
+        # Connections whose peer stopped reading what is written to them, longest first.
+        self._stalled: OrderedDict[Connection, None] = OrderedDict()
         self._handshaking: set[Connection] = set()
         self._handshake_queue: deque[Connection] = deque()
         self._client_errors = _ClientErrorLog()
@@ -215,7 +217,16 @@ class MetricsServer:
     def released(self, connection: Connection) -> None:
         self._connections.discard(connection)
         self._waiting.pop(connection, None)
+        self._stalled.pop(connection, None)
         self.handshake_finished(connection)
+
+    def write_stalled(self, connection: Connection) -> None:
+        if connection in self._connections:
+            connection.stalled_since = self._loop_or_raise().time()
+            self._stalled[connection] = None
+
+    def write_resumed(self, connection: Connection) -> None:
+        self._stalled.pop(connection, None)
 
     def client_error(self, event: str, peer: str | None, **fields: object) -> None:
         self._client_errors(event, peer, **fields)
@@ -305,16 +316,26 @@ class MetricsServer:
         """At the cap: close the connection that has waited longest without a request, if over
         EVICT_GRACE, so a new one can come in. A real scraper sends its request within
         milliseconds; connections held open without one (silent, trickling, idle keep-alive)
-        then cannot keep it out. Connections with a request in progress are never closed.
+        then cannot keep it out. Failing that, the connection whose peer has longest stopped
+        reading its answer, if over EVICT_GRACE: a real scraper reads as fast as it is sent to,
+        and clients that pipeline requests and never read would otherwise hold the whole cap.
+        Other connections with a request in progress are never closed.
         """
-        if not self._waiting:
-            return False
-        oldest = next(iter(self._waiting))
-        if now - oldest.waiting_since <= EVICT_GRACE:
-            return False
-        self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
-        oldest.abort()
-        return True
+        if self._waiting:
+            oldest = next(iter(self._waiting))
+            if now - oldest.waiting_since > EVICT_GRACE:
+                self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
+                oldest.abort()
+                return True
+        if self._stalled:
+            stalled = next(iter(self._stalled))
+            if now - stalled.stalled_since > EVICT_GRACE:
+                self.client_error(
+                    "Connection cap reached; closed a reader that stopped reading", stalled.peer
+                )
+                stalled.abort()
+                return True
+        return False
 
     # --- TLS handshake slots -------------------------------------------------
 

@@ -576,6 +576,43 @@ def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a
         server.stop()
 
 
+class LargeExposition:
+    """Stands in for the exposition: a 2 MiB body, so a reader that stops fills its buffers at once."""
+
+    def parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
+        return (b"x" * (2 << 20),), "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_one():
+    """Clients that pipeline requests and never read hold every connection with a request in
+    progress; at the cap, the one stalled longest (over the grace) makes room for a new one."""
+    server = MetricsServer(
+        LargeExposition(),
+        lambda: True,
+        host="127.0.0.1",
+        port=0,
+        max_connections=10,
+    )
+    server.start()
+    held = []
+    try:
+        for _ in range(10):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+            held.append(sock)
+        assert eventually(lambda: server.connections == 10)
+        time.sleep(1.5)  # past the grace, with every answer stuck in the held connections' buffers
+        received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert statuses(received) == [200]
+        assert server.connections <= 10
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+
+
 def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
     exporter_process, certs
 ):
