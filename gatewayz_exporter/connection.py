@@ -95,6 +95,7 @@ class Connection(asyncio.Protocol):
         self.handshake_started = 0.0
         self.waiting_since = self.accepted  # for a request head (or a handshake) since
         self.stalled_since = 0.0  # when the peer last stopped taking what is written
+        self.busy_since = 0.0  # when its current run of back-to-back requests began
         self._handshake: asyncio.Future[bool] | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None

@@ -50,6 +50,7 @@ log = logging.getLogger("gatewayz_exporter.server")
 MAX_HEAD_BYTES = 16 * 1024
 HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
 EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
+BACK_TO_BACK = 0.5  # seconds; a request sent sooner after the last answer continues a busy run
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
@@ -183,6 +184,8 @@ class MetricsServer:
         self._waiting: OrderedDict[Connection, None] = OrderedDict()
         # Connections whose peer stopped reading what is written to them, longest first.
         self._stalled: OrderedDict[Connection, None] = OrderedDict()
+        # Connections sending request after request (pipelined or back to back), longest run first.
+        self._busy: OrderedDict[Connection, None] = OrderedDict()
         self._handshaking: set[Connection] = set()
         self._handshake_queue: deque[Connection] = deque()
         self._client_errors = _ClientErrorLog()
@@ -218,6 +221,7 @@ class MetricsServer:
         self._connections.discard(connection)
         self._waiting.pop(connection, None)
         self._stalled.pop(connection, None)
+        self._busy.pop(connection, None)
         self.handshake_finished(connection)
 
     def write_stalled(self, connection: Connection) -> None:
@@ -335,7 +339,23 @@ class MetricsServer:
                 )
                 stalled.abort()
                 return True
+        if self._busy:
+            busy = next(iter(self._busy))
+            if now - busy.busy_since > EVICT_GRACE:
+                self.client_error("Connection cap reached; closed the longest busy", busy.peer)
+                busy.abort()
+                return True
         return False
+
+    def _busy_run(self, connection: Connection, run_started: float, continued: bool) -> None:
+        """Track runs of requests sent back to back: a scraper sends one request a scrape
+        interval, so a run over EVICT_GRACE is a client holding its connection busy (at the cap,
+        it yields to a new one: else 1,024 clients pipelining or looping keep every scrape out)."""
+        if not continued:
+            self._busy.pop(connection, None)
+        elif connection not in self._busy:
+            connection.busy_since = run_started
+            self._busy[connection] = None
 
     # --- TLS handshake slots -------------------------------------------------
 
@@ -387,6 +407,7 @@ class MetricsServer:
                     return
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
             first = True
+            answered = run_started = 0.0
             while True:
                 if first:
                     deadline = connection.accepted + self._head_timeout
@@ -396,12 +417,18 @@ class MetricsServer:
                 request = await self._next_request(connection, conn, deadline)
                 if request is None:
                     break
+                now = loop.time()
+                continued = not first and now - answered < BACK_TO_BACK
+                if not continued:
+                    run_started = now
+                self._busy_run(connection, run_started, continued)
                 first = False
                 self._serving_request(connection)
                 keep_alive = await self._respond(connection, conn, request)
                 if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
                 conn.start_next_cycle()
+                answered = loop.time()
                 self._waiting_for_request(connection)
             await self._finish(connection)
         except (TimeoutError, ConnectionError, OSError):

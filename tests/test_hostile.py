@@ -613,6 +613,49 @@ def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_on
         server.stop()
 
 
+@pytest.mark.parametrize("pipelined", [False, True], ids=["back to back", "pipelined"])
+def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(running, pipelined):
+    """A scraper sends one request a scrape interval; clients that keep every connection busy
+    with request after request (read or not) must not keep a new scraper out at the cap."""
+    import threading
+
+    server = MetricsServer(
+        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=8
+    )
+    server.start()
+    stop = threading.Event()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def busy() -> None:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+        ):
+            while not stop.is_set():
+                sock.sendall(request * (20 if pipelined else 1))
+                received = b""
+                while received.count(b"ok\n") < (20 if pipelined else 1):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    received += chunk
+
+    threads = [threading.Thread(target=busy, daemon=True) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert eventually(lambda: server.connections == 8)
+        time.sleep(1.5)  # every connection busy for longer than the grace
+        received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert statuses(received) == [200]
+        assert server.connections <= 8
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        server.stop()
+
+
 def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
     exporter_process, certs
 ):
