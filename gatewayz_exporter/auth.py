@@ -170,8 +170,10 @@ class AuthGate:
             if budget.in_flight == 0 and budget.tokens + (now - budget.updated) * self._refill >= self._burst
         ]
         full.sort(key=lambda key: self._budgets[key].failures > 0)
+        # Down to three quarters, so the next new addresses do not each pay for this scan.
+        room = self._max_addresses * 3 // 4
         for key in full:
-            if self._budgets[key].failures > 0 and len(self._budgets) < self._max_addresses:
+            if self._budgets[key].failures > 0 and len(self._budgets) <= room:
                 break
             del self._budgets[key]
         while len(self._budgets) >= self._max_addresses:
