@@ -81,19 +81,22 @@ class Config:
         def url(name: str, raw: str | None, default: str | None) -> str | None:
             if raw is None:
                 return default
+            # A URL may carry a secret (user:password@, ?api_key=): never echo those parts.
+            shown = _shown(_url_without_secrets(raw))
             try:
                 parts = urlsplit(raw)
                 parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
             except ValueError:
-                problems.append(
-                    f"{name}: must be an http:// or https:// URL with a valid port (got {_shown(raw)})"
-                )
+                problems.append(f"{name}: must be an http:// or https:// URL with a valid port (got {shown})")
+                return default
+            if parts.username or parts.password or "@" in parts.netloc:
+                problems.append(f"{name}: must not contain credentials")
+                return default
+            if parts.query or parts.fragment or "?" in raw or "#" in raw:
+                problems.append(f"{name}: must not contain a query or fragment (the key goes in ADMIN_KEY)")
                 return default
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.append(f"{name}: must be an http:// or https:// URL (got {_shown(raw)})")
-                return default
-            if parts.username or parts.password:
-                problems.append(f"{name}: must not contain credentials")
+                problems.append(f"{name}: must be an http:// or https:// URL (got {shown})")
                 return default
             if not raw.isascii() or any(c.isspace() or not c.isprintable() for c in raw):
                 problems.append(f"{name}: must be ASCII without spaces (use punycode and percent-encoding)")
@@ -192,6 +195,17 @@ _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18}")
 def _shown(raw: str) -> str:
     """A bad value as shown in an error: quoted, escaped, and cut short."""
     return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def _url_without_secrets(raw: str) -> str:
+    """``raw`` without user information, query and fragment, for error messages."""
+    cut = min((i for i in (raw.find("?"), raw.find("#")) if i >= 0), default=len(raw))
+    head = raw[:cut]
+    scheme, sep, rest = head.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        head = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    return head + ("..." if cut < len(raw) else "")
 
 
 def _is_visible_ascii(value: str) -> bool:

@@ -8,6 +8,13 @@ answered from the verifier's caches on the event loop, without any pool. Failed 
 address (per /64 for IPv6): each address has a small budget of checks that
 refills at a steady rate, and an address that spent it gets 429 without a
 bcrypt run until it refills.
+
+When wrong passwords come from many addresses, the shared checks are always
+full, and a scraper whose credentials are not verified yet (the exporter
+restarted, the password changed) would get 429 for as long as the flood
+lasts. So a small lane of its own (one worker) is kept for addresses with no
+failed attempt on record: a flooding address spends its place in it with its
+first wrong password.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ class _Budget:
     tokens: float
     updated: float
     in_flight: int = 0
+    failures: int = 0  # wrong passwords checked by bcrypt; any keeps the address out of the reserved lane
 
 
 def address_key(address: str | None) -> str:
@@ -60,6 +68,7 @@ class AuthGate:
         *,
         workers: int = 2,
         max_pending: int = 8,
+        reserved: int = 2,
         burst: int = 10,
         refill_per_second: float = 1.0,
         per_address_in_flight: int = 2,
@@ -68,6 +77,9 @@ class AuthGate:
     ):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
         self._max_pending = max_pending
+        self._reserve_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt-reserved")
+        self._reserved = reserved
+        self._reserve_pending = 0
         self._burst = float(burst)
         self._refill = refill_per_second
         self._per_address_in_flight = per_address_in_flight
@@ -84,6 +96,7 @@ class AuthGate:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._reserve_pool.shutdown(wait=False, cancel_futures=True)
 
     def retry_after(self, address: str | None) -> int:
         """Whole seconds until the address may try again (at least 1)."""
@@ -102,25 +115,35 @@ class AuthGate:
         if known is not None:  # decided before: no bcrypt, no budget spent
             return Verdict.ALLOWED if known else Verdict.DENIED
         budget = self._budget(address_key(address))
-        if (
-            budget.tokens < 1
-            or budget.in_flight >= self._per_address_in_flight
-            or self._pending >= self._max_pending
-        ):
+        if budget.tokens < 1 or budget.in_flight >= self._per_address_in_flight:
+            return Verdict.THROTTLED
+        if budget.failures == 0 and self._reserve_pending < self._reserved:
+            reserved = True
+        elif self._pending < self._max_pending:
+            reserved = False
+        else:
             return Verdict.THROTTLED
         budget.tokens -= 1  # reserved now, so concurrent attempts cannot overspend; refunded on success
         budget.in_flight += 1
-        self._pending += 1
+        if reserved:
+            self._reserve_pending += 1
+        else:
+            self._pending += 1
         self.bcrypt_runs += 1
         try:
             loop = asyncio.get_running_loop()
-            valid = await loop.run_in_executor(self._pool, verifier.verify, credentials)
+            pool = self._reserve_pool if reserved else self._pool
+            valid = await loop.run_in_executor(pool, verifier.verify, credentials)
         finally:
             budget.in_flight -= 1
-            self._pending -= 1
+            if reserved:
+                self._reserve_pending -= 1
+            else:
+                self._pending -= 1
         if valid:
             budget.tokens = min(self._burst, budget.tokens + 1)
             return Verdict.ALLOWED
+        budget.failures += 1
         return Verdict.DENIED
 
     def _budget(self, key: str) -> _Budget:
@@ -136,13 +159,22 @@ class AuthGate:
         return budget
 
     def _forget(self, now: float) -> None:
-        """Keep the table bounded: drop addresses back at a full budget, then the oldest."""
+        """Keep the table bounded: drop addresses back at a full budget, then the oldest.
+
+        Among those at a full budget, addresses with failures on record go last: forgetting
+        one lets it into the reserved lane again, forgetting a clean one loses nothing.
+        """
         full = [
             key
             for key, budget in self._budgets.items()
             if budget.in_flight == 0 and budget.tokens + (now - budget.updated) * self._refill >= self._burst
         ]
+        full.sort(key=lambda key: self._budgets[key].failures > 0)
+        # Down to three quarters, so the next new addresses do not each pay for this scan.
+        room = self._max_addresses * 3 // 4
         for key in full:
+            if self._budgets[key].failures > 0 and len(self._budgets) <= room:
+                break
             del self._budgets[key]
         while len(self._budgets) >= self._max_addresses:
             oldest = next(iter(self._budgets))

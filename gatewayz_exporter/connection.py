@@ -53,6 +53,12 @@ class ConnectionHost(Protocol):
     def handshake_finished(self, connection: Connection) -> None:
         """The connection's handshake slot is free."""
 
+    def write_stalled(self, connection: Connection) -> None:
+        """The peer stopped taking what is written (the transport's buffer is over its high mark)."""
+
+    def write_resumed(self, connection: Connection) -> None:
+        """The peer takes what is written again."""
+
     def client_error(self, event: str, peer: str | None, **fields: object) -> None:
         """Log a client's fault (DEBUG, rate-limited)."""
 
@@ -88,6 +94,8 @@ class Connection(asyncio.Protocol):
         self.queued_for_handshake = False
         self.handshake_started = 0.0
         self.waiting_since = self.accepted  # for a request head (or a handshake) since
+        self.stalled_since = 0.0  # when the peer last stopped taking what is written
+        self.busy_since = 0.0  # when its current run of back-to-back requests began
         self._handshake: asyncio.Future[bool] | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -154,9 +162,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        if not self.closed:
+            self._host.write_stalled(self)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._host.write_resumed(self)
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 import resource
@@ -49,6 +50,7 @@ log = logging.getLogger("gatewayz_exporter.server")
 MAX_HEAD_BYTES = 16 * 1024
 HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
 EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
+BACK_TO_BACK = 0.5  # seconds; a request sent sooner after the last answer continues a busy run
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
@@ -66,6 +68,15 @@ LANDING_PAGE = b"""<!doctype html>
 # RFC 9112 §5.2 lets a server reject obs-fold with 400; h11 would unfold it silently. An LF
 # followed by SP or HTAB never occurs in a valid request head, and this server takes no bodies.
 _FOLD = re.compile(rb"\n[ \t]")
+# RFC 9112 §3 request-line (method SP request-target SP HTTP-version), as h11 reads it, and every
+# prefix of one. h11 waits for a whole head before it reads the line, so bytes that can never
+# start a request (an SSLv2 ClientHello, an SSH banner, binary) would hold the connection until
+# the head deadline; they are refused as soon as they arrive.
+_TCHARS = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+_REQUEST_LINE = re.compile(_TCHARS + rb"+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r?")
+_REQUEST_LINE_PREFIX = re.compile(
+    _TCHARS + rb"*(?: [\x21-\x7e]*(?: (?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9]\r?)?)?)?)?)?)?)?)?)?)?"
+)
 # RFC 3986 host [":" port]: reg-name, IPv4 or a bracketed IP literal.
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
 
@@ -82,8 +93,15 @@ def make_listen_socket(host: str | None, port: int) -> socket.socket:
                 backlog=LISTEN_BACKLOG,
             )
         return socket.create_server(("0.0.0.0", port), backlog=LISTEN_BACKLOG)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host.strip("[]"), port), family=family, backlog=LISTEN_BACKLOG)
+    address = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        mapped = ipaddress.IPv6Address(address).ipv4_mapped
+        if mapped is not None:
+            # An IPv6 listener is IPV6_V6ONLY, so binding ::ffff:a.b.c.d fails (EINVAL); the
+            # clients that address names are IPv4's, and an IPv4 listener on a.b.c.d serves them.
+            address = str(mapped)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.create_server((address, port), family=family, backlog=LISTEN_BACKLOG)
 
 
 class _ClientErrorLog:
@@ -164,6 +182,10 @@ class MetricsServer:
         self._connections: set[Connection] = set()
         # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
         self._waiting: OrderedDict[Connection, None] = OrderedDict()
+        # Connections whose peer stopped reading what is written to them, longest first.
+        self._stalled: OrderedDict[Connection, None] = OrderedDict()
+        # Connections sending request after request (pipelined or back to back), longest run first.
+        self._busy: OrderedDict[Connection, None] = OrderedDict()
         self._handshaking: set[Connection] = set()
         self._handshake_queue: deque[Connection] = deque()
         self._client_errors = _ClientErrorLog()
@@ -198,7 +220,17 @@ class MetricsServer:
     def released(self, connection: Connection) -> None:
         self._connections.discard(connection)
         self._waiting.pop(connection, None)
+        self._stalled.pop(connection, None)
+        self._busy.pop(connection, None)
         self.handshake_finished(connection)
+
+    def write_stalled(self, connection: Connection) -> None:
+        if connection in self._connections:
+            connection.stalled_since = self._loop_or_raise().time()
+            self._stalled[connection] = None
+
+    def write_resumed(self, connection: Connection) -> None:
+        self._stalled.pop(connection, None)
 
     def client_error(self, event: str, peer: str | None, **fields: object) -> None:
         self._client_errors(event, peer, **fields)
@@ -288,16 +320,42 @@ class MetricsServer:
         """At the cap: close the connection that has waited longest without a request, if over
         EVICT_GRACE, so a new one can come in. A real scraper sends its request within
         milliseconds; connections held open without one (silent, trickling, idle keep-alive)
-        then cannot keep it out. Connections with a request in progress are never closed.
+        then cannot keep it out. Failing that, the connection whose peer has longest stopped
+        reading its answer, if over EVICT_GRACE: a real scraper reads as fast as it is sent to,
+        and clients that pipeline requests and never read would otherwise hold the whole cap.
+        Other connections with a request in progress are never closed.
         """
-        if not self._waiting:
-            return False
-        oldest = next(iter(self._waiting))
-        if now - oldest.waiting_since <= EVICT_GRACE:
-            return False
-        self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
-        oldest.abort()
-        return True
+        if self._waiting:
+            oldest = next(iter(self._waiting))
+            if now - oldest.waiting_since > EVICT_GRACE:
+                self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
+                oldest.abort()
+                return True
+        if self._stalled:
+            stalled = next(iter(self._stalled))
+            if now - stalled.stalled_since > EVICT_GRACE:
+                self.client_error(
+                    "Connection cap reached; closed a reader that stopped reading", stalled.peer
+                )
+                stalled.abort()
+                return True
+        if self._busy:
+            busy = next(iter(self._busy))
+            if now - busy.busy_since > EVICT_GRACE:
+                self.client_error("Connection cap reached; closed the longest busy", busy.peer)
+                busy.abort()
+                return True
+        return False
+
+    def _busy_run(self, connection: Connection, run_started: float, continued: bool) -> None:
+        """Track runs of requests sent back to back: a scraper sends one request a scrape
+        interval, so a run over EVICT_GRACE is a client holding its connection busy (at the cap,
+        it yields to a new one: else 1,024 clients pipelining or looping keep every scrape out)."""
+        if not continued:
+            self._busy.pop(connection, None)
+        elif connection not in self._busy:
+            connection.busy_since = run_started
+            self._busy[connection] = None
 
     # --- TLS handshake slots -------------------------------------------------
 
@@ -349,6 +407,7 @@ class MetricsServer:
                     return
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
             first = True
+            answered = run_started = 0.0
             while True:
                 if first:
                     deadline = connection.accepted + self._head_timeout
@@ -358,12 +417,18 @@ class MetricsServer:
                 request = await self._next_request(connection, conn, deadline)
                 if request is None:
                     break
+                now = loop.time()
+                continued = not first and now - answered < BACK_TO_BACK
+                if not continued:
+                    run_started = now
+                self._busy_run(connection, run_started, continued)
                 first = False
                 self._serving_request(connection)
                 keep_alive = await self._respond(connection, conn, request)
                 if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
                 conn.start_next_cycle()
+                answered = loop.time()
                 self._waiting_for_request(connection)
             await self._finish(connection)
         except (TimeoutError, ConnectionError, OSError):
@@ -388,6 +453,9 @@ class MetricsServer:
                 while True:
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
+                        # Checked before each wait: pipelined bytes left from the last request too.
+                        if conn.their_state is h11.IDLE and not _could_be_request_line(conn.trailing_data[0]):
+                            raise _Refused(400, "not an HTTP/1.x request line")
                         data = await connection.receive()
                         # h11 bounds only an incomplete head; a whole 20 KiB head in one read
                         # would pass. Feeding at most one byte over the limit makes it refuse (431).
@@ -684,3 +752,10 @@ def _path_of(target: bytes) -> bytes:
         slash = rest.find(b"/")
         return _path_of(rest[slash:]) if slash >= 0 else b"/"
     return target  # asterisk-form or nonsense: no route matches it
+
+
+def _could_be_request_line(received: bytes) -> bool:
+    """False when the bytes of a request received so far cannot begin with a request-line."""
+    line, newline, _ = received.partition(b"\n")
+    pattern = _REQUEST_LINE if newline else _REQUEST_LINE_PREFIX
+    return pattern.fullmatch(line) is not None

@@ -25,8 +25,10 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 import re
 import ssl
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -66,6 +68,11 @@ FAILURE_CACHE_SIZE = 4096
 BCRYPT_MAX_PASSWORD_BYTES = 72
 # A well-formed bcrypt hash: checked by shape, never by running bcrypt, so a reload costs nothing.
 BCRYPT_HASH = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+
+# A web config is a few hundred bytes (a bcrypt hash is 60); 256 KiB holds thousands of users.
+# The cap and the regular-file check keep a path like /dev/zero or a FIFO from hanging start-up
+# or a reload (it runs on the server's event loop) or reading without end.
+MAX_CONFIG_BYTES = 256 * 1024
 
 CheckPassword = Callable[[bytes, bytes], bool]
 EMPTY_DIGEST = hashlib.sha256(b"").digest()
@@ -126,7 +133,7 @@ class CredentialVerifier:
         # as a known user's wrong password (the same time exactly when there is one user or one cost).
         self._reference = max(self._users.values(), key=_cost)
         self._checkpw = checkpw
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()  # digest -> its user
         self._failed: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -153,13 +160,30 @@ class CredentialVerifier:
             matches = False
         valid = matches and stored is not None
         with self._lock:
-            cache, size = (
-                (self._verified, SUCCESS_CACHE_SIZE) if valid else (self._failed, FAILURE_CACHE_SIZE)
-            )
-            cache[credentials.digest] = None
-            while len(cache) > size:
-                cache.popitem(last=False)
+            if valid:
+                self._verified[credentials.digest] = credentials.user
+                while len(self._verified) > SUCCESS_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+            else:
+                self._failed[credentials.digest] = None
+                while len(self._failed) > FAILURE_CACHE_SIZE:
+                    self._failed.popitem(last=False)
         return valid
+
+    def adopt(self, previous: CredentialVerifier) -> None:
+        """Keep what ``previous`` verified for users whose hash this config leaves unchanged.
+
+        A reload (a rotated certificate, another user added) must not make every scraper pay
+        bcrypt again: during a flood of wrong passwords the bcrypt pool is full, and a scraper
+        whose credentials were forgotten would get 429 until the flood ends.
+        """
+        with previous._lock:
+            verified = list(previous._verified.items())
+            old_users = dict(previous._users)
+        with self._lock:
+            for digest, user in verified:
+                if user in self._users and self._users[user] == old_users.get(user):
+                    self._verified[digest] = user
 
     def authenticate(self, authorization: bytes | str | None) -> bool:
         """True when the header holds a configured user's password (cache first, then bcrypt)."""
@@ -184,15 +208,37 @@ class WebConfig:
         return self.verifier is not None and self.verifier.authenticate(authorization)
 
 
+def read_config_file(path: str) -> bytes:
+    """The file's bytes: a regular file of at most MAX_CONFIG_BYTES, read without blocking on open."""
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise WebConfigError(f"{path}: no such file") from None
+    except OSError as error:
+        raise WebConfigError(f"{path}: cannot be read ({type(error).__name__})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WebConfigError(f"{path}: not a regular file")
+        raw = b""
+        while len(raw) <= MAX_CONFIG_BYTES and (chunk := os.read(fd, MAX_CONFIG_BYTES + 1 - len(raw))):
+            raw += chunk
+    except OSError as error:
+        raise WebConfigError(f"{path}: cannot be read ({type(error).__name__})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise WebConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    return raw
+
+
 def load_web_config(path: str, *, checkpw: CheckPassword = bcrypt.checkpw) -> WebConfig:
     """Read and validate the file; raise WebConfigError naming the problem."""
     file = Path(path)
+    raw = read_config_file(path)
     try:
-        raw = file.read_bytes()
         document = yaml.safe_load(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise WebConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise WebConfigError(f"{path}: cannot be read ({type(error).__name__})") from None
     except yaml.YAMLError as error:
         raise WebConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
@@ -232,8 +278,8 @@ def current_signature(config: WebConfig) -> tuple[object, ...] | None:
     if config.path is None:
         return config.signature
     try:
-        raw = Path(config.path).read_bytes()
-    except OSError:
+        raw = read_config_file(config.path)
+    except WebConfigError:
         return None
     names = [entry[0] for entry in config.signature[1:] if isinstance(entry, tuple)]
     return _signature(raw, [str(name) for name in names])
@@ -289,13 +335,18 @@ class WebConfigReloader:
                         f"{config.path}: tls_server_config cannot be added or removed while running; restart"
                     )
             except WebConfigError as error:
-                if signature is None or signature != self._rejected:
+                # One error per broken state: a file that cannot be read (gone, a FIFO, too
+                # large) has no signature, so the problem itself tells one such state from another.
+                rejected = signature if signature is not None else ("unreadable", str(error))
+                if rejected != self._rejected:
                     log.error(
                         "Web config not reloaded; keeping the last good one",
                         extra={"error": str(error)},
                     )
-                self._rejected = signature
+                self._rejected = rejected
                 return config
+            if fresh.verifier is not None and config.verifier is not None:
+                fresh.verifier.adopt(config.verifier)
             self._config, self._rejected = fresh, None
             log.info(
                 "Web config reloaded",

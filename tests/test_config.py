@@ -205,3 +205,20 @@ def test_ascii_numbers_still_work():
     )
     assert (config.metrics_port, config.scrape_interval, config.request_timeout) == (9100, 0.5, 2.0)
     assert (config.max_staleness, config.max_response_bytes) == (0.5, 1024)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.gatewayz.ai/?api_key=s3cr3t-value",
+        "https://api.gatewayz.ai#s3cr3t-value",
+        "ftp://user:s3cr3t-value@api.gatewayz.ai/",
+        "https://user:s3cr3t-value@api.gatewayz.ai:99999/",
+        "gopher://api.gatewayz.ai/?token=s3cr3t-value",
+    ],
+)
+def test_an_api_url_with_a_secret_in_it_is_refused_without_echoing_the_secret(url):
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"ADMIN_KEY": TEST_KEY, "GATEWAY_API_URL": url})
+    assert "GATEWAY_API_URL" in str(error.value)
+    assert "s3cr3t" not in str(error.value)

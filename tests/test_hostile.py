@@ -280,6 +280,30 @@ def test_a_request_the_parser_refuses_gets_a_4xx_and_the_connection_closes(
     assert server_log_at_or_above(caplog, logging.INFO) == []
 
 
+NEVER_A_REQUEST = [
+    ("SSLv2-style ClientHello", b"\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10"),
+    ("SSH banner", b"SSH-2.0-OpenSSH_9.6\r"),
+    ("control byte in the method", b"GET\x01"),
+    ("DEL in the target", b"GET /a\x7f"),
+    ("not HTTP after the target", b"GET / HTTQ"),
+    ("a whole line that is not a request line", b"GET / HTTP/1.1 extra\r\nHost: x\r\n"),
+]
+
+
+@pytest.mark.parametrize("name,data", NEVER_A_REQUEST, ids=[case[0] for case in NEVER_A_REQUEST])
+@pytest.mark.parametrize("later", [False, True], ids=["first request", "later request"])
+def test_bytes_that_cannot_begin_a_request_are_refused_at_once_not_at_the_head_deadline(
+    running, caplog, name, data, later
+):
+    """h11 reads the request line only once the head is complete; without a check of its own,
+    these held the connection for the 10 s head deadline (the exchange gives up after 5)."""
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" if later else b""
+    with caplog.at_level(logging.DEBUG):
+        received = exchange(running.server.port, first + data, timeout=5)
+    assert statuses(received) == ([200, 400] if later else [400]), received[-200:]
+    assert server_log_at_or_above(caplog, logging.INFO) == []
+
+
 @pytest.mark.parametrize(
     "target", [b"//[", b"/%zz", b"*", b"http://x/", b"/metrics/../../etc/passwd", b"?", b"/" + b"a" * 8000]
 )
@@ -549,6 +573,86 @@ def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a
     finally:
         for sock in held:
             sock.close()
+        server.stop()
+
+
+class LargeExposition:
+    """Stands in for the exposition: a 2 MiB body, so a reader that stops fills its buffers at once."""
+
+    def parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
+        return (b"x" * (2 << 20),), "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_one():
+    """Clients that pipeline requests and never read hold every connection with a request in
+    progress; at the cap, the one stalled longest (over the grace) makes room for a new one."""
+    server = MetricsServer(
+        LargeExposition(),
+        lambda: True,
+        host="127.0.0.1",
+        port=0,
+        max_connections=10,
+    )
+    server.start()
+    held = []
+    try:
+        for _ in range(10):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+            held.append(sock)
+        assert eventually(lambda: server.connections == 10)
+        time.sleep(1.5)  # past the grace, with every answer stuck in the held connections' buffers
+        received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert statuses(received) == [200]
+        assert server.connections <= 10
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["back to back", "pipelined"])
+def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(running, pipelined):
+    """A scraper sends one request a scrape interval; clients that keep every connection busy
+    with request after request (read or not) must not keep a new scraper out at the cap."""
+    import threading
+
+    server = MetricsServer(
+        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=8
+    )
+    server.start()
+    stop = threading.Event()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def busy() -> None:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+        ):
+            while not stop.is_set():
+                sock.sendall(request * (20 if pipelined else 1))
+                received = b""
+                while received.count(b"ok\n") < (20 if pipelined else 1):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    received += chunk
+
+    threads = [threading.Thread(target=busy, daemon=True) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert eventually(lambda: server.connections == 8)
+        time.sleep(1.5)  # every connection busy for longer than the grace
+        received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert statuses(received) == [200]
+        assert server.connections <= 8
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
         server.stop()
 
 

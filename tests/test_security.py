@@ -145,6 +145,66 @@ def test_a_missing_web_config_file_is_refused():
         load_web_config("/nonexistent/web.yml")
 
 
+def in_a_thread(function, *args):
+    """Run ``function`` in a daemon thread; its result, or the test fails if it has not returned in 10 s."""
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(function(*args)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert results, f"{function.__name__} hung"
+    return results[0]
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "a FIFO", "a directory", "a 300 KiB file"])
+def test_a_web_config_that_is_not_a_small_regular_file_stops_start_up_at_once_with_exit_code_2(
+    tmp_path, capsys, kind
+):
+    path = str(tmp_path / "web.yml")
+    if kind == "/dev/zero":
+        path = "/dev/zero"
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a directory":
+        os.mkdir(path)
+    else:
+        with open(path, "w") as file:
+            file.write("# padding\n" * 30_000)
+    code = in_a_thread(main, ["--web.config.file", path], {"ADMIN_KEY": TEST_KEY})
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "WEB_CONFIG_FILE" in err and len(err.strip().splitlines()) == 1
+    assert "regular file" in err or "larger than 256 KiB" in err or "cannot be read" in err
+
+
+@pytest.mark.parametrize("replacement", ["a FIFO", "nothing", "a symlink to /dev/zero"])
+def test_a_web_config_replaced_by_an_unreadable_file_keeps_serving_and_logs_one_error(
+    tmp_path, served, caplog, replacement
+):
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
+    exporter = served(path)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    os.unlink(path)
+    if replacement == "a FIFO":
+        os.mkfifo(path)
+    elif replacement == "a symlink to /dev/zero":
+        os.symlink("/dev/zero", path)
+
+    def scrapes() -> list[int]:
+        return [
+            code
+            for _ in range(5)
+            for code in (
+                requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code,
+                requests.get(url, timeout=5).status_code,
+            )
+        ]
+
+    with caplog.at_level("INFO"):
+        assert in_a_thread(scrapes) == [200, 401] * 5
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["Web config not reloaded; keeping the last good one"]
+
+
 def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys):
     path = write_config(tmp_path, {"basic_auth_users": {"u": "nope"}})
     assert main(["--web.config.file", path], env={"ADMIN_KEY": TEST_KEY}) == 2
@@ -402,7 +462,7 @@ def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
         release.wait(10)
         return False
 
-    gate, verifier, _ = gate_and_verifier(slow, workers=2, max_pending=4)
+    gate, verifier, _ = gate_and_verifier(slow, workers=2, max_pending=4, reserved=0)
 
     async def flood():
         checks = [
@@ -419,6 +479,46 @@ def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
         gate.close()
     assert answered_at_once == [Verdict.THROTTLED] * 6  # no queue behind the 4 in flight
     assert sorted(v.value for v in verdicts) == ["denied"] * 4 + ["throttled"] * 6
+
+
+def test_a_flood_from_many_addresses_leaves_a_lane_for_an_address_with_no_failures():
+    """A scraper whose credentials are not verified yet (after a restart or a password change)
+    must get through while wrong passwords from many addresses keep the shared checks full."""
+    from gatewayz_exporter.auth import Verdict
+
+    release = threading.Event()
+
+    def slow_unless_right(password: bytes, hashed: bytes) -> bool:
+        if password == PASSWORD.encode():
+            return True
+        release.wait(10)
+        return False
+
+    gate, verifier, _ = gate_and_verifier(slow_unless_right, workers=2, max_pending=4, reserved=1)
+
+    async def flood():
+        # Each flooding address has failed before: it gets no place in the reserved lane.
+        for i in range(10):
+            release.set()
+            assert await gate.check(verifier, header(f"first {i}"), f"10.0.1.{i}") is Verdict.DENIED
+        release.clear()
+        guesses = [
+            asyncio.ensure_future(gate.check(verifier, header(f"guess {i}"), f"10.0.1.{i}"))
+            for i in range(10)
+        ]
+        await asyncio.sleep(0.05)
+        throttled = [c.result() for c in guesses if c.done()]
+        scraper = await asyncio.wait_for(gate.check(verifier, header(PASSWORD), "10.0.2.1"), 5)
+        release.set()
+        await asyncio.gather(*guesses)
+        return throttled, scraper
+
+    try:
+        throttled, scraper = asyncio.run(flood())
+    finally:
+        gate.close()
+    assert throttled == [Verdict.THROTTLED] * 6  # the shared checks are full (4 in flight)
+    assert scraper is Verdict.ALLOWED
 
 
 def test_the_table_of_addresses_stays_bounded():
@@ -454,6 +554,25 @@ def test_a_changed_password_applies_to_the_next_request_without_a_restart(tmp_pa
     assert [r.getMessage() for r in caplog.records if r.name == "gatewayz_exporter.webconfig"] == [
         "Web config reloaded"
     ]
+
+
+def test_a_reload_keeps_verified_credentials_of_users_whose_hash_is_unchanged(tmp_path, served, caplog):
+    """Else every edit (a rotated certificate, a user added) sends every scraper back to bcrypt,
+    where a flood of wrong passwords from many addresses answers it 429."""
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH}})
+    exporter = served(path)
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+    gate = exporter.server.auth_gate
+    assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+    assert gate.bcrypt_runs == 1
+    other = bcrypt.hashpw(b"other", bcrypt.gensalt(rounds=4)).decode()
+    write_config(tmp_path, {"basic_auth_users": {"prometheus": HASH, "other": other}})
+    with caplog.at_level("INFO"):
+        assert requests.get(url, headers=basic("prometheus", PASSWORD), timeout=5).status_code == 200
+    assert "Web config reloaded" in [r.getMessage() for r in caplog.records]
+    assert gate.bcrypt_runs == 1  # no bcrypt again
+    assert requests.get(url, headers=basic("other", "other"), timeout=5).status_code == 200
+    assert gate.bcrypt_runs == 2
 
 
 def peer_certificate(port: int, cafile: str) -> bytes:

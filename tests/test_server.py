@@ -251,3 +251,10 @@ def test_an_unexpected_error_while_rendering_is_a_500_and_the_server_keeps_servi
         assert response.status_code == 200 and "gatewayz_provider_scrape_success" in response.text
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "[::ffff:127.0.0.1]"])
+def test_an_ipv4_mapped_metrics_addr_serves_its_ipv4_address(api, exporter_for, address):
+    exporter = exporter_for(api, METRICS_ADDR=address)
+    port = exporter.server.start()
+    assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
