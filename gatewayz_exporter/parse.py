@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -242,7 +243,33 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
             bytes(body).decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             return json.loads(body)  # raises, with json's message
+    # Nor does it mind an integer too long for int(), which json.loads rejects.
+    if _may_hold_a_long_integer(body):
+        return json.loads(body)  # raises when it is one; a long run of digits in a string is fine
     return RawArray(items)
+
+
+_DIGIT_MARKS = bytes(49 if 48 <= byte <= 57 else 48 for byte in range(256))  # "1" for each ASCII digit
+
+
+def _may_hold_a_long_integer(body: bytes | bytearray) -> bool:
+    """Whether ``body`` has a run of more digits than ``int()`` converts (in a number or a string).
+
+    Such a run covers one of every ``length``-th byte, so only the bytes around
+    those that are digits are looked at: a few microseconds for a 10 MB body.
+    """
+    limit = sys.get_int_max_str_digits()
+    if not limit:
+        return False
+    length = limit + 1
+    run = b"1" * length
+    for index, byte in enumerate(body[length - 1 :: length]):
+        if 48 <= byte <= 57:
+            at = length - 1 + index * length
+            window = body[max(0, at - length + 1) : at + length]
+            if window.translate(_DIGIT_MARKS).find(run) >= 0:
+                return True
+    return False
 
 
 _NO_PROBLEMS: tuple[str, ...] = ()
