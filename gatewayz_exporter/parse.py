@@ -24,7 +24,7 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -276,15 +276,15 @@ _NO_PROBLEMS: tuple[str, ...] = ()
 _Parsed = tuple[Provider | None, Sequence[str]]
 
 
-def _parse_raw(raw: msgspec.Raw) -> _Parsed:
+def _parse_raw(raw: msgspec.Raw, clean_provider: Callable[[msgspec.Raw], Provider | None]) -> _Parsed:
     """One raw record: the typed fast path when it is clean, the plain validator otherwise."""
-    from .records import clean_provider
-
     provider = clean_provider(raw)
     if provider is not None:
         return provider, _NO_PROBLEMS
     try:
-        record = json.loads(bytes(raw))
+        # The body is UTF-8 (decode_json checked it as json.loads reads it), so json.loads would
+        # find the same encoding in each record; decoding directly skips its per-call detection.
+        record = json.loads(str(raw, "utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
         raise InvalidJson("a record json cannot decode") from None
     provider, problems = parse_provider(record)
@@ -315,6 +315,8 @@ def _parsed_records(records: Sequence[object]) -> Iterator[_Parsed]:
             provider, problems = parse_provider(record)
             yield provider, problems
         return
+    from .records import clean_provider  # msgspec is loaded by now: the body was big
+
     previous = _MEMO.entries
     entries: dict[bytes, _Parsed] = {}
     blake2b = hashlib.blake2b
@@ -322,7 +324,7 @@ def _parsed_records(records: Sequence[object]) -> Iterator[_Parsed]:
         key = blake2b(raw, digest_size=16).digest()
         parsed = previous.get(key) or entries.get(key)
         if parsed is None:
-            parsed = _parse_raw(raw)
+            parsed = _parse_raw(raw, clean_provider)
         entries[key] = parsed
         yield parsed
     _MEMO.entries = entries
