@@ -19,6 +19,7 @@ again at all: most polls change a few providers, or none.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import math
@@ -238,15 +239,32 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
         return json.loads(body)
     # msgspec does not check the UTF-8 of strings it skips; json.loads would reject
     # the whole body for a bad byte (it lets encoded surrogates through).
-    if not body.isascii():
-        try:
-            bytes(body).decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            return json.loads(body)  # raises, with json's message
+    if not body.isascii() and not _is_utf8(body):
+        return json.loads(body)  # raises, with json's message
     # Nor does it mind an integer too long for int(), which json.loads rejects.
     if _may_hold_a_long_integer(body):
         return json.loads(body)  # raises when it is one; a long run of digits in a string is fine
     return RawArray(items)
+
+
+_UTF8_CHUNK_BYTES = 64 * 1024
+
+
+def _is_utf8(body: bytes | bytearray) -> bool:
+    """Whether ``body`` is UTF-8 as ``json.loads`` reads it (encoded surrogates allowed).
+
+    64 KiB at a time: decoding it whole would hold a str of up to four
+    times the body's size (one emoji among CJK names is enough) just to drop it.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+    with memoryview(body) as view:
+        try:
+            for start in range(0, len(view), _UTF8_CHUNK_BYTES):
+                decoder.decode(view[start : start + _UTF8_CHUNK_BYTES])
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 _DIGIT_MARKS = bytes(49 if 48 <= byte <= 57 else 48 for byte in range(256))  # "1" for each ASCII digit

@@ -222,3 +222,31 @@ def test_a_body_json_loads_rejects_fails_the_poll_as_invalid_json_whatever_its_s
     snapshot = exporter.poller.poll_once()
     assert snapshot.errors[("providers", "invalid_json")] == 1
     assert 'provider="b"' not in exposition_of(exporter)
+
+
+def test_checking_the_utf_8_of_a_big_body_holds_no_decoded_copy_of_it():
+    """The API sends UTF-8 unescaped (FastAPI does): one emoji made the check hold a str of four times the body."""
+    import tracemalloc
+
+    record = {"slug": "p", "name": "Zhipu \u667a\u8c31 \U0001f600", "note": "x" * 700}
+    body = bytearray(
+        json.dumps([{**record, "slug": f"p{i}"} for i in range(10_000)], ensure_ascii=False).encode()
+    )
+    tracemalloc.start()
+    try:
+        decoded = decode_json(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(decoded, RawArray) and len(decoded) == 10_000
+    assert peak < len(body) // 2, (peak, len(body))
+
+
+@pytest.mark.parametrize(
+    "character", [b"\xc3\xa9", b"\xe6\x99\xba", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80", b"\xed\xa0", b"\xff"]
+)
+def test_utf_8_is_checked_as_json_loads_checks_it_across_the_pieces_it_is_checked_in(character):
+    for shift in range(4):  # the character straddles the 64 KiB mark at each of its bytes
+        head = b'[{"slug": "a", "note": "'
+        body = head + b"x" * (64 * 1024 - len(head) - shift) + character + b'"}, {"slug": "b"}]'
+        assert decode_outcome(body)[0] == json_outcome(body)[0], shift
