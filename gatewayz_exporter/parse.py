@@ -234,7 +234,7 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
     from . import records
 
     try:
-        items = records.split_array(body)
+        items = _deeper(_STACK_MARGIN, records.split_array, body)
     except (*records.DECODE_ERRORS, RecursionError):
         return json.loads(body)
     # msgspec does not check the UTF-8 of strings it skips; json.loads would reject
@@ -245,6 +245,20 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
     if _may_hold_a_long_integer(body):
         return json.loads(body)  # raises when it is one; a long run of digits in a string is fine
     return RawArray(items)
+
+
+# Records are parsed later, deeper in the poller's stack than the body is decoded
+# here, and Python's recursion limit bounds how deep a decoder can nest: a body
+# nested so deep that only this shallower stack reads it would pass here and fail
+# the poll there, where json.loads would have read it whole. Split this many frames
+# deeper, such a body is left to json.loads, as a small one is.
+_STACK_MARGIN = 100
+
+
+def _deeper(
+    frames: int, split: Callable[[bytes | bytearray], list[msgspec.Raw]], body: bytes | bytearray
+) -> list[msgspec.Raw]:
+    return split(body) if frames <= 0 else _deeper(frames - 1, split, body)
 
 
 _UTF8_CHUNK_BYTES = 64 * 1024

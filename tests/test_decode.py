@@ -250,3 +250,19 @@ def test_utf_8_is_checked_as_json_loads_checks_it_across_the_pieces_it_is_checke
         head = b'[{"slug": "a", "note": "'
         body = head + b"x" * (64 * 1024 - len(head) - shift) + character + b'"}, {"slug": "b"}]'
         assert decode_outcome(body)[0] == json_outcome(body)[0], shift
+
+
+def test_a_deeply_nested_body_fails_or_passes_the_poll_whatever_its_size(api, exporter_for):
+    """Nesting near Python's recursion limit: records are parsed deeper in the stack than the body is decoded."""
+    exporter = exporter_for(api, MAX_RESPONSE_BYTES=str(2 * RAW_ARRAY_MIN_BYTES))
+    outcomes = set()
+    for depth in range(900, 1000, 4):
+        succeeded = []
+        for padding in (0, RAW_ARRAY_MIN_BYTES):
+            nested = b"[" * depth + b"]" * depth
+            body = b'[{"slug": "a", "unused": ' + nested + b"}" + b" " * padding + b"]"
+            api.routes["/providers/"] = Reply(body=body)
+            succeeded.append(exporter.poller.poll_once().status["providers"].success)
+        assert succeeded[0] == succeeded[1], depth
+        outcomes.add(succeeded[0])
+    assert outcomes == {True, False}  # the range spans the limit
