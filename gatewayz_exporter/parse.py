@@ -227,7 +227,9 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
     Raises what ``json.loads`` raises (``ValueError``, ``RecursionError``) for
     what it rejects. msgspec finds where each element ends without building
     it; ``json`` still decides anything msgspec declines (NaN literals, a byte
-    order mark, UTF-16) and anything that is not an array.
+    order mark, UTF-16), anything msgspec lets through unread that ``json``
+    may reject (invalid UTF-8, an integer too long for ``int()``, nesting near
+    the recursion limit) and anything that is not an array.
     """
     if len(body) < raw_array_min_bytes:
         return json.loads(body)
@@ -288,7 +290,7 @@ def _may_hold_a_long_integer(body: bytes | bytearray) -> bool:
     """Whether ``body`` has a run of more digits than ``int()`` converts (in a number or a string).
 
     Such a run covers one of every ``length``-th byte, so only the bytes around
-    those that are digits are looked at: a few microseconds for a 10 MB body.
+    those that are digits are looked at: about a millisecond for a 10 MB body.
     """
     limit = sys.get_int_max_str_digits()
     if not limit:
