@@ -19,11 +19,13 @@ again at all: most polls change a few providers, or none.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import math
+import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -225,39 +227,98 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
     Raises what ``json.loads`` raises (``ValueError``, ``RecursionError``) for
     what it rejects. msgspec finds where each element ends without building
     it; ``json`` still decides anything msgspec declines (NaN literals, a byte
-    order mark, UTF-16) and anything that is not an array.
+    order mark, UTF-16), anything msgspec lets through unread that ``json``
+    may reject (invalid UTF-8, an integer too long for ``int()``, nesting near
+    the recursion limit) and anything that is not an array.
     """
     if len(body) < raw_array_min_bytes:
         return json.loads(body)
     from . import records
 
     try:
-        items = records.split_array(body)
+        items = _deeper(_STACK_MARGIN, records.split_array, body)
     except (*records.DECODE_ERRORS, RecursionError):
         return json.loads(body)
     # msgspec does not check the UTF-8 of strings it skips; json.loads would reject
     # the whole body for a bad byte (it lets encoded surrogates through).
-    if not body.isascii():
-        try:
-            bytes(body).decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            return json.loads(body)  # raises, with json's message
+    if not body.isascii() and not _is_utf8(body):
+        return json.loads(body)  # raises, with json's message
+    # Nor does it mind an integer too long for int(), which json.loads rejects.
+    if _may_hold_a_long_integer(body):
+        return json.loads(body)  # raises when it is one; a long run of digits in a string is fine
     return RawArray(items)
+
+
+# Records are parsed later, deeper in the poller's stack than the body is decoded
+# here, and Python's recursion limit bounds how deep a decoder can nest: a body
+# nested so deep that only this shallower stack reads it would pass here and fail
+# the poll there, where json.loads would have read it whole. Split this many frames
+# deeper, such a body is left to json.loads, as a small one is.
+_STACK_MARGIN = 100
+
+
+def _deeper(
+    frames: int, split: Callable[[bytes | bytearray], list[msgspec.Raw]], body: bytes | bytearray
+) -> list[msgspec.Raw]:
+    return split(body) if frames <= 0 else _deeper(frames - 1, split, body)
+
+
+_UTF8_CHUNK_BYTES = 64 * 1024
+
+
+def _is_utf8(body: bytes | bytearray) -> bool:
+    """Whether ``body`` is UTF-8 as ``json.loads`` reads it (encoded surrogates allowed).
+
+    64 KiB at a time: decoding it whole would hold a str of up to four
+    times the body's size (one emoji among CJK names is enough) just to drop it.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+    with memoryview(body) as view:
+        try:
+            for start in range(0, len(view), _UTF8_CHUNK_BYTES):
+                decoder.decode(view[start : start + _UTF8_CHUNK_BYTES])
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+_DIGIT_MARKS = bytes(49 if 48 <= byte <= 57 else 48 for byte in range(256))  # "1" for each ASCII digit
+
+
+def _may_hold_a_long_integer(body: bytes | bytearray) -> bool:
+    """Whether ``body`` has a run of more digits than ``int()`` converts (in a number or a string).
+
+    Such a run covers one of every ``length``-th byte, so only the bytes around
+    those that are digits are looked at: about a millisecond for a 10 MB body.
+    """
+    limit = sys.get_int_max_str_digits()
+    if not limit:
+        return False
+    length = limit + 1
+    run = b"1" * length
+    for index, byte in enumerate(body[length - 1 :: length]):
+        if 48 <= byte <= 57:
+            at = length - 1 + index * length
+            window = body[max(0, at - length + 1) : at + length]
+            if window.translate(_DIGIT_MARKS).find(run) >= 0:
+                return True
+    return False
 
 
 _NO_PROBLEMS: tuple[str, ...] = ()
 _Parsed = tuple[Provider | None, Sequence[str]]
 
 
-def _parse_raw(raw: msgspec.Raw) -> _Parsed:
+def _parse_raw(raw: msgspec.Raw, clean_provider: Callable[[msgspec.Raw], Provider | None]) -> _Parsed:
     """One raw record: the typed fast path when it is clean, the plain validator otherwise."""
-    from .records import clean_provider
-
     provider = clean_provider(raw)
     if provider is not None:
         return provider, _NO_PROBLEMS
     try:
-        record = json.loads(bytes(raw))
+        # The body is UTF-8 (decode_json checked it as json.loads reads it), so json.loads would
+        # find the same encoding in each record; decoding directly skips its per-call detection.
+        record = json.loads(str(raw, "utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
         raise InvalidJson("a record json cannot decode") from None
     provider, problems = parse_provider(record)
@@ -288,6 +349,8 @@ def _parsed_records(records: Sequence[object]) -> Iterator[_Parsed]:
             provider, problems = parse_provider(record)
             yield provider, problems
         return
+    from .records import clean_provider  # msgspec is loaded by now: the body was big
+
     previous = _MEMO.entries
     entries: dict[bytes, _Parsed] = {}
     blake2b = hashlib.blake2b
@@ -295,7 +358,7 @@ def _parsed_records(records: Sequence[object]) -> Iterator[_Parsed]:
         key = blake2b(raw, digest_size=16).digest()
         parsed = previous.get(key) or entries.get(key)
         if parsed is None:
-            parsed = _parse_raw(raw)
+            parsed = _parse_raw(raw, clean_provider)
         entries[key] = parsed
         yield parsed
     _MEMO.entries = entries

@@ -6,7 +6,7 @@ import sys
 from functools import partial
 
 import pytest
-from conftest import ROOT, SEED_PROVIDERS, registry_of
+from conftest import ROOT, SEED_PROVIDERS, Reply, registry_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
@@ -78,6 +78,10 @@ def test_a_damaged_body_is_rejected_exactly_when_json_loads_rejects_it(payload, 
         b"[" * 2000 + b"]" * 2000,
         b"",
         b"[1,]",
+        # An integer longer than int() converts (sys.get_int_max_str_digits), even in a field
+        # the metrics do not use, which msgspec skips without reading it.
+        b'[{"slug": "a", "other": 1' + b"0" * 5000 + b"}]",
+        b'[{"slug": "a", "other": [-' + b"9" * 4301 + b"]}]",
     ],
 )
 def test_bodies_json_rejects_are_rejected(body):
@@ -99,6 +103,9 @@ def test_bodies_json_rejects_are_rejected(body):
         (b'[{"slug": "a", "metadata": {"rate_limit": 1' + b"0" * 400 + b"}}]", ["a"], 1),
         (b'[{"slug": "a", "slug": 5}, {"slug": 5, "slug": "b"}]', ["b"], 1),  # the last key wins
         (b'[{"sl\\u0075g": "\\u00e9"}]', ["\u00e9"], 0),
+        (b'[{"slug": "a", "note": "' + b"1" * 5000 + b'"}]', ["a"], 0),  # digits in a string: no integer
+        (b'[{"slug": "a", "other": ' + b"9" * 4300 + b"}]", ["a"], 0),  # as long as int() converts
+        (b'[{"slug": "a", "other": 1.' + b"0" * 5000 + b"}]", ["a"], 0),  # a float: no digit limit
     ],
 )
 def test_unusual_but_valid_json_parses_as_json_loads_reads_it(body, slugs, invalid):
@@ -203,3 +210,59 @@ def test_a_big_body_over_http_is_served_as_prometheus_client_renders_it_poll_aft
     assert 'gatewayz_provider_response_time_ms{provider="p5"} 1234.0' in text
     assert "gatewayz_provider_invalid_records_total 3.0" in text  # p7, counted on each of the 3 polls
     assert text.count("gatewayz_provider_health_status{") == 600
+
+
+@pytest.mark.parametrize("padding", [0, RAW_ARRAY_MIN_BYTES], ids=["small body", "big body"])
+def test_a_body_json_loads_rejects_fails_the_poll_as_invalid_json_whatever_its_size(
+    api, exporter_for, padding
+):
+    body = b'[{"slug": "a", "unused": 1' + b"0" * 5000 + b'}, {"slug": "b"}' + b" " * padding + b"]"
+    api.routes["/providers/"] = Reply(body=body)
+    exporter = exporter_for(api, MAX_RESPONSE_BYTES=str(2 * RAW_ARRAY_MIN_BYTES))
+    snapshot = exporter.poller.poll_once()
+    assert snapshot.errors[("providers", "invalid_json")] == 1
+    assert 'provider="b"' not in exposition_of(exporter)
+
+
+def test_checking_the_utf_8_of_a_big_body_holds_no_decoded_copy_of_it():
+    """The API sends UTF-8 unescaped (FastAPI does): one emoji made the check hold a str of four times the body."""
+    import tracemalloc
+
+    record = {"slug": "p", "name": "Zhipu \u667a\u8c31 \U0001f600", "note": "x" * 700}
+    body = bytearray(
+        json.dumps([{**record, "slug": f"p{i}"} for i in range(10_000)], ensure_ascii=False).encode()
+    )
+    tracemalloc.start()
+    try:
+        decoded = decode_json(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(decoded, RawArray) and len(decoded) == 10_000
+    assert peak < len(body) // 2, (peak, len(body))
+
+
+@pytest.mark.parametrize(
+    "character", [b"\xc3\xa9", b"\xe6\x99\xba", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80", b"\xed\xa0", b"\xff"]
+)
+def test_utf_8_is_checked_as_json_loads_checks_it_across_the_pieces_it_is_checked_in(character):
+    for shift in range(4):  # the character straddles the 64 KiB mark at each of its bytes
+        head = b'[{"slug": "a", "note": "'
+        body = head + b"x" * (64 * 1024 - len(head) - shift) + character + b'"}, {"slug": "b"}]'
+        assert decode_outcome(body)[0] == json_outcome(body)[0], shift
+
+
+def test_a_deeply_nested_body_fails_or_passes_the_poll_whatever_its_size(api, exporter_for):
+    """Nesting near Python's recursion limit: records are parsed deeper in the stack than the body is decoded."""
+    exporter = exporter_for(api, MAX_RESPONSE_BYTES=str(2 * RAW_ARRAY_MIN_BYTES))
+    outcomes = set()
+    for depth in range(900, 1000, 4):
+        succeeded = []
+        for padding in (0, RAW_ARRAY_MIN_BYTES):
+            nested = b"[" * depth + b"]" * depth
+            body = b'[{"slug": "a", "unused": ' + nested + b"}" + b" " * padding + b"]"
+            api.routes["/providers/"] = Reply(body=body)
+            succeeded.append(exporter.poller.poll_once().status["providers"].success)
+        assert succeeded[0] == succeeded[1], depth
+        outcomes.add(succeeded[0])
+    assert outcomes == {True, False}  # the range spans the limit
