@@ -286,7 +286,8 @@ def measure(subject: Subject, count: int, scrapes: int, intervals: int, interval
     if idle:  # between two polls, no scrapes: what does an idle exporter burn?
         subject.next_poll()
         time.sleep(0.25)
-        window = max(0.5, interval - 0.75)
+        # End before the next poll starts: both schedule it one interval after the last one started.
+        window = max(0.5, interval - subject.poll_ms[-1] / 1000 - 0.75)
         cpu_start = subject.cpu_ns_live_threads()
         time.sleep(window)
         result["idle_cpu_ms_per_s"] = (subject.cpu_ns_live_threads() - cpu_start) / 1e6 / window
