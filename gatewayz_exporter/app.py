@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import ProcessCollector
 from prometheus_client.exposition import generate_latest
@@ -32,10 +31,8 @@ from .landing import LandingPage, PollHistory, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .server import MetricsServer
-
-if TYPE_CHECKING:  # imported lazily at run time: OpenTelemetry and bcrypt are heavy
-    from .telemetry import Telemetry
-    from .webconfig import WebConfig
+from .telemetry import Telemetry, TelemetryError
+from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("gatewayz_exporter")
 
@@ -106,8 +103,6 @@ def build(
     ``monotonic`` and ``wall_clock`` are the time every part reads (scheduling,
     Retry-After, staleness, timestamps); tests pass fake clocks here.
     """
-    from .telemetry import Telemetry  # OpenTelemetry set-up is heavy; only the daemon needs it
-
     telemetry = telemetry or Telemetry.disabled()
     store = SnapshotStore()
     # The demo backend needs no key, so a real one set in the environment is never sent to it.
@@ -250,12 +245,8 @@ def main(
         _fail(str(error))
         return EXIT_CONFIG
 
-    from .telemetry import Telemetry, TelemetryError
-
     web = None
     if config.web_config_file:
-        from .webconfig import WebConfigError, load_web_config
-
         try:
             web = load_web_config(config.web_config_file)
         except WebConfigError as error:
