@@ -474,9 +474,8 @@ class MetricsServer:
                         continue
                     if isinstance(event, h11.Request):
                         return event
-                    if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                        return None
-                    return None  # Data/EndOfMessage cannot come first; treat as the end
+                    # ConnectionClosed, PAUSED; Data/EndOfMessage cannot come first: the end
+                    return None
         except TimeoutError:
             self.client_error("Request head deadline passed", connection.peer)
             return None
@@ -545,28 +544,20 @@ class MetricsServer:
         if has_body:  # never read: answered, then the connection closes
             if method in (b"GET", b"HEAD"):
                 raise _Refused(400, "request bodies are not accepted")
-            await self._send(
-                connection,
-                conn,
-                405,
-                (b"only GET and HEAD\n",),
-                head_only=False,
-                extra=((b"allow", b"GET, HEAD"), (b"connection", b"close")),
-            )
-            return False
         # Without a body h11 reports the request's end at once.
-        if not isinstance(conn.next_event(), h11.EndOfMessage):
+        elif not isinstance(conn.next_event(), h11.EndOfMessage):
             raise _Refused(400, "request bodies are not accepted")
         if method not in (b"GET", b"HEAD"):
+            close = ((b"connection", b"close"),) if has_body else ()
             await self._send(
                 connection,
                 conn,
                 405,
                 (b"only GET and HEAD\n",),
                 head_only=False,
-                extra=((b"allow", b"GET, HEAD"),),
+                extra=((b"allow", b"GET, HEAD"), *close),
             )
-            return True
+            return not has_body
         path = _path_of(request.target)
         path = path.rstrip(b"/") or b"/"
         if path == b"/healthz":
