@@ -290,9 +290,6 @@ def _escape(value: str) -> str:
     return value
 
 
-_COMMON_VALUES = {float(v): floatToGoString(v) for v in range(4)}
-
-
 def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> bytes:
     """Families to the text exposition (0.0.4) or OpenMetrics 1.0 without ``# EOF``, as UTF-8.
 
@@ -305,31 +302,27 @@ def render_snapshot(families: Sequence[Family], *, openmetrics: bool) -> bytes:
     out: list[str] = []
     append = out.append
     escaped: dict[str, str] = {}
-    common = _COMMON_VALUES
+    formatted = _Formatted()
     for family in families:
         name, kind = family.name, family.kind
         sample = name + "_total" if kind == "counter" else name + "_info" if kind == "info" else name
-        if openmetrics:
-            append(f"# HELP {name} {_escape(family.documentation)}\n# TYPE {name} {kind}\n")
-        else:
-            exposed_kind = "gauge" if kind == "info" else kind
-            append(f"# HELP {sample} {family.documentation}\n# TYPE {sample} {exposed_kind}\n")
+        append(_header(name, sample, kind, family.documentation, openmetrics))
         names = family.label_names
         if not names:
             for _, value in family.rows:
-                append(f"{sample} {common.get(value) or floatToGoString(value)}\n")
+                append(f"{sample} {formatted[value]}\n")
         elif names == ("provider",):
             prefix = sample + '{provider="'
             for (slug,), value in family.rows:
                 label = escaped.get(slug)
                 if label is None:
                     label = escaped[slug] = _escape(slug)
-                append(f'{prefix}{label}"}} {common.get(value) or floatToGoString(value)}\n')
+                append(f'{prefix}{label}"}} {formatted[value]}\n')
         else:
             order = sorted(range(len(names)), key=names.__getitem__)
             for values, value in family.rows:
                 labels = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in order)
-                append(f"{sample}{{{labels}}} {common.get(value) or floatToGoString(value)}\n")
+                append(f"{sample}{{{labels}}} {formatted[value]}\n")
         chunks.append("".join(out).encode("utf-8"))
         out.clear()
     return b"".join(chunks)
