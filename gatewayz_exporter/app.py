@@ -290,9 +290,12 @@ def open_url(config: Config, port: int, tls: bool) -> str:
     host = config.metrics_addr
     if host is None or host.strip("[]") in ("::", "0.0.0.0"):
         host = "localhost"
-    elif ":" in host:
-        host = f"[{host.strip('[]')}]"
-    return f"{'https' if tls else 'http'}://{host}:{port}/"
+    return f"{'https' if tls else 'http'}://{_bracketed(host)}:{port}/"
+
+
+def _bracketed(host: str) -> str:
+    """``host`` as it goes before ``:port``: an IPv6 address in brackets ([::1]:8001, not ::1:8001)."""
+    return f"[{host.strip('[]')}]" if ":" in host else host
 
 
 def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Signals | None = None) -> int:
@@ -305,10 +308,7 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
     try:
         exporter.start()
     except OSError as error:
-        host = config.metrics_addr or "*"
-        if ":" in host and not host.startswith("["):  # an IPv6 address: [::1]:8001, not ::1:8001
-            host = f"[{host}]"
-        where = f"{host}:{config.metrics_port}"
+        where = f"{_bracketed(config.metrics_addr or '*')}:{config.metrics_port}"
         if isinstance(error, socket.gaierror):  # METRICS_ADDR is a name that does not resolve
             why = str(error.strerror)
         else:
