@@ -83,7 +83,6 @@ class Connection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._task: asyncio.Task[None] | None = None
-        self.config: WebConfig | None = None
         # TLS state; None on a plain port
         self._tls_context: ssl.SSLContext | None = None
         self._sslobj: ssl.SSLObject | None = None
@@ -117,9 +116,9 @@ class Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
-        self.config = self._host.current_config()
-        if self.config is not None and self.config.ssl_context is not None:
-            self._tls_context = self.config.ssl_context
+        config = self._host.current_config()
+        if config is not None and config.ssl_context is not None:
+            self._tls_context = config.ssl_context
             self._handshake = self._loop.create_future()
         self._task = self._loop.create_task(self.serve())
 
