@@ -147,9 +147,6 @@ class CredentialVerifier:
                 return False
         return None
 
-    def cached(self, credentials: Credentials) -> bool:
-        return self.lookup(credentials) is True
-
     def verify(self, credentials: Credentials) -> bool:
         """Run bcrypt; remember the pair on success. Thread-safe."""
         stored = self._users.get(credentials.user)
