@@ -157,10 +157,8 @@ class Config:
         metrics_addr = text("METRICS_ADDR")
         if metrics_addr is not None and not _is_address(metrics_addr):
             problems.append(f"METRICS_ADDR: must be an IP address or host name (got {_shown(metrics_addr)})")
-        for name in ("LOKI_USERNAME", "LOKI_TENANT_ID"):
-            value = text(name)
-            if value is not None and not _is_header_safe(value):
-                problems.append(f"{name}: must not contain control characters")
+        if loki_username is not None and not _is_header_safe(loki_username):
+            problems.append("LOKI_USERNAME: must not contain control characters")
         tenant = text("LOKI_TENANT_ID")
         if tenant is not None and not _is_visible_ascii(tenant):
             problems.append("LOKI_TENANT_ID: must be visible ASCII characters only (it is an HTTP header)")
