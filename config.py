@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 DEFAULT_API_URL = "https://api.gatewayz.ai"
 DEFAULT_PORT = 8001
-SECRET_VARIABLES = frozenset({"ADMIN_KEY", "LOKI_PASSWORD"})
 
 
 class ConfigError(ValueError):
