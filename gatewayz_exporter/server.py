@@ -7,7 +7,9 @@ it ends. A request h11 refuses gets a 4xx and the connection closes; a
 client's bad bytes are logged at DEBUG at most, rate-limited.
 
 Every connection is counted from ``accept``, before TLS; at the cap, the one
-waiting longest without a request makes room. The bytes of a connection
+waiting longest without a request makes room (failing that, the one whose
+client has longest stopped reading, then the longest busy run of requests
+sent back to back; see ``_evict_for_new``). The bytes of a connection
 (TLS on memory buffers included) are ``connection.Connection``'s: one that
 never sends a ClientHello costs no TLS state at all, and only a bounded
 number of handshakes are in progress at once. The first request head (the handshake
