@@ -41,9 +41,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-log = logging.getLogger("gatewayz_exporter.client")
-
 from .parse import decode_json
+
+log = logging.getLogger("gatewayz_exporter.client")
 
 MAX_REDIRECTS = 5
 # Sockets and Event.wait refuse timeouts past threading.TIMEOUT_MAX (~292 years) with
