@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from .webconfig import read_config_file
+
 BUDGET_SECONDS = 4.0
 ATTEMPT_SECONDS = 1.5
 
@@ -65,9 +67,9 @@ def tls_configured(env: Mapping[str, str], argv: Sequence[str]) -> bool:
     if path is None:
         return False
     try:
-        with Path(path).open("rb") as file:
-            document = yaml.safe_load(file.read(1024 * 1024))
-    except (OSError, ValueError, yaml.YAMLError):
+        # The exporter's own reader: a FIFO or a device there must not hang the probe.
+        document = yaml.safe_load(read_config_file(path))
+    except (ValueError, yaml.YAMLError):  # WebConfigError is a ValueError
         return True
     return not isinstance(document, dict) or document.get("tls_server_config") is not None
 
