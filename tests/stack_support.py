@@ -303,3 +303,24 @@ def query(prometheus: Process, expr: str) -> list[dict[str, Any]]:
     assert response["status"] == "success", (expr, response)
     result: list[dict[str, Any]] = response["data"]["result"]
     return result
+
+
+def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Alertmanager's entrypoint with ``env``, the real binary replaced by a stub that prints its input."""
+    stub = tmp_path / "alertmanager-stub"  # prints what the real binary would get
+    stub.write_text('#!/bin/sh\necho "args=$*"\nenv | grep -E "^(SLACK|SMTP)" | sort\n')
+    stub.chmod(0o755)
+    return subprocess.run(
+        ["sh", str(ROOT / "alertmanager/entrypoint.sh"), "--storage.path=/data"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
+            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "ALERTMANAGER_BIN": str(stub),
+            "AMTOOL_BIN": AMTOOL or "amtool",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

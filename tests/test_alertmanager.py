@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,6 +19,7 @@ from stack_support import (
     SlackStandIn,
     SmtpStandIn,
     notification_env,
+    run_entrypoint,
     start_alertmanager,
 )
 
@@ -120,26 +120,6 @@ def test_the_message_templates_name_provider_summary_runbook_and_dashboard():
 
 
 # --- the entrypoint -------------------------------------------------------------------------
-
-
-def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    stub = tmp_path / "alertmanager-stub"  # prints what the real binary would get
-    stub.write_text('#!/bin/sh\necho "args=$*"\nenv | grep -E "^(SLACK|SMTP)" | sort\n')
-    stub.chmod(0o755)
-    return subprocess.run(
-        ["sh", str(ROOT / "alertmanager/entrypoint.sh"), "--storage.path=/data"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
-            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
-            "ALERTMANAGER_BIN": str(stub),
-            "AMTOOL_BIN": AMTOOL or "amtool",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 GOOD = {

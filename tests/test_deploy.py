@@ -592,7 +592,7 @@ def compose_environment(service: str, caller: dict[str, str]) -> dict[str, str]:
 
 
 def test_compose_alertmanager_keeps_the_port_given_in_smtp_host(tmp_path):
-    from stack_support import AMTOOL
+    from stack_support import run_entrypoint
 
     caller = {
         "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/x",
@@ -602,23 +602,7 @@ def test_compose_alertmanager_keeps_the_port_given_in_smtp_host(tmp_path):
         "SMTP_USERNAME": "alerts@example.com",
         "SMTP_PASSWORD": "app-password",
     }
-    stub = tmp_path / "alertmanager-stub"
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
-    result = subprocess.run(
-        ["sh", str(ROOT / "alertmanager/entrypoint.sh")],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
-            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
-            "ALERTMANAGER_BIN": str(stub),
-            "AMTOOL_BIN": AMTOOL or "amtool",
-            **compose_environment("alertmanager", caller),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_entrypoint(tmp_path, **compose_environment("alertmanager", caller))
     assert result.returncode == 0, result.stderr
     rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
     assert "smtp_smarthost: 'smtp.gmail.com:465'" in rendered
