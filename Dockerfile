@@ -1,5 +1,5 @@
 # GatewayZ provider metrics exporter.
-# The Python version matches the one the test suite runs on (3.11.7).
+# Python 3.11, the minor version the test suite runs on (CI: 3.11.7; a stock Debian 12: 3.11.2).
 FROM python:3.11.7-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
