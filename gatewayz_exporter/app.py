@@ -21,11 +21,10 @@ from prometheus_client import ProcessCollector
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from config import Config, ConfigError
-
 from . import __version__
 from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
+from .config import Config, ConfigError
 from .exposition import Exposition
 from .landing import LandingPage, PollHistory, describe_api
 from .logs import configure_logging

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from prometheus_client.registry import CollectorRegistry
 
-    from config import Config
+    from .config import Config
 
 from .logs import SERVICE_NAME, ExporterJsonFormatter
 

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from prometheus_client.registry import CollectorRegistry
 
-from config import Config
 from gatewayz_exporter.app import build
+from gatewayz_exporter.config import Config
 
 TEST_KEY = "test-admin-key-not-a-secret"
 

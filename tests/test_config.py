@@ -6,8 +6,8 @@ import sys
 import pytest
 from conftest import ROOT, TEST_KEY
 
-from config import Config, ConfigError
 from gatewayz_exporter.app import main
+from gatewayz_exporter.config import Config, ConfigError
 
 
 def test_defaults_follow_the_documented_table():

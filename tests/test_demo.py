@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config import Config
+from gatewayz_exporter.config import Config
 from gatewayz_exporter.demo import DEMO_PERIOD, demo_providers, demo_stats
 
 

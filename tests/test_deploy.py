@@ -688,7 +688,7 @@ def readme_configuration_rows() -> dict[str, str]:
 
 
 def test_the_readme_configuration_table_names_exactly_the_variables_the_exporter_reads():
-    from config import Config
+    from gatewayz_exporter.config import Config
     from gatewayz_exporter.telemetry import SDK_NUMBERS, tracing_settings
 
     documented = set(readme_configuration_rows())
@@ -705,7 +705,7 @@ def test_the_readme_configuration_table_names_exactly_the_variables_the_exporter
 
 
 def test_the_readme_configuration_defaults_are_the_configs_defaults():
-    from config import Config, ConfigError
+    from gatewayz_exporter.config import Config, ConfigError
 
     rows = readme_configuration_rows()
     config, demo = Config.from_env({"ADMIN_KEY": "k"}), Config.from_env({}, demo=True)

@@ -140,3 +140,18 @@ def test_the_readme_first_command_runs_the_demo_with_an_externally_managed_syste
     )
     assert version.returncode == 0 and "1." in version.stdout, version.stderr
     assert version.stdout.startswith("provider-metrics-exporter "), version.stdout  # its own name
+    # The installed distribution brings the package and the entry module, never a top-level `config`.
+    site = subprocess.run(
+        [
+            str(checkout / ".venv/bin/python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert (Path(site) / "gatewayz_exporter" / "config.py").is_file()
+    assert not (Path(site) / "config.py").exists()

@@ -1,0 +1,228 @@
+"""Exporter configuration: one frozen object, built from a mapping, validated once.
+
+``Config.from_env(os.environ)`` collects *every* problem before failing, so an
+operator fixes a bad deployment in one round trip. Secrets (``ADMIN_KEY``,
+``LOKI_PASSWORD``) have no default and never appear in an error message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_API_URL = "https://api.gatewayz.ai"
+DEFAULT_PORT = 8001
+
+
+class ConfigError(ValueError):
+    """Raised with every configuration problem found; ``str()`` names each variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the exporter needs to run; no field is read from the environment later."""
+
+    gateway_api_url: str = DEFAULT_API_URL
+    admin_key: str | None = field(default=None, repr=False)
+    scrape_interval: float = 60.0
+    metrics_port: int = DEFAULT_PORT
+    metrics_addr: str | None = None  # None: every interface, IPv6 and IPv4
+    request_timeout: float = 10.0
+    max_staleness: float = 300.0
+    max_response_bytes: int = 64 * 1024 * 1024
+    log_level: str = "INFO"
+    loki_url: str | None = None
+    loki_username: str | None = None
+    loki_password: str | None = field(default=None, repr=False)
+    loki_tenant_id: str | None = None
+    web_config_file: str | None = None
+    demo: bool = False
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], *, demo: bool = False, web_config_file: str | None = None
+    ) -> Config:
+        """Build and validate a Config from ``env``; raise ConfigError listing every problem."""
+        problems: list[str] = []
+
+        def text(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        def number(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            # ASCII only: float() alone would take "١٢", "1_0", "nan" and "inf".
+            value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+            if not math.isfinite(value) or value <= 0:
+                problems.append(f"{name}: must be a positive number of seconds (got {_shown(raw)})")
+                return default
+            return value
+
+        def port(name: str, raw: str) -> int:
+            if _ASCII_DIGITS.fullmatch(raw) and 1 <= int(raw) <= 65535:
+                return int(raw)
+            problems.append(f"{name}: must be a port number from 1 to 65535 (got {_shown(raw)})")
+            return DEFAULT_PORT
+
+        def url(name: str, raw: str | None, default: str | None) -> str | None:
+            if raw is None:
+                return default
+            # A URL may carry a secret (user:password@, ?api_key=): never echo those parts.
+            shown = _shown(_url_without_secrets(raw))
+            try:
+                parts = urlsplit(raw)
+                parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+            except ValueError:
+                problems.append(f"{name}: must be an http:// or https:// URL with a valid port (got {shown})")
+                return default
+            if parts.username or parts.password or "@" in parts.netloc:
+                problems.append(f"{name}: must not contain credentials")
+                return default
+            if parts.query or parts.fragment or "?" in raw or "#" in raw:
+                problems.append(f"{name}: must not contain a query or fragment (the key goes in ADMIN_KEY)")
+                return default
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append(f"{name}: must be an http:// or https:// URL (got {shown})")
+                return default
+            if not raw.isascii() or any(c.isspace() or not c.isprintable() for c in raw):
+                problems.append(f"{name}: must be ASCII without spaces (use punycode and percent-encoding)")
+                return default
+            return raw.rstrip("/")
+
+        api_url = url("GATEWAY_API_URL", text("GATEWAY_API_URL"), DEFAULT_API_URL)
+
+        admin_key = env.get("ADMIN_KEY")
+        if admin_key is not None:
+            admin_key = admin_key.strip() or None
+        if admin_key is None and not demo:
+            problems.append("ADMIN_KEY: required (the GatewayZ admin API key)")
+        elif admin_key is not None and not _is_visible_ascii(admin_key):
+            # It goes into an HTTP header; never echo it, not even in part.
+            problems.append(
+                "ADMIN_KEY: must be visible ASCII characters only (no spaces, no control or non-ASCII characters)"
+            )
+
+        # The demo polls every 5 s by default so that trying it shows change within seconds.
+        interval = number("SCRAPE_INTERVAL", 5.0 if demo else 60.0)
+        timeout = number("REQUEST_TIMEOUT", 10.0)
+        staleness = number("MAX_STALENESS", 5 * interval)
+        if text("MAX_STALENESS") is not None and staleness < interval:
+            problems.append(f"MAX_STALENESS: must be at least SCRAPE_INTERVAL ({interval:g}s)")
+
+        metrics_port = DEFAULT_PORT
+        raw_port, raw_railway_port = text("METRICS_PORT"), text("PORT")
+        if raw_port is not None:
+            metrics_port = port("METRICS_PORT", raw_port)
+        elif raw_railway_port is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
+            metrics_port = port("PORT", raw_railway_port)
+
+        max_bytes = 64 * 1024 * 1024
+        raw_max = text("MAX_RESPONSE_BYTES")
+        if raw_max is not None:
+            if _ASCII_DIGITS.fullmatch(raw_max) and int(raw_max) >= 1024:
+                max_bytes = int(raw_max)
+            else:
+                problems.append(
+                    f"MAX_RESPONSE_BYTES: must be a whole number of bytes, at least 1024 (got {_shown(raw_max)})"
+                )
+
+        log_level = (text("LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append(
+                f"LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got {_shown(log_level)})"
+            )
+            log_level = "INFO"
+
+        loki_url = url("LOKI_URL", text("LOKI_URL"), None)
+        loki_username, loki_password = text("LOKI_USERNAME"), env.get("LOKI_PASSWORD") or None
+        if (loki_username is None) != (loki_password is None):
+            problems.append("LOKI_USERNAME/LOKI_PASSWORD: set both or neither")
+
+        web_config = web_config_file or text("WEB_CONFIG_FILE")
+
+        metrics_addr = text("METRICS_ADDR")
+        if metrics_addr is not None and not _is_address(metrics_addr):
+            problems.append(f"METRICS_ADDR: must be an IP address or host name (got {_shown(metrics_addr)})")
+        if loki_username is not None and not _is_header_safe(loki_username):
+            problems.append("LOKI_USERNAME: must not contain control characters")
+        tenant = text("LOKI_TENANT_ID")
+        if tenant is not None and not _is_visible_ascii(tenant):
+            problems.append("LOKI_TENANT_ID: must be visible ASCII characters only (it is an HTTP header)")
+        if loki_password is not None and not _is_header_safe(loki_password):
+            problems.append("LOKI_PASSWORD: must not contain control characters")
+
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            gateway_api_url=api_url or DEFAULT_API_URL,
+            admin_key=admin_key,
+            scrape_interval=interval,
+            metrics_port=metrics_port,
+            metrics_addr=metrics_addr,
+            request_timeout=timeout,
+            max_staleness=staleness,
+            max_response_bytes=max_bytes,
+            log_level=log_level,
+            loki_url=loki_url,
+            loki_username=loki_username,
+            loki_password=loki_password,
+            loki_tenant_id=text("LOKI_TENANT_ID"),
+            web_config_file=web_config,
+            demo=demo,
+        )
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
+_DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18}")
+
+
+def _shown(raw: str) -> str:
+    """A bad value as shown in an error: quoted, escaped, and cut short."""
+    return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def _url_without_secrets(raw: str) -> str:
+    """``raw`` without user information, query and fragment, for error messages."""
+    cut = min((i for i in (raw.find("?"), raw.find("#")) if i >= 0), default=len(raw))
+    head = raw[:cut]
+    scheme, sep, rest = head.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        head = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    return head + ("..." if cut < len(raw) else "")
+
+
+def _is_visible_ascii(value: str) -> bool:
+    return all("!" <= c <= "~" for c in value)
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return True
+    except ValueError:
+        return (
+            re.fullmatch(
+                r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}"
+                r"[A-Za-z0-9])?)*",
+                value,
+            )
+            is not None
+        )
+
+
+def _is_header_safe(value: str) -> bool:
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
