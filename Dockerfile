@@ -1,6 +1,6 @@
 # GatewayZ provider metrics exporter.
-# Python 3.11, the minor version the test suite runs on (CI: 3.11.7; a stock Debian 12: 3.11.2).
-FROM python:3.11.7-slim-bookworm
+# Python 3.11 (the hash-pinned requirements carry its wheels), pinned by version and digest.
+FROM python:3.11.7-slim-bookworm@sha256:d11b9bd5e49ea7401753d78f4d3b56f3aec952b85b49bcae88981f0452818e0b
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
