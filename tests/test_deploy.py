@@ -197,7 +197,9 @@ def test_the_image_tree_runs_and_its_health_probe_works(tmp_path, api):
 
 def test_railway_toml_builds_the_dockerfile_with_health_check_restart_and_draining():
     config = tomllib.loads((ROOT / "railway.toml").read_text())
-    assert config["build"] == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}
+    build = dict(config["build"])
+    assert build.pop("watchPatterns")  # the same as the IaC's, checked with them
+    assert build == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}
     deploy = config["deploy"]
     assert deploy["healthcheckPath"] == "/healthz"
     assert deploy["restartPolicyType"] == "ON_FAILURE"
@@ -251,7 +253,9 @@ def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_
         dockerfile, context = IMAGES[name]
         assert service["source"]["type"] == "github"
         assert service["source"].get("rootDirectory", ".") == context, name
-        assert service["build"] == {
+        build = dict(service["build"])
+        assert build.pop("watchPatterns"), name  # checked below
+        assert build == {
             "builder": "DOCKERFILE",
             "dockerfilePath": str(Path(dockerfile).relative_to(context)),
         }
@@ -260,6 +264,70 @@ def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_
         # Railway health-checks PORT: it must be the port the image exposes (and listens on).
         exposed = [rest.split()[0] for keyword, rest in instructions(dockerfile) if keyword == "EXPOSE"]
         assert literal_values(service)["PORT"] == exposed[0], name
+
+
+def watched(patterns: list[str], path: str) -> bool:
+    """Railway's watch patterns in the two forms used here: "/file" and "/directory/**"."""
+    for pattern in patterns:
+        assert re.fullmatch(r"/[\w./-]+?(/\*\*)?", pattern) and "*" not in pattern.removesuffix("/**"), (
+            pattern
+        )
+        if pattern.endswith("/**"):
+            if path.startswith(pattern[1:-2]):
+                return True
+        elif path == pattern[1:]:
+            return True
+    return False
+
+
+def repository_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return listed.stdout.split()
+
+
+def image_inputs(name: str) -> set[str]:
+    """The repository files an image is built from: its Dockerfile and everything it copies."""
+    dockerfile, context = IMAGES[name]
+    inputs = {dockerfile}
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "COPY":
+            for source in [a for a in shlex.split(rest) if not a.startswith("--")][:-1]:
+                path = Path(context, source)
+                if (ROOT / path).is_dir():
+                    inputs |= {f for f in repository_files() if f.startswith(f"{path.as_posix()}/")}
+                else:
+                    inputs.add(path.as_posix())
+    if context == ".":
+        inputs.add(".dockerignore")
+    return inputs
+
+
+def test_railway_rebuilds_a_service_only_when_a_file_its_image_is_built_from_changes():
+    services = railway_services()
+    patterns = {name: service["build"]["watchPatterns"] for name, service in services.items()}
+    files = repository_files()
+    assert "README.md" in files  # the listing saw the repository
+    for name in IMAGES:
+        inputs = image_inputs(name)
+        assert all(watched(patterns[name], path) for path in inputs), name
+        # A file of another image rebuilds nothing here.
+        for other in set(IMAGES) - {name}:
+            assert not any(watched(patterns[name], path) for path in image_inputs(other) - inputs), (
+                name,
+                other,
+            )
+    # Documentation, tests, the IaC and compose rebuild no service.
+    for path in [
+        "README.md",
+        "CHANGELOG.md",
+        "tests/test_deploy.py",
+        ".railway/railway.py",
+        "docker-compose.yml",
+    ]:
+        assert not any(watched(p, path) for p in patterns.values()), path
+    # railway.toml, read for the exporter until Railway stops reading it, says the same.
+    toml = tomllib.loads((ROOT / "railway.toml").read_text())
+    assert toml["build"]["watchPatterns"] == patterns["provider-metrics-exporter"]
 
 
 def test_railway_iac_gives_each_stateful_service_a_volume_where_it_keeps_its_data():
@@ -330,6 +398,7 @@ def test_railway_iac_holds_no_secret_only_references_to_shared_variables():
         "SLACK_WEBHOOK_URL": "SLACK_WEBHOOK_URL",
         "SMTP_PASSWORD": "SMTP_PASSWORD",
         "GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD",
+        "REMOTE_WRITE_PASSWORD": "REMOTE_WRITE_PASSWORD",
     }
     text = (ROOT / ".railway" / "railway.py").read_text()
     assert "hooks.slack.com" not in text and not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text)
@@ -768,3 +837,67 @@ def test_pip_install_dot_declares_every_package_the_exporter_imports():
         if not {normal(d) for d in distributions.get(module, [module])} & declared
     }
     assert undeclared == set()
+
+
+# --- Releases -------------------------------------------------------------------------------
+
+
+def project_version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_the_version_is_written_once_in_pyproject_and_reported_by_the_exporter():
+    from gatewayz_exporter import __version__
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project_version())
+    assert __version__ == project_version()
+    for path in [*(ROOT / "gatewayz_exporter").glob("*.py"), ROOT / "provider_metrics_exporter.py"]:
+        assert f'"{project_version()}"' not in path.read_text(), path  # no second copy
+    printed = subprocess.run(
+        [sys.executable, "provider_metrics_exporter.py", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert printed.stdout.split()[-1] == project_version(), printed.stdout
+
+
+def test_an_installed_distribution_reports_the_version_in_its_metadata(tmp_path):
+    """Installed, there is no pyproject.toml beside the package: the metadata answers."""
+    site = tmp_path / "site"
+    info = site / "provider_metrics_exporter-7.8.9.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: provider-metrics-exporter\nVersion: 7.8.9\n")
+    elsewhere = tmp_path / "checkout-of-something-else"
+    elsewhere.mkdir()
+    (elsewhere / "pyproject.toml").write_text('[project]\nname = "other"\nversion = "0.1.0"\n')
+    script = (
+        "import sys; from pathlib import Path; from gatewayz_exporter import read_version; "
+        "print(read_version(Path(sys.argv[1])), read_version(Path(sys.argv[2])), read_version())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), str(elsewhere)],
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.split() == ["7.8.9", "7.8.9", project_version()], result.stderr
+
+
+def changelog_releases() -> list[tuple[str, str]]:
+    """(version, date) of each release heading in CHANGELOG.md, newest first."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    return re.findall(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", text, re.MULTILINE)
+
+
+def test_the_changelog_newest_release_is_the_version():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    headings = re.findall(r"^## (.*)$", text, re.MULTILINE)
+    assert headings[0] == "[Unreleased]"
+    releases = changelog_releases()
+    assert len(releases) == len(headings) - 1, headings  # every other heading is a dated release
+    assert releases[0][0] == project_version()
+    assert [r[1] for r in releases] == sorted((r[1] for r in releases), reverse=True)
+    for version, _ in releases:
+        assert re.search(rf"^\[{re.escape(version)}\]: ", text, re.MULTILINE), version  # its link
