@@ -129,6 +129,14 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PORT": "9090",
             "EXPORTER_INTERNAL_URL": private_url(EXPORTER, 8001),
             "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),
+            # The stack's own services, scraped for their health.
+            "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
+            "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "GRAFANA_INTERNAL_URL": private_url(GRAFANA, 3000),
+            # Optional, from shared variables: an unset one resolves to empty, which the
+            # entrypoint treats as unset (ENVIRONMENT: production; no external URL).
+            "ENVIRONMENT": shared.ENVIRONMENT,
+            "PROMETHEUS_EXTERNAL_URL": shared.PROMETHEUS_EXTERNAL_URL,
             # Optional long-term store (prometheus/entrypoint.sh): shared variables left unset
             # resolve to empty, and an empty REMOTE_WRITE_URL writes nowhere.
             "REMOTE_WRITE_URL": shared.REMOTE_WRITE_URL,
@@ -158,10 +166,14 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "SMTP_PORT": shared.SMTP_PORT,
             "SMTP_FROM": shared.SMTP_FROM,
             "SMTP_USERNAME": shared.SMTP_USERNAME,
+            "SMTP_REQUIRE_TLS": shared.SMTP_REQUIRE_TLS,
             # Links in messages. "https://" until Grafana has a public domain: Alertmanager then
             # starts and sends its alerts without links (alertmanager/entrypoint.sh); redeploy it
             # after generating the domain.
             "GRAFANA_URL": public_url(GRAFANA),
+            # Optional shared variables: the Watchdog's dead man's switch, Alertmanager's own address.
+            "HEARTBEAT_URL": shared.HEARTBEAT_URL,
+            "ALERTMANAGER_EXTERNAL_URL": shared.ALERTMANAGER_EXTERNAL_URL,
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )

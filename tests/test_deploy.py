@@ -366,6 +366,9 @@ def test_railway_iac_services_reach_each_other_by_private_network_references():
         ("grafana", "PROMETHEUS_INTERNAL_URL"): ("prometheus", 9090),
         ("grafana", "LOKI_INTERNAL_URL"): ("loki", 3100),
         ("grafana", "TEMPO_INTERNAL_URL"): ("tempo", 3200),
+        ("prometheus", "LOKI_INTERNAL_URL"): ("loki", 3100),
+        ("prometheus", "TEMPO_INTERNAL_URL"): ("tempo", 3200),
+        ("prometheus", "GRAFANA_INTERNAL_URL"): ("grafana", 3000),
         ("provider-metrics-exporter", "LOKI_URL"): ("loki", 3100),
         ("provider-metrics-exporter", "OTEL_EXPORTER_OTLP_ENDPOINT"): ("tempo", 4318),
     }
@@ -688,6 +691,7 @@ def test_compose_alertmanager_keeps_the_port_given_in_smtp_host(tmp_path):
         "railway.toml",
         ".railway/railway.py",
         "prometheus/prom.yml",
+        ".env.example",
         "alertmanager/alertmanager.yml",
         "grafana/provisioning/datasources/datasources.yml",
     ],
@@ -837,6 +841,80 @@ def test_pip_install_dot_declares_every_package_the_exporter_imports():
         if not {normal(d) for d in distributions.get(module, [module])} & declared
     }
     assert undeclared == set()
+
+
+# --- .env.example ----------------------------------------------------------------------------
+
+
+def env_example() -> dict[str, str]:
+    """Variable name -> its one-line comment, from .env.example (set or commented out)."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    variables: dict[str, str] = {}
+    for number, line in enumerate(lines):
+        match = re.fullmatch(r"(?:# )?([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match:
+            comment = lines[number - 1]
+            assert comment.startswith("# ") and not re.fullmatch(r"# [A-Z][A-Z0-9_]*=.*", comment), line
+            assert match[1] not in variables, match[1]
+            variables[match[1]] = comment
+            if not line.startswith("#"):
+                assert match[2] == "", line  # a name to fill in, never a value
+    return variables
+
+
+def readme_railway_variables() -> set[str]:
+    """The names in the README's table of Railway shared variables."""
+    section = (ROOT / "README.md").read_text().split("#### Railway from zero", 1)[1].split("\n### ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.strip().startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.strip().split("|")[1]))
+    return names
+
+
+def iac_environment_reads() -> set[str]:
+    """What .railway/railway.py reads from the shell it is planned and applied in."""
+    reads = re.findall(r'os\.environ\.get\("(\w+)"\)', (ROOT / ".railway" / "railway.py").read_text())
+    return set(reads) - {"GITHUB_REPOSITORY"}  # GitHub Actions' own
+
+
+def test_env_example_lists_every_documented_variable_and_nothing_else():
+    documented = set(readme_configuration_rows()) | readme_railway_variables() | iac_environment_reads()
+    assert {
+        "ADMIN_KEY",
+        "GRAFANA_ADMIN_PASSWORD",
+        "RAILWAY_SOURCE_REPO",
+    } <= documented  # the tables were read
+    listed = set(env_example())
+    assert documented - listed == set(), "documented but missing from .env.example"
+    assert listed - documented == set(), "in .env.example but documented nowhere"
+
+
+def test_the_readme_railway_table_names_exactly_the_shared_variables_the_iac_references():
+    referenced = {
+        variable["name"]
+        for service in railway_services().values()
+        for variable in service.get("variables", {}).values()
+        if variable["type"] == "sharedReference"
+    }
+    assert referenced == readme_railway_variables()
+
+
+def test_compose_takes_its_settings_from_env_example_names_only():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    values = [str(v) for service in compose.values() for v in service.get("environment", {}).values()]
+    interpolated = {name for value in values for name in re.findall(r"\$\{(\w+)", value)}
+    assert {"ADMIN_KEY", "GRAFANA_ADMIN_PASSWORD", "REMOTE_WRITE_URL"} <= interpolated
+    assert interpolated - set(env_example()) == set()
+    # Every shared variable Railway gives a service, compose gives the same service from .env.
+    for name, service in railway_services().items():
+        shared = {
+            key: variable["name"]
+            for key, variable in service.get("variables", {}).items()
+            if variable["type"] == "sharedReference"
+        }
+        for key, variable in shared.items():
+            assert compose[name]["environment"][key] == f"${{{variable}:-}}", (name, key)
 
 
 # --- GitHub Actions ------------------------------------------------------------------------
