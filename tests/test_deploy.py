@@ -238,6 +238,29 @@ def test_railway_iac_describes_the_same_exporter_service_as_railway_toml():
     assert variables["PORT"]["value"] == "8001"
 
 
+def test_railway_iac_evaluates_as_the_cli_runs_it_main_without_arguments_in_a_new_python():
+    """`railway config plan` runs `python3` on the file, calls main() with no argument and reads
+    the graph as JSON; the context then comes from the environment."""
+    script = (
+        "import importlib.util, json, sys; "
+        "spec = importlib.util.spec_from_file_location('iac', sys.argv[1]); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "print(json.dumps(module.main().to_graph()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / ".railway" / "railway.py")],
+        env={"PATH": "/usr/bin:/bin", "RAILWAY_SOURCE_REPO": "acme/gatewayz-fork"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    graph = json.loads(result.stdout)
+    services = [r for r in graph["resources"] if r["type"] == "service"]
+    assert {s["name"] for s in services} == set(IMAGES)
+    assert {s["source"]["repo"] for s in services} == {"acme/gatewayz-fork"}
+
+
 def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_port():
     services = railway_services()
     assert set(services) == set(IMAGES)
