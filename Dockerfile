@@ -15,7 +15,8 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter
 
-COPY config.py provider_metrics_exporter.py ./
+# pyproject.toml holds the version the exporter reports.
+COPY pyproject.toml config.py provider_metrics_exporter.py ./
 COPY gatewayz_exporter/ ./gatewayz_exporter/
 
 USER 10001:10001

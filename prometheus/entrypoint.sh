@@ -51,6 +51,47 @@ sed -e "s/provider-metrics-exporter:8001/$exporter/g" \
     -e "s/alertmanager:9093/$alertmanager/g" \
     "$config_dir/prom.yml" > "$rendered"
 
+# --- Remote write -----------------------------------------------------------------------------
+# With REMOTE_WRITE_URL set (e.g. http://mimir:9009/api/v1/push), every sample is also sent to
+# that long-term store. Optional: REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD (basic auth, the
+# password kept in a 0600 file beside the config, never in it) and REMOTE_WRITE_TENANT (sent as
+# X-Scope-OrgID, Mimir's and Cortex's tenant). Each value is checked against the characters it
+# may hold, so it cannot change the YAML around it; unset or empty, nothing is written anywhere.
+remote_write_password_file="$config_dir/remote-write-password"
+rm -f "$remote_write_password_file"
+remote_write=""
+if [ -n "${REMOTE_WRITE_URL:-}" ]; then
+    url="$REMOTE_WRITE_URL"
+    case "$url" in *"$newline"*) fail "REMOTE_WRITE_URL must be one line" ;; esac
+    if ! printf '%s' "$url" | grep -Eq '^https?://[][A-Za-z0-9._~:/?#!$&()*+,;=%-]+$'; then
+        fail "REMOTE_WRITE_URL must be an http:// or https:// URL without spaces or quotes"
+    fi
+    address="${url#*://}"
+    case "${address%%/*}" in *@*) fail "REMOTE_WRITE_URL must not hold credentials: set REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD" ;; esac
+    remote_write="$newline$newline# Added by the entrypoint from REMOTE_WRITE_*.${newline}remote_write:$newline  - url: '$url'"
+    if [ -n "${REMOTE_WRITE_TENANT:-}" ]; then
+        case "$REMOTE_WRITE_TENANT" in *"$newline"*) fail "REMOTE_WRITE_TENANT must be one line" ;; esac
+        if ! printf '%s' "$REMOTE_WRITE_TENANT" | grep -Eq '^[A-Za-z0-9!_.*()-]{1,150}$'; then
+            fail "REMOTE_WRITE_TENANT may hold only letters, digits and !_.*()- (at most 150)"
+        fi
+        remote_write="$remote_write$newline    headers:$newline      X-Scope-OrgID: '$REMOTE_WRITE_TENANT'"
+    fi
+    if [ -n "${REMOTE_WRITE_USERNAME:-}" ] || [ -n "${REMOTE_WRITE_PASSWORD:-}" ]; then
+        [ -n "${REMOTE_WRITE_USERNAME:-}" ] || fail "REMOTE_WRITE_PASSWORD is set without REMOTE_WRITE_USERNAME"
+        [ -n "${REMOTE_WRITE_PASSWORD:-}" ] || fail "REMOTE_WRITE_USERNAME is set without REMOTE_WRITE_PASSWORD"
+        case "$REMOTE_WRITE_USERNAME" in *"$newline"*) fail "REMOTE_WRITE_USERNAME must be one line" ;; esac
+        if ! printf '%s' "$REMOTE_WRITE_USERNAME" | grep -Eq '^[A-Za-z0-9._@+-]+$'; then
+            fail "REMOTE_WRITE_USERNAME may hold only letters, digits and ._@+-"
+        fi
+        (umask 077 && printf '%s' "$REMOTE_WRITE_PASSWORD" > "$remote_write_password_file")
+        remote_write="$remote_write$newline    basic_auth:$newline      username: '$REMOTE_WRITE_USERNAME'$newline      password_file: '$remote_write_password_file'"
+    fi
+    printf '%s\n' "$remote_write" >> "$rendered"
+    echo "prometheus entrypoint: remote_write to ${url%%[?#]*}"
+fi
+unset REMOTE_WRITE_PASSWORD
+# --- end of remote write ----------------------------------------------------------------------
+
 if ! "$promtool" check config "$rendered" > /dev/null; then
     fail "the rendered configuration $rendered is invalid (promtool output above)"
 fi
