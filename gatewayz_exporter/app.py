@@ -25,7 +25,7 @@ from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
 from .config import Config, ConfigError
 from .exposition import Exposition
-from .landing import LandingPage, PollHistory, describe_api
+from .landing import LandingPage, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .process import keep_large_buffers_out_of_the_heap
@@ -132,13 +132,11 @@ def build(
     telemetry.register_metrics(live_registry)
     exposition = Exposition(collector, store, live_registry, on_large_body=on_large_body)
     store.subscribe(exposition.prerender)
-    history = PollHistory(monotonic=monotonic)
-    store.subscribe(history.observe)
     landing = LandingPage(
         lambda: store.current,
-        history,
         version=__version__,
         mode=describe_api(config.gateway_api_url, demo=config.demo),
+        max_staleness=config.max_staleness,
         monotonic=monotonic,
     )
     server = MetricsServer(
