@@ -28,7 +28,7 @@ from .exposition import Exposition
 from .landing import LandingPage, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
-from .process import keep_large_buffers_out_of_the_heap
+from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
 from .server import MetricsServer
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
@@ -252,6 +252,8 @@ def main(
             return EXIT_CONFIG
     stream = sys.stderr if args.once else sys.stdout
     # Logging first, so what the OpenTelemetry SDK says while it starts is a JSON line too.
+    install_log_hooks()
+    sanitize_captured_headers(os.environ)
     configure_logging(config.log_level, stream)
     try:
         telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)

@@ -6,6 +6,13 @@ their interpreter unless a test asks for it.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import MutableMapping
+
+from .logs import QUIET_HEADER_DEFECTS, log_thread_exception
+from .telemetry import SANITIZE_VARIABLE, SENSITIVE_HEADERS, covers_sensitive_headers, redact_header_warning
+
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default starting value
 
@@ -27,3 +34,25 @@ def keep_large_buffers_out_of_the_heap() -> None:
     except (OSError, AttributeError):
         return
     mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+def install_log_hooks() -> None:
+    """Every log line of the process in our format, and none that leaks a secret or the API's bytes.
+
+    Before tracing is set up: the OpenTelemetry SDK logs a malformed
+    ``OTEL_EXPORTER_OTLP_HEADERS`` entry while it starts, and headers carry tokens.
+    """
+    logging.getLogger("urllib3.connection").addFilter(QUIET_HEADER_DEFECTS)  # adding twice is a no-op
+    logging.getLogger("opentelemetry.util.re").addFilter(redact_header_warning)
+    logging.captureWarnings(True)
+    threading.excepthook = log_thread_exception
+
+
+def sanitize_captured_headers(environ: MutableMapping[str, str]) -> None:
+    """Never record credentials in spans: extend (not replace) any sanitize list the operator set.
+
+    The requests instrumentation reads this list only from the environment.
+    """
+    current = environ.get(SANITIZE_VARIABLE, "")
+    if not covers_sensitive_headers(current):
+        environ[SANITIZE_VARIABLE] = ",".join(filter(None, [current, SENSITIVE_HEADERS]))
