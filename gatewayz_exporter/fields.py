@@ -84,7 +84,7 @@ class FieldJudge:
         self, key: str, source: FieldSource | None = None, *, text_is_quiet: bool = False
     ) -> float | None:
         """A finite number >= 0; ``text_is_quiet``: a string is left out without counting it."""
-        value = (source or self.source).get(key)
+        value = (self.source if source is None else source).get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):

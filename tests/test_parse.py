@@ -118,6 +118,11 @@ def test_an_unrecognised_health_status_is_capped_and_printable():
     assert provider.unrecognised_health.startswith("x?y") and len(provider.unrecognised_health) == 64
 
 
+def test_metadata_fields_are_read_from_metadata_only():
+    provider = parse_providers([{"slug": "a", "rate_limit": 5, "max_tokens": 6, "metadata": {}}]).providers[0]
+    assert provider.rate_limit is None and provider.max_tokens is None
+
+
 def test_duplicate_slugs_keep_the_first_and_count_the_rest():
     parsed = parse_providers(
         [
