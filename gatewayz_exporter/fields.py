@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from .model import CAPABILITIES, HEALTH_CODES, Provider
 
 MAX_SLUG_LENGTH = 256
 MAX_LABEL_LENGTH = 512
 MAX_HEALTH_TEXT_LENGTH = 64  # an unrecognised health status, as logged
+SUPPORT_KEYS = tuple(f"supports_{name}" for name in CAPABILITIES)
 
 
-@runtime_checkable
 class FieldSource(Protocol):
-    """A decoded JSON object: a dict, or a typed struct that answers the same way."""
+    """A decoded JSON object: a dict, or a ``TypedObject``."""
 
     def get(self, key: str, /) -> object: ...
+
+
+class TypedObject:
+    """Base of the fast decoder's structs: a JSON object that answers ``get(key)`` as a dict does."""
+
+    __slots__ = ()
+
+    def get(self, key: str, /) -> object:
+        return getattr(self, key, None)
 
 
 class ElementCount(int):
@@ -35,6 +44,8 @@ def clean_text(value: str, limit: int = MAX_LABEL_LENGTH) -> str:
     """A label-safe string: lone surrogates replaced (they cannot be encoded), length capped."""
     if len(value) > limit:
         value = value[:limit]
+    if value.isascii():
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -163,7 +174,7 @@ def judge_provider(record: FieldSource) -> tuple[Provider | None, FieldJudge]:
         return None, fields
     metadata = record.get("metadata")
     rate_limit = max_tokens = models = None
-    if isinstance(metadata, FieldSource):  # a dict, or the typed struct's metadata
+    if isinstance(metadata, (dict, TypedObject)):
         rate_limit = fields.number("rate_limit", metadata, text_is_quiet=True)
         max_tokens = fields.number("max_tokens", metadata, text_is_quiet=True)
         models = fields.count("supported_models", metadata)
@@ -179,7 +190,7 @@ def judge_provider(record: FieldSource) -> tuple[Provider | None, FieldJudge]:
         is_active=fields.flag("is_active"),
         health_status=health,
         response_time_ms=fields.number("average_response_time_ms"),
-        supports=tuple(fields.flag(f"supports_{name}") for name in CAPABILITIES),
+        supports=tuple([fields.flag(key) for key in SUPPORT_KEYS]),
         last_health_check_seconds=fields.timestamp("last_health_check_at"),
         rate_limit=rate_limit,
         max_tokens=max_tokens,

@@ -14,7 +14,7 @@ import re
 
 import msgspec
 
-from .fields import ElementCount, FieldJudge, judge_provider
+from .fields import ElementCount, FieldJudge, TypedObject, judge_provider
 from .model import Provider
 
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
@@ -36,6 +36,7 @@ _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NESTING = re.compile(rb"[\[\]{}]")
 _OPENERS = b"[{"
 _CHUNK_BYTES = 64 * 1024
+_SMALL_ARRAY_BYTES = 1024
 
 
 def count_elements(raw: bytes | bytearray | memoryview) -> int | None:
@@ -47,6 +48,11 @@ def count_elements(raw: bytes | bytearray | memoryview) -> int | None:
     """
     if not raw or raw[0] != 0x5B:  # "["
         return None
+    if len(raw) <= _SMALL_ARRAY_BYTES:  # a few hundred raw slices at most: cheaper than scanning
+        try:
+            return len(_RAW_ARRAY.decode(raw))
+        except DECODE_ERRORS:  # not JSON msgspec reads (NaN, say): scanned like any other
+            pass
     if _EMPTY_ARRAY.fullmatch(raw):
         return 0
     depth, commas, in_string, start, size = 0, 0, False, 0, len(raw)
@@ -72,7 +78,7 @@ def count_elements(raw: bytes | bytearray | memoryview) -> int | None:
     return commas + 1
 
 
-class _Metadata(msgspec.Struct):
+class _Metadata(msgspec.Struct, TypedObject):
     rate_limit: float | None = None
     max_tokens: float | None = None
     supported_models: msgspec.Raw = _ABSENT  # counted, never decoded
@@ -87,7 +93,7 @@ class _Metadata(msgspec.Struct):
         return raw if count is None else ElementCount(count)  # anything but an array is a problem
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, TypedObject):
     """The fields the metrics use; msgspec skips every other field without building it."""
 
     slug: str
@@ -104,9 +110,6 @@ class _Record(msgspec.Struct):
     supports_image_generation: bool | None = None
     last_health_check_at: str | None = None
     metadata: _Metadata | None = None
-
-    def get(self, key: str, /) -> object:
-        return getattr(self, key, None)
 
 
 _RECORD = msgspec.json.Decoder(_Record)

@@ -336,6 +336,8 @@ def test_as_many_records_as_the_limit_are_accepted():
 @given(st.lists(json_values, max_size=20))
 def test_counting_an_array_agrees_with_json_loads(items):
     assert count_elements(json.dumps(items).encode()) == len(items)
+    padded = [*items, "x" * 2000]  # past the size where a short array is split rather than scanned
+    assert count_elements(json.dumps(padded).encode()) == len(padded)
 
 
 @pytest.mark.parametrize("filler", ["\\", '"', ",", "[", "\\\\]", "é,"])
