@@ -76,7 +76,7 @@ class ProviderGauge(NamedTuple):
         return None if value is None else float(value)
 
 
-# In exposition order, after the info family. The one table both formatters read.
+# In exposition order, after the info family: what render_providers writes for each provider.
 PROVIDER_GAUGES = (
     ProviderGauge(
         "gatewayz_provider_is_active", f"1 if the provider is active, 0 if not {POLL}.", "is_active"

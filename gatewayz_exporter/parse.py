@@ -10,6 +10,9 @@ into a typed struct (``records``); a record the struct cannot hold is decoded
 with ``json`` instead. Either way ``fields.judge_provider`` judges it. A
 ``RecordMemo`` (owned by the poller) keeps each record's result by a digest of
 its bytes, so records unchanged since the previous payload are not judged again.
+
+A new payload kind gets a ``parse_<kind>`` here that judges its fields with a
+``fields.FieldJudge`` (adding any new rule to ``fields``), whatever decoded it.
 """
 
 from __future__ import annotations
