@@ -40,6 +40,19 @@ class ElementCount(int):
     """A JSON array's length, counted by the fast decoder without building its elements."""
 
 
+class NotBuilt:
+    """A JSON array or object the fast decoder left unbuilt where a rule expects a scalar.
+
+    No rule accepts it, so it is judged as the wrong type, as the list or
+    dict ``json.loads`` would have built is.
+    """
+
+    __slots__ = ()
+
+
+NOT_BUILT = NotBuilt()
+
+
 def clean_text(value: str, limit: int = MAX_LABEL_LENGTH) -> str:
     """A label-safe string: lone surrogates replaced (they cannot be encoded), length capped."""
     if len(value) > limit:
@@ -165,8 +178,12 @@ class FieldJudge:
         return None
 
 
-def judge_provider(record: FieldSource) -> tuple[Provider | None, FieldJudge]:
-    """One record object to a Provider (None without a usable slug), and the judge's notes."""
+def judge_provider(record: object) -> tuple[Provider | None, FieldJudge]:
+    """One record to a Provider (None when it is not an object or has no usable slug), and the judge's notes."""
+    if not isinstance(record, (dict, TypedObject)):
+        fields = FieldJudge({})
+        fields.problems.append("record_not_object")
+        return None, fields
     fields = FieldJudge(record)
     slug = usable_slug(record.get("slug"))
     if slug is None:

@@ -90,8 +90,6 @@ def _judged(judgement: tuple[Provider | None, FieldJudge]) -> JudgedRecord:
 
 def parse_provider(record: object) -> JudgedRecord:
     """One record as ``json.loads`` made it; no Provider when it has no usable slug or is not an object."""
-    if not isinstance(record, dict):
-        return JudgedRecord(None, ("record_not_object",), ())
     return _judged(judge_provider(record))
 
 
@@ -206,7 +204,7 @@ def _may_hold_a_long_integer(body: bytes | bytearray) -> bool:
 def _parse_raw(
     raw: msgspec.Raw, judge_raw: Callable[[msgspec.Raw], tuple[Provider | None, FieldJudge] | None]
 ) -> JudgedRecord:
-    """One raw record: decoded by the typed struct when it fits, by ``json`` otherwise."""
+    """One raw record, decoded by ``records`` (``json`` only for what msgspec declines)."""
     judgement = judge_raw(raw)
     if judgement is not None:
         return _judged(judgement)

@@ -5,16 +5,19 @@ watching a few dozen providers never loads msgspec. It only decodes: the
 typed struct answers ``get(key)`` as a dict does, and ``fields.judge_provider``
 judges it by the same rules as a record ``json.loads`` made. A record the
 typed struct cannot hold (a field of another JSON type, a missing slug) is
-left to the caller, which decodes it with ``json`` instead.
+decoded again with every field raw: scalars are decoded one by one with
+``json``, arrays and objects where a scalar belongs are judged without being
+built. Only what msgspec declines even then is left to the caller's ``json``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import msgspec
 
-from .fields import ElementCount, FieldJudge, TypedObject, judge_provider
+from .fields import NOT_BUILT, ElementCount, FieldJudge, TypedObject, judge_provider
 from .model import Provider
 
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
@@ -115,10 +118,67 @@ class _Record(msgspec.Struct, TypedObject):
 _RECORD = msgspec.json.Decoder(_Record)
 
 
+def _raw_value(raw: msgspec.Raw, key: str) -> object:
+    """One raw field as ``json.loads`` reads it, except that arrays and objects are not built."""
+    view = memoryview(raw)
+    if not view:
+        return None  # absent
+    if view[0] == 0x5B:  # "["
+        return ElementCount(count_elements(view) or 0) if key == "supported_models" else NOT_BUILT
+    if view[0] == 0x7B:  # "{"
+        return NOT_BUILT
+    return json.loads(str(raw, "utf-8", "surrogatepass"))
+
+
+class _RawMetadata(msgspec.Struct, TypedObject):
+    rate_limit: msgspec.Raw = _ABSENT
+    max_tokens: msgspec.Raw = _ABSENT
+    supported_models: msgspec.Raw = _ABSENT
+
+    def get(self, key: str, /) -> object:
+        return _raw_value(getattr(self, key, _ABSENT), key)
+
+
+_RAW_METADATA = msgspec.json.Decoder(_RawMetadata)
+
+
+class _RawRecord(msgspec.Struct, TypedObject):
+    """The same fields as ``_Record``, each as raw JSON: a record whose fields have any JSON type."""
+
+    slug: msgspec.Raw = _ABSENT
+    name: msgspec.Raw = _ABSENT
+    base_url: msgspec.Raw = _ABSENT
+    site_url: msgspec.Raw = _ABSENT
+    status_page_url: msgspec.Raw = _ABSENT
+    is_active: msgspec.Raw = _ABSENT
+    health_status: msgspec.Raw = _ABSENT
+    average_response_time_ms: msgspec.Raw = _ABSENT
+    supports_streaming: msgspec.Raw = _ABSENT
+    supports_function_calling: msgspec.Raw = _ABSENT
+    supports_vision: msgspec.Raw = _ABSENT
+    supports_image_generation: msgspec.Raw = _ABSENT
+    last_health_check_at: msgspec.Raw = _ABSENT
+    metadata: msgspec.Raw = _ABSENT
+
+    def get(self, key: str, /) -> object:
+        raw = getattr(self, key, _ABSENT)
+        if key == "metadata" and raw and memoryview(raw)[0] == 0x7B:
+            return _RAW_METADATA.decode(raw)
+        return _raw_value(raw, key)
+
+
+_RAW_RECORD = msgspec.json.Decoder(_RawRecord)
+
+
 def judge_raw(raw: msgspec.Raw) -> tuple[Provider | None, FieldJudge] | None:
-    """The judged record, or None when the typed struct cannot hold it (then ``json`` decodes it)."""
+    """The judged record, or None when msgspec declines it (then ``json`` decodes it whole)."""
     try:
-        record = _RECORD.decode(raw)
+        return judge_provider(_RECORD.decode(raw))
     except (ValueError, RecursionError):  # msgspec's DecodeError/ValidationError, UnicodeDecodeError
+        pass
+    if memoryview(raw)[:1].tobytes() != b"{":
+        return judge_provider(NOT_BUILT)  # not an object: dropped without building it
+    try:
+        return judge_provider(_RAW_RECORD.decode(raw))
+    except (ValueError, RecursionError):
         return None
-    return judge_provider(record)

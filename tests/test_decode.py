@@ -307,11 +307,33 @@ def parse_body(body: bytes):
         return error
 
 
-def test_a_huge_model_list_is_counted_without_building_its_elements():
-    body = b'[{"slug": "big", "metadata": {"supported_models": [' + b",".join([b'"m"'] * (4 * MiB)) + b"]}}]"
+HUGE_LIST = b"[" + b",".join([b'"m"'] * (4 * MiB)) + b"]"
+
+
+@pytest.mark.parametrize(
+    "record,expected",
+    [
+        (b'{"slug": "big", "metadata": {"supported_models": %s}}', (["big"], 0, 4 * MiB)),
+        (b'{"slug": "big", "is_active": "yes", "metadata": {"supported_models": %s}}', (["big"], 1, 4 * MiB)),
+        (b'{"slug": "big", "name": %s}', (["big"], 1, None)),
+        (b'{"slug": "big", "metadata": %s}', (["big"], 1, None)),
+        (b"%s", ([], 1, None)),
+    ],
+    ids=[
+        "model list",
+        "model list beside a wrong type",
+        "list as a name",
+        "list as metadata",
+        "list as a record",
+    ],
+)
+def test_a_huge_list_anywhere_in_a_record_is_judged_without_building_its_elements(record, expected):
+    body = b"[" + record % HUGE_LIST + b"]"
     result = []
     peak = peak_bytes_while(lambda: result.append(parse_body(body)))
-    assert result[0].providers[0].supported_models == 4 * MiB
+    parsed = result[0]
+    models = parsed.providers[0].supported_models if parsed.providers else None
+    assert ([p.slug for p in parsed.providers], parsed.invalid_records, models) == expected
     assert peak < len(body)
 
 
