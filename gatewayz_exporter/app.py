@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import ProcessCollector
-from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from . import __version__
@@ -26,9 +25,10 @@ from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
 from .config import Config, ConfigError
 from .exposition import Exposition
-from .landing import LandingPage, PollHistory, describe_api
+from .landing import LandingPage, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
+from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
 from .server import MetricsServer
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
@@ -96,11 +96,14 @@ def build(
     web: WebConfig | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    on_large_body: Callable[[], None] | None = None,
 ) -> Exporter:
     """Make every part from ``config``; nothing starts yet.
 
     ``monotonic`` and ``wall_clock`` are the time every part reads (scheduling,
     Retry-After, staleness, timestamps); tests pass fake clocks here.
+    ``on_large_body`` runs once when the exposition first grows large (``main``
+    tunes the allocator there).
     """
     telemetry = telemetry or Telemetry.disabled()
     store = SnapshotStore()
@@ -127,15 +130,13 @@ def build(
     live_registry = CollectorRegistry()
     ProcessCollector(registry=live_registry)
     telemetry.register_metrics(live_registry)
-    exposition = Exposition(collector, store, live_registry)
+    exposition = Exposition(collector, store, live_registry, on_large_body=on_large_body)
     store.subscribe(exposition.prerender)
-    history = PollHistory(monotonic=monotonic)
-    store.subscribe(history.observe)
     landing = LandingPage(
         lambda: store.current,
-        history,
         version=__version__,
         mode=describe_api(config.gateway_api_url, demo=config.demo),
+        max_staleness=config.max_staleness,
         monotonic=monotonic,
     )
     server = MetricsServer(
@@ -190,9 +191,7 @@ def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:
     if stop is not None and stop.is_set():
         log.info("Stopping")
         return EXIT_OK
-    registry = CollectorRegistry()
-    registry.register(exporter.collector)
-    sys.stdout.write(generate_latest(registry).decode("utf-8"))
+    sys.stdout.write(exporter.exposition.snapshot_text().decode("utf-8"))
     sys.stdout.flush()
     failed = [f"{endpoint}: {reason}" for (endpoint, reason), count in snapshot.errors.items() if count]
     if failed:
@@ -253,6 +252,8 @@ def main(
             return EXIT_CONFIG
     stream = sys.stderr if args.once else sys.stdout
     # Logging first, so what the OpenTelemetry SDK says while it starts is a JSON line too.
+    install_log_hooks()
+    sanitize_captured_headers(os.environ)
     configure_logging(config.log_level, stream)
     try:
         telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)
@@ -270,7 +271,13 @@ def main(
 
             demo = DemoBackend().start()
             api_url = demo.url
-        exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
+        exporter = build(
+            config,
+            api_url=api_url,
+            telemetry=telemetry,
+            web=web,
+            on_large_body=keep_large_buffers_out_of_the_heap,
+        )
         if args.once:
             return run_once(exporter, signals.event)
         return serve(exporter, signals.event, signals)
