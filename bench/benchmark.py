@@ -6,17 +6,21 @@
     python bench/benchmark.py --providers 10000 --churn 1   # every record changes on every poll
 
 For each N a stand-in API on loopback serves N generated providers. Both
-exporters run as separate processes (ours with OpenTelemetry tracing and Loki
-shipping switched on, pointed at stand-in receivers, so their cost is counted),
-and the benchmark measures:
+exporters run as separate processes, ours with tracing and Loki shipping off as
+the reference has neither (``--telemetry on`` switches both on, pointed at
+stand-in receivers, so their cost is counted), and the benchmark measures:
 
 * time from process start to the first complete /metrics (last provider present);
 * poll time (each exporter's own report of a whole poll: fetch, parse, publish);
 * CPU per interval: CPU seconds used between two poll completions with one
   gzip scrape in between, as Prometheus does, averaged over several intervals;
-* scrape latency (median and p99), plain and gzip, and exposition size;
+* scrape latency (median and p99), plain and gzip, each on a fresh connection,
+  and exposition size;
 * resident memory after the measurements;
-* for the smallest N, CPU used while idle between polls.
+* for the smallest N, CPU used while idle between polls;
+* the cached-bytes limit: the same plain exposition sent by a server that does
+  nothing but write bytes it holds (``cached_bytes_server.py``), scraped the
+  same way; ours' plain scrape is shown against it below each table.
 
 With ``--churn F`` the stand-in changes a fraction F of the records (response
 time and last health check) on every request, so no poll sees the previous
@@ -40,6 +44,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,6 +161,18 @@ class StandIn:
         self.server.server_close()
 
 
+def scrape(port: int, gzip_wanted: bool) -> tuple[float, bytes]:
+    """One GET /metrics on a fresh connection: seconds to the last byte, and the body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Accept-Encoding": "gzip"} if gzip_wanted else {}
+    started = time.perf_counter()
+    connection.request("GET", "/metrics", headers=headers)
+    body = connection.getresponse().read()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return elapsed, body
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -215,14 +232,7 @@ class Subject:
         return float("nan")
 
     def scrape(self, gzip_wanted: bool) -> tuple[float, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Accept-Encoding": "gzip"} if gzip_wanted else {}
-        started = time.perf_counter()
-        connection.request("GET", "/metrics", headers=headers)
-        body = connection.getresponse().read()
-        elapsed = time.perf_counter() - started
-        connection.close()
-        return elapsed, body
+        return scrape(self.port, gzip_wanted)
 
     def wait_first_complete(self, last_slug: str, timeout: float = 120) -> float:
         marker = f'provider="{last_slug}"'.encode()
@@ -296,6 +306,26 @@ def measure(subject: Subject, count: int, scrapes: int, intervals: int, interval
     return result
 
 
+def cached_bytes_limit(body: bytes, scrapes: int) -> float:
+    """Median plain scrape of ``body`` from a process that only writes bytes it holds."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile(prefix="exposition-") as held:
+        held.write(body)
+        held.flush()
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "cached_bytes_server.py"), held.name, str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            times = [scrape(port, False)[0] for _ in range(scrapes)]
+        finally:
+            server.terminate()
+            server.wait(10)
+    return statistics.median(times)
+
+
 def run(
     count: int,
     scrapes: int,
@@ -304,6 +334,7 @@ def run(
     idle: bool,
     churn: float = 0.0,
     subjects: tuple[str, ...] = ("ours", "reference"),
+    telemetry: bool = False,
 ) -> dict[str, dict]:
     api = StandIn(count, churn)
     results = {}
@@ -317,7 +348,8 @@ def run(
                 "METRICS_ADDR": "127.0.0.1",
             }
             if name == "ours":
-                env.update(LOKI_URL=api.url, OTEL_EXPORTER_OTLP_ENDPOINT=api.url)
+                if telemetry:
+                    env.update(LOKI_URL=api.url, OTEL_EXPORTER_OTLP_ENDPOINT=api.url)
                 # Room for the biggest body (the default 64 MiB cap stops ~70,000 providers).
                 env["MAX_RESPONSE_BYTES"] = str(max(64 * 1024 * 1024, 2 * api.body_bytes))
                 command = [sys.executable, "provider_metrics_exporter.py"]
@@ -326,8 +358,12 @@ def run(
             subject = Subject(name, command, env)
             try:
                 results[name] = measure(subject, count, scrapes, intervals, interval, idle)
+                if name == "ours":
+                    body = subject.scrape(False)[1]
             finally:
                 subject.stop()
+            if name == "ours":
+                results[name]["limit_plain_p50"] = cached_bytes_limit(body, scrapes)
     finally:
         api.close()
     return results
@@ -346,6 +382,18 @@ ROWS = [
     ("resident memory", "rss_mib", "MiB", False),
     ("idle CPU between polls", "idle_cpu_ms_per_s", "ms/s", False),
 ]
+
+
+def format_limit(runs: list[dict[str, dict]]) -> str:
+    """Ours' fresh-connection plain scrape against the cached-bytes limit (medians over the runs)."""
+    ours = statistics.median(run["ours"]["plain_p50"] for run in runs) * 1000
+    limit = statistics.median(run["ours"]["limit_plain_p50"] for run in runs) * 1000
+    ratios = [run["ours"]["plain_p50"] / run["ours"]["limit_plain_p50"] for run in runs]
+    spread = f" ({min(ratios):.3g}–{max(ratios):.3g})" if len(runs) > 1 else ""
+    return (
+        f"Plain scrape on a fresh connection: {ours:,.3g} ms; the same bytes from a server that only "
+        f"writes them (the cached-bytes limit): {limit:,.3g} ms; {statistics.median(ratios):.3g}× the limit{spread}."
+    )
 
 
 def format_table(title: str, runs: list[dict[str, dict]]) -> str:
@@ -376,11 +424,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", type=int, nargs="+", default=[50, 1000, 10000])
     parser.add_argument("--scrapes", type=int, default=30, help="scrapes per format for latency")
-    parser.add_argument("--intervals", type=int, default=3, help="poll intervals for CPU per interval")
+    parser.add_argument(
+        "--intervals",
+        type=int,
+        default=None,
+        help="poll intervals for CPU per interval (default: 10 below 5,000 providers, where CPU "
+        "is counted in 10 ms ticks; 3 above)",
+    )
     parser.add_argument(
         "--runs", type=int, default=1, help="side-by-side runs per N (the table shows the spread)"
     )
     parser.add_argument("--churn", type=float, default=0.0, help="fraction of records changed on every poll")
+    parser.add_argument(
+        "--telemetry",
+        choices=("off", "on"),
+        default="off",
+        help="ours with OTLP tracing and Loki shipping to stand-in receivers (default: off, as the reference)",
+    )
     parser.add_argument(
         "--interval",
         type=float,
@@ -397,13 +457,25 @@ def main(argv=None) -> int:
         interval = args.interval or (
             20.0 if count >= 50000 else 4.0 if count >= 5000 or count == smallest else 2.0
         )
+        intervals = args.intervals or (3 if count >= 5000 else 10)
         runs = [
-            run(count, args.scrapes, args.intervals, interval, idle=count == smallest, churn=args.churn)
+            run(
+                count,
+                args.scrapes,
+                intervals,
+                interval,
+                idle=count == smallest,
+                churn=args.churn,
+                telemetry=args.telemetry == "on",
+            )
             for _ in range(args.runs)
         ]
         churn = f", {args.churn:.0%} of records changed per poll" if args.churn else ""
+        telemetry = ", tracing and Loki on" if args.telemetry == "on" else ""
         print()
-        print(format_table(f"{count:,} providers{churn}", runs))
+        print(format_table(f"{count:,} providers{churn}{telemetry}", runs))
+        print()
+        print(format_limit(runs))
         sys.stdout.flush()
     return 0
 
