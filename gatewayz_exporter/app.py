@@ -17,15 +17,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import ProcessCollector
-from prometheus_client.registry import CollectorRegistry
-
 from . import __version__
 from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
 from .config import Config, ConfigError
 from .exposition import Exposition
 from .landing import LandingPage, describe_api
+from .live import ProcessFamilies
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
@@ -53,7 +51,6 @@ class Exporter:
     store: SnapshotStore
     poller: Poller
     collector: SnapshotCollector
-    live_registry: CollectorRegistry
     exposition: Exposition
     server: MetricsServer
     telemetry: Telemetry
@@ -127,10 +124,13 @@ def build(
     collector = SnapshotCollector(
         store, max_staleness=config.max_staleness, version=__version__, monotonic=monotonic
     )
-    live_registry = CollectorRegistry()
-    ProcessCollector(registry=live_registry)
-    telemetry.register_metrics(live_registry)
-    exposition = Exposition(collector, store, live_registry, on_large_body=on_large_body)
+    process_families = ProcessFamilies()
+    exposition = Exposition(
+        collector,
+        store,
+        live=lambda: (*process_families(), *telemetry.live_families()),
+        on_large_body=on_large_body,
+    )
     store.subscribe(exposition.prerender)
     landing = LandingPage(
         lambda: store.current,
@@ -148,9 +148,7 @@ def build(
         landing=landing.render,
         tracer=telemetry.tracer,
     )
-    return Exporter(
-        config, store, poller, collector, live_registry, exposition, server, telemetry, web, threading.Event()
-    )
+    return Exporter(config, store, poller, collector, exposition, server, telemetry, web, threading.Event())
 
 
 def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> argparse.Namespace:

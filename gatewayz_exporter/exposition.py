@@ -2,8 +2,8 @@
 
 The data changes once per poll, not once per scrape, so the snapshot's
 exposition (text or OpenMetrics, plain and gzip) is rendered when the poller
-publishes and cached. A scrape only renders the small live registry (process
-metrics, log shipping counters) and appends it. For gzip, the cached part's
+publishes and cached. A scrape only renders the few live families (process
+metrics, log shipping counters) and appends them. For gzip, the cached part's
 deflate state is kept and copied, so each scrape compresses only the live part
 and the result is still one ordinary gzip stream.
 
@@ -20,22 +20,17 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from prometheus_client import exposition as text_format
-from prometheus_client.openmetrics import exposition as om_format
-from prometheus_client.registry import CollectorRegistry
-
-from .collector import SnapshotCollector, SnapshotSource, exported_providers, stats_families
+from .collector import Family, SnapshotCollector, SnapshotSource, exported_providers, stats_families
 from .model import Provider, Snapshot
 from .render import render_families, render_providers
 
-TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_PLAIN_0_0_4
-OPENMETRICS_CONTENT_TYPE = om_format.CONTENT_TYPE_LATEST
-# OpenMetrics' generate_latest ships no annotations.
-_openmetrics_latest = cast(Callable[[CollectorRegistry], bytes], om_format.generate_latest)
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+OPENMETRICS_END = b"# EOF\n"
 GZIP_LEVEL = 3  # nearly the size of level 6 in half the time, for label-heavy text
 
 
@@ -48,7 +43,8 @@ def wants_openmetrics(accept: str | None) -> bool:
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
-    return text_format.gzip_accepted(accept_encoding or "")
+    """Whether an Accept-Encoding header lists gzip (its q-value is not read, as prometheus_client does)."""
+    return any(item.split(";")[0].strip().lower() == "gzip" for item in (accept_encoding or "").split(","))
 
 
 LARGE_BODY_BYTES = 1024 * 1024  # from about 1,000 providers
@@ -139,14 +135,15 @@ class Exposition:
         self,
         collector: SnapshotCollector,
         store: SnapshotSource,
-        live_registry: CollectorRegistry,
         *,
+        live: Callable[[], Iterable[Family]] = tuple,
         on_large_body: Callable[[], None] | None = None,
     ):
-        """``on_large_body`` is called once, the first time the providers' text reaches LARGE_BODY_BYTES."""
+        """``live`` gives the families read at each scrape; ``on_large_body`` is called once,
+        the first time the providers' text reaches LARGE_BODY_BYTES."""
         self._collector = collector
         self._store = store
-        self._live = live_registry
+        self._live = live
         self._on_large_body = on_large_body
         self._cache: dict[tuple[Any, ...], _Rendered] = {}
         self._heads: dict[bool, _Head] = {}  # by format (True: OpenMetrics)
@@ -219,16 +216,17 @@ class Exposition:
         snapshot = self._store.current
         self._requested.add(openmetrics)
         entry = self._entry(snapshot, self._collector.freshness(snapshot), openmetrics)
+        tail = render_families(list(self._live()), openmetrics=openmetrics)
         if openmetrics:
-            tail, content_type = _openmetrics_latest(self._live), OPENMETRICS_CONTENT_TYPE
+            tail, content_type = tail + OPENMETRICS_END, OPENMETRICS_CONTENT_TYPE
         else:
-            tail, content_type = text_format.generate_latest(self._live), TEXT_CONTENT_TYPE
+            content_type = TEXT_CONTENT_TYPE
         if gzip:
             return entry.gzip(tail), content_type
         return entry.plain(tail), content_type
 
     def snapshot_text(self) -> bytes:
-        """The newest snapshot's families in the text format, without the live registry (``--once``)."""
+        """The newest snapshot's families in the text format, without the live families (``--once``)."""
         snapshot = self._store.current
         return b"".join(self._entry(snapshot, self._collector.freshness(snapshot), False).plain(b""))
 

@@ -21,10 +21,8 @@ import logging.handlers
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlsplit
-
-from prometheus_client.metrics_core import CounterMetricFamily
 
 from .logs import SERVICE_NAME, ExporterJsonFormatter
 
@@ -216,33 +214,3 @@ class LokiHandler(logging.handlers.QueueHandler):
                 self._lines.put_nowait(_WAKE)
             self._thread.join(max(0.0, deadline - time.monotonic()))
         super().close()
-
-
-class LokiCollector:
-    """Exports the handler's counters, at 0 when Loki is not configured (``handler`` None).
-
-    Live metrics, read at each scrape::
-
-        # TYPE gatewayz_exporter_loki_dropped_lines_total counter
-        gatewayz_exporter_loki_dropped_lines_total 0.0
-    """
-
-    def __init__(self, handler: LokiHandler | None):
-        self._handler = handler
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        handler = self._handler
-        counts = (handler.dropped, handler.pushed, handler.failures) if handler else (0, 0, 0)
-        yield CounterMetricFamily(
-            "gatewayz_exporter_loki_dropped_lines",
-            "Log lines not delivered to Loki (buffer full or push failed).",
-            value=counts[0],
-        )
-        yield CounterMetricFamily(
-            "gatewayz_exporter_loki_pushed_lines", "Log lines accepted by Loki.", value=counts[1]
-        )
-        yield CounterMetricFamily(
-            "gatewayz_exporter_loki_push_failures",
-            "Failed push attempts to Loki, retries included.",
-            value=counts[2],
-        )

@@ -9,16 +9,27 @@ distinct value formatted once and each slug escaped once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import cast
-
-from prometheus_client import utils as prometheus_utils
+import math
+from collections.abc import Sequence
 
 from .collector import INFO_DOC, INFO_NAME, PROVIDER_GAUGES, Family
 from .model import Provider
 
-# prometheus_client's float formatting (it ships no annotations): the spelling Prometheus expects.
-floatToGoString = cast(Callable[[float], str], prometheus_utils.floatToGoString)
+
+def format_value(value: float) -> str:
+    """A sample value as prometheus_client spells it: Python's repr, except the infinities, NaN,
+    and positive numbers of 10**6 or more, which go to exponent form sooner, as Go does."""
+    value = float(value)
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    text = repr(value)
+    dot = text.find(".")
+    if value > 0 and dot > 6:
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return text
 
 
 def escape(value: str) -> str:
@@ -36,7 +47,7 @@ class ValueText(dict[float, str]):
     """
 
     def __missing__(self, value: float) -> str:
-        text = self[value] = floatToGoString(value)
+        text = self[value] = format_value(value)
         return text
 
 

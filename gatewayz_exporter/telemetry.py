@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import re
 import sys
 import threading
@@ -24,13 +25,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from opentelemetry import trace
 
+from .collector import Family
+from .logs import SERVICE_NAME, ExporterJsonFormatter
+
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
     from opentelemetry.sdk.resources import Resource
-    from prometheus_client.registry import CollectorRegistry
 
     from .config import Config
-
-from .logs import SERVICE_NAME, ExporterJsonFormatter
+    from .loki import LokiHandler
 
 log = logging.getLogger("gatewayz_exporter.telemetry")
 
@@ -158,6 +161,48 @@ def _response_hook(span: trace.Span, request: object, response: Any) -> None:
         span.set_attribute("duration_ms", round(response.elapsed.total_seconds() * 1000, 3))
 
 
+class GroupingTracer(trace.NoOpTracer):
+    """Without a trace backend: spans record nothing, yet each has ids (a child its parent's
+    trace id), so the log lines written inside one poll share a ``trace_id``. No SDK is loaded."""
+
+    def start_span(self, name: str, context: Context | None = None, *args: Any, **kwargs: Any) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
+        span_id = random.getrandbits(64) or 1
+        return trace.NonRecordingSpan(trace.SpanContext(trace_id, span_id, is_remote=False))
+
+
+def loki_families(dropped: int, pushed: int, failures: int) -> tuple[Family, ...]:
+    """The log shipping counters (all 0 when Loki is not configured)::
+
+    # TYPE gatewayz_exporter_loki_dropped_lines_total counter
+    gatewayz_exporter_loki_dropped_lines_total 0.0
+    """
+    return (
+        Family(
+            "gatewayz_exporter_loki_dropped_lines",
+            "Log lines not delivered to Loki (buffer full or push failed).",
+            "counter",
+            (),
+            [((), dropped)],
+        ),
+        Family(
+            "gatewayz_exporter_loki_pushed_lines",
+            "Log lines accepted by Loki.",
+            "counter",
+            (),
+            [((), pushed)],
+        ),
+        Family(
+            "gatewayz_exporter_loki_push_failures",
+            "Failed push attempts to Loki, retries included.",
+            "counter",
+            (),
+            [((), failures)],
+        ),
+    )
+
+
 class Telemetry:
     """The tracer, extra log handlers, and their metrics; ``shutdown`` is bounded."""
 
@@ -166,10 +211,13 @@ class Telemetry:
         tracer: trace.Tracer,
         log_handlers: tuple[logging.Handler, ...] = (),
         tracing: _Tracing | None = None,
+        loki: LokiHandler | None = None,
     ):
+        """``loki``, when given, is one of ``log_handlers``: the one whose counters are exported."""
         self.tracer = tracer
         self.log_handlers = log_handlers
         self._tracing = tracing
+        self._loki = loki
         self._stopped = False
 
     @classmethod
@@ -203,12 +251,8 @@ class Telemetry:
         elif (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
             tracer = trace.NoOpTracer()
         else:
-            # No trace backend: spans are still made (and dropped), so every log line of a
-            # poll carries the same trace_id and the lines of one poll can be grouped.
-            from opentelemetry.sdk.trace import TracerProvider
-
-            tracer = TracerProvider(shutdown_on_exit=False).get_tracer("gatewayz_exporter")
-        handlers: tuple[logging.Handler, ...] = ()
+            tracer = GroupingTracer()
+        loki = None
         if config.loki_url:
             from .loki import LokiHandler, LokiPusher
 
@@ -218,20 +262,16 @@ class Telemetry:
                 password=config.loki_password,
                 tenant_id=config.loki_tenant_id,
             )
-            handler = LokiHandler(pusher, report=_direct_reporter(report_stream or sys.stdout))
-            handlers = (handler,)
-        return cls(tracer, handlers, tracing)
+            loki = LokiHandler(pusher, report=_direct_reporter(report_stream or sys.stdout))
+        return cls(tracer, (loki,) if loki else (), tracing, loki)
 
-    def register_metrics(self, registry: CollectorRegistry) -> None:
-        from .loki import LokiCollector, LokiHandler
-
-        loki = next((h for h in self.log_handlers if isinstance(h, LokiHandler)), None)
-        registry.register(LokiCollector(loki))
+    def live_families(self) -> tuple[Family, ...]:
+        """The log shipping counters, read at each scrape."""
+        loki = self._loki
+        return loki_families(loki.dropped, loki.pushed, loki.failures) if loki else loki_families(0, 0, 0)
 
     def shutdown(self, timeout: float) -> None:
         """Flush spans and log lines; returns within about ``timeout`` seconds whatever the receivers do."""
-        from .loki import LokiHandler
-
         if self._stopped:
             return
         self._stopped = True
@@ -241,8 +281,8 @@ class Telemetry:
             jobs.append(functools.partial(self._tracing.shutdown, timeout))
         for handler in self.log_handlers:
             logging.getLogger().removeHandler(handler)
-            if isinstance(handler, LokiHandler):
-                jobs.append(functools.partial(handler.close, timeout))
+            if handler is self._loki:
+                jobs.append(functools.partial(self._loki.close, timeout))
             else:
                 jobs.append(handler.close)
         # In parallel, on daemon threads: a receiver that never answers costs at most ``timeout``.

@@ -36,9 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import bcrypt
-import yaml
-
 log = logging.getLogger("gatewayz_exporter.webconfig")
 
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -76,6 +73,12 @@ MAX_CONFIG_BYTES = 256 * 1024
 
 CheckPassword = Callable[[bytes, bytes], bool]
 EMPTY_DIGEST = hashlib.sha256(b"").digest()
+
+
+def bcrypt_checkpw(password: bytes, hashed: bytes) -> bool:
+    import bcrypt  # loaded with the first web config that has users: most exporters have none
+
+    return bool(bcrypt.checkpw(password, hashed))
 
 
 class WebConfigError(ValueError):
@@ -125,7 +128,7 @@ class CredentialVerifier:
     bcrypt pool). ``checkpw`` is injectable so tests can count bcrypt calls.
     """
 
-    def __init__(self, users: Mapping[str, bytes], *, checkpw: CheckPassword = bcrypt.checkpw):
+    def __init__(self, users: Mapping[str, bytes], *, checkpw: CheckPassword = bcrypt_checkpw):
         if not users:
             raise ValueError("no users")
         self._users = {user.encode("utf-8"): hashed for user, hashed in users.items()}
@@ -229,8 +232,10 @@ def read_config_file(path: str) -> bytes:
     return raw
 
 
-def load_web_config(path: str, *, checkpw: CheckPassword = bcrypt.checkpw) -> WebConfig:
+def load_web_config(path: str, *, checkpw: CheckPassword = bcrypt_checkpw) -> WebConfig:
     """Read and validate the file; raise WebConfigError naming the problem."""
+    import yaml  # loaded only when a web config file is given
+
     file = Path(path)
     raw = read_config_file(path)
     try:

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from oracle import oracle_text
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from prometheus_client.registry import CollectorRegistry
 
 from gatewayz_exporter.collector import SnapshotCollector
 from gatewayz_exporter.exposition import Exposition
@@ -46,8 +45,8 @@ def reference(collector, openmetrics) -> str:
 
 
 def direct(collector, openmetrics) -> str:
-    """What the exporter serves for the collector's snapshot (an empty live registry adds only ``# EOF``)."""
-    exposition = Exposition(collector, collector.store, CollectorRegistry())
+    """What the exporter serves for the collector's snapshot (no live families: OpenMetrics adds only ``# EOF``)."""
+    exposition = Exposition(collector, collector.store)
     body, _ = exposition.body(openmetrics=openmetrics, gzip=False)
     return body.decode("utf-8")
 
@@ -129,8 +128,7 @@ def test_any_stats_payload_is_either_rejected_or_rendered(payload):
 def test_gzip_body_decompresses_to_the_plain_body_in_both_formats():
     store = SnapshotStore(snapshot_of(SEED_PROVIDERS))
     collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
-    live = CollectorRegistry()
-    exposition = Exposition(collector, store, live)
+    exposition = Exposition(collector, store)
     for openmetrics in (False, True):
         plain, plain_type = exposition.body(openmetrics=openmetrics, gzip=False)
         packed, packed_type = exposition.body(openmetrics=openmetrics, gzip=True)
@@ -146,7 +144,7 @@ def test_concurrent_scrapes_during_polls_never_see_a_mix_of_two_polls():
     """Each poll sets every provider's response time to its generation; a scrape must see one value."""
     store = SnapshotStore(snapshot_of([{"slug": f"p{i}", "average_response_time_ms": 0} for i in range(200)]))
     collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
-    exposition = Exposition(collector, store, CollectorRegistry())
+    exposition = Exposition(collector, store)
     stop = threading.Event()
     problems = []
 
@@ -196,7 +194,7 @@ def test_cached_pieces_are_reused_only_while_they_still_match_the_snapshot():
     base = snapshot_of(SEED_PROVIDERS)
     store = SnapshotStore(base)
     collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: clock[0])
-    exposition = Exposition(collector, store, CollectorRegistry())
+    exposition = Exposition(collector, store)
     ok = EndpointStatus(True, True, 0.02, 1765944600.0, NOW)
     failed = EndpointStatus(True, False, 0.5, 1765944551.0, NOW)
     other = snapshot_of([{"slug": "new", "health_status": "down"}])

@@ -13,13 +13,20 @@ import time
 import pytest
 import requests
 from conftest import ROOT, TEST_KEY, eventually, free_port, make_config
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 from receivers import LokiReceiver, OtlpReceiver
 
 from gatewayz_exporter.app import build
 from gatewayz_exporter.logs import configure_logging
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
 from gatewayz_exporter.process import install_log_hooks, sanitize_captured_headers
-from gatewayz_exporter.telemetry import SANITIZE_VARIABLE, Telemetry, TelemetryError, tracing_settings
+from gatewayz_exporter.telemetry import (
+    SANITIZE_VARIABLE,
+    GroupingTracer,
+    Telemetry,
+    TelemetryError,
+    tracing_settings,
+)
 
 
 @pytest.fixture
@@ -262,12 +269,16 @@ def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_l
 def test_dropped_lines_are_a_metric(telemetry_exporter, loki):
     loki.default = 400  # Loki refuses every batch: the lines are dropped, not retried
     exporter = telemetry_exporter(LOKI_URL=loki.url)
-    registry = exporter.live_registry
-    assert registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") == 0
+
+    def scraped(name: str) -> float:
+        body, _ = exporter.exposition.body(openmetrics=False, gzip=False)
+        return next(s.value for f in parse_text(body.decode()) for s in f.samples if s.name == name)
+
+    assert scraped("gatewayz_exporter_loki_dropped_lines_total") == 0
     logging.getLogger("gatewayz_exporter.test").warning("a line Loki will refuse")
-    assert eventually(lambda: registry.get_sample_value("gatewayz_exporter_loki_dropped_lines_total") >= 1)
-    assert registry.get_sample_value("gatewayz_exporter_loki_push_failures_total") >= 1
-    assert registry.get_sample_value("gatewayz_exporter_loki_pushed_lines_total") == 0
+    assert eventually(lambda: scraped("gatewayz_exporter_loki_dropped_lines_total") >= 1)
+    assert scraped("gatewayz_exporter_loki_push_failures_total") >= 1
+    assert scraped("gatewayz_exporter_loki_pushed_lines_total") == 0
 
 
 def test_without_a_trace_backend_the_lines_of_a_poll_still_share_a_trace_id(telemetry_exporter):
@@ -275,6 +286,19 @@ def test_without_a_trace_backend_the_lines_of_a_poll_still_share_a_trace_id(tele
     exporter.poller.poll_once()
     (update,) = [l for l in log_lines(exporter.log_stream) if l["message"] == "Updated provider metrics"]
     assert len(update["trace_id"]) == 32 and int(update["trace_id"], 16) != 0
+
+
+def test_without_a_trace_backend_each_poll_is_a_trace_of_its_own_shared_by_its_inner_spans():
+    tracer = GroupingTracer()
+    with tracer.start_as_current_span("poll") as poll, tracer.start_as_current_span("convert") as convert:
+        pass
+    with tracer.start_as_current_span("poll") as next_poll:
+        pass
+    first, inner, second = (s.get_span_context() for s in (poll, convert, next_poll))
+    assert first.is_valid and inner.is_valid and second.is_valid
+    assert inner.trace_id == first.trace_id and inner.span_id != first.span_id
+    assert second.trace_id != first.trace_id
+    assert not poll.is_recording()
 
 
 def test_otel_sdk_disabled_means_no_trace_ids_at_all(telemetry_exporter):
