@@ -319,7 +319,11 @@ def cached_bytes_limit(body: bytes, scrapes: int) -> float:
         )
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            times = [scrape(port, False)[0] for _ in range(scrapes)]
+            times = []
+            for _ in range(scrapes):
+                elapsed, received = scrape(port, False)
+                assert received == body, "the cached-bytes server sent other bytes"
+                times.append(elapsed)
         finally:
             server.terminate()
             server.wait(10)

@@ -70,3 +70,17 @@ def test_the_table_shows_medians_and_the_spread_of_the_ratio():
 def test_payload_variants_differ_exactly_when_records_churn(churn):
     base, other = benchmark.providers_payload(10), benchmark.providers_payload(10, variant=1, churn=churn)
     assert (base == other) is (churn == 0.0)
+
+
+def test_the_fresh_connection_scrape_is_shown_against_the_cached_bytes_limit():
+    runs = [
+        {"ours": {"plain_p50": 0.006, "limit_plain_p50": 0.004}},
+        {"ours": {"plain_p50": 0.009, "limit_plain_p50": 0.003}},
+    ]
+    line = benchmark.format_limit(runs)
+    assert "7.5 ms" in line and "3.5 ms" in line and "2.25× the limit (1.5–3)" in line
+
+
+def test_the_cached_bytes_server_answers_with_exactly_the_bytes_it_holds():
+    body = b"# TYPE x gauge\nx 1.0\n" * 1000
+    assert benchmark.cached_bytes_limit(body, 3) > 0
