@@ -10,8 +10,8 @@ and the result is still one ordinary gzip stream.
 Most polls change few providers or none, so the body is cached in three
 pieces: the stats counts (a few lines), the per-provider families (nearly all
 of it) and the exporter's own status lines (which change every poll). When a
-poll brings the same providers and counts as the previous one (the parser then
-hands back the very same providers tuple), the big piece, its gzip output and
+poll brings the same providers and counts as the previous one (equal values;
+for a big body the very same tuple), the big piece, its gzip output and
 the deflate state after it are reused, and only the status lines are rendered
 and compressed.
 """
@@ -77,14 +77,19 @@ class _Deflate:
 class _Head:
     """The stats lines and the per-provider families of one format; kept while they do not change."""
 
-    providers: tuple[Provider, ...] | None  # compared by identity: the parser reuses the tuple
+    providers: tuple[Provider, ...] | None
     stats: bytes
     body: tuple[bytes, ...]  # one piece per family
     _deflate: _Deflate | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def same_providers(self, providers: tuple[Provider, ...] | None) -> bool:
+        """Equal providers render to equal text. The big-body parser hands back the very same
+        tuple when nothing changed; the small-body one builds an equal one each poll."""
+        return self.providers is providers or self.providers == providers
+
     def matches(self, providers: tuple[Provider, ...] | None, stats: bytes) -> bool:
-        return self.providers is providers and self.stats == stats
+        return self.same_providers(providers) and self.stats == stats
 
     def deflate(self) -> _Deflate:
         with self.lock:
@@ -194,7 +199,7 @@ class Exposition:
         )
         head = self._heads.get(openmetrics)
         if head is None or not head.matches(providers, stats):
-            if head is not None and head.providers is providers:
+            if head is not None and head.same_providers(providers):
                 body = head.body  # only the counts changed
             else:
                 # Let the old bytes go before rendering the new: one copy at a time.

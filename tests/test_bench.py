@@ -78,7 +78,7 @@ def test_the_fresh_connection_scrape_is_shown_against_the_cached_bytes_limit():
         {"ours": {"plain_p50": 0.009, "limit_plain_p50": 0.003}},
     ]
     line = benchmark.format_limit(runs)
-    assert "7.5 ms" in line and "3.5 ms" in line and "2.25× the limit (1.5–3)" in line
+    assert "7.5 ms" in line and "3.5 ms" in line and "2.25\u00d7 the limit (1.5\u20133)" in line
 
 
 def test_the_cached_bytes_server_answers_with_exactly_the_bytes_it_holds():

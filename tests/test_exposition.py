@@ -246,3 +246,28 @@ def test_the_seed_exposition_is_the_golden_file_byte_for_byte(name, openmetrics)
         path.write_bytes(body)
     assert body == path.read_bytes()
     assert body.decode("utf-8") == reference(collector, openmetrics)
+
+
+def test_an_equal_provider_list_from_a_new_poll_is_not_rendered_again_and_a_changed_one_is(monkeypatch):
+    import gatewayz_exporter.exposition as exposition_module
+
+    rendered = []
+    render = exposition_module.render_providers
+
+    def counting(providers, *, openmetrics):
+        rendered.append(len(providers))
+        return render(providers, openmetrics=openmetrics)
+
+    monkeypatch.setattr(exposition_module, "render_providers", counting)
+    changed = [{**SEED_PROVIDERS[0], "average_response_time_ms": 999}, *SEED_PROVIDERS[1:]]
+    store = SnapshotStore(snapshot_of(SEED_PROVIDERS))
+    collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
+    exposition = Exposition(collector, store)
+    for generation, payload in enumerate([SEED_PROVIDERS, SEED_PROVIDERS, changed, changed], start=1):
+        snapshot = snapshot_of(payload, generation=generation)  # a new tuple each time, as each poll makes
+        store.publish(snapshot)
+        rendered.clear()
+        exposition.prerender(snapshot)
+        assert exposition.body(openmetrics=False, gzip=False)[0].decode() == reference(collector, False)
+        # Before the first scrape both formats are rendered; after it, only the text format scraped.
+        assert len(rendered) == {1: 2, 2: 0, 3: 1, 4: 0}[generation], generation
