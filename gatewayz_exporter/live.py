@@ -34,7 +34,8 @@ class ProcessFamilies:
     """``process_*`` families of this process: CPU, memory, start time, file descriptors."""
 
     def __init__(self, proc: Path = Path("/proc")):
-        self._self = proc / "self"
+        own = proc / "self"
+        self._stat, self._limits, self._fds = own / "stat", own / "limits", own / "fd"
         self._ticks = os.sysconf("SC_CLK_TCK")
         self._page = resource.getpagesize()
         try:
@@ -46,7 +47,7 @@ class ProcessFamilies:
         if not self._boot:
             return
         try:
-            fields = (self._self / "stat").read_bytes().rsplit(b")", 1)[-1].split()
+            fields = self._stat.read_bytes().rsplit(b")", 1)[-1].split()
         except OSError:
             pass
         else:
@@ -70,9 +71,9 @@ class ProcessFamilies:
                 [((), cpu)],
             )
         try:
-            with (self._self / "limits").open("rb") as limits:
+            with self._limits.open("rb") as limits:
                 max_fds = next(float(line.split()[3]) for line in limits if line.startswith(b"Max open file"))
-            open_fds = len(os.listdir(self._self / "fd"))  # noqa: PTH208 -- a count, no Path objects needed
+            open_fds = len(os.listdir(self._fds))  # noqa: PTH208 -- a count, no Path objects needed
         except (OSError, StopIteration, IndexError, ValueError):
             return
         yield _gauge("process_open_fds", "Number of open file descriptors.", open_fds)
