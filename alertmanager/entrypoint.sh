@@ -196,7 +196,7 @@ if ! "$amtool" check-config "$runtime_dir/alertmanager.yml" > /dev/null; then
     exit 2
 fi
 if [ -n "$GRAFANA_URL" ]; then
-    links="dashboard and silence links to $GRAFANA_URL"
+    links="dashboard links to $GRAFANA_URL (silence links too)"
 else
     links="dashboard links are off: GRAFANA_URL is empty or has no host (on Railway: generate a public domain for Grafana, then redeploy Alertmanager)"
 fi

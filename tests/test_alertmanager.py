@@ -39,30 +39,34 @@ def test_amtool_checks_the_configuration_and_its_templates():
 
 
 @pytest.mark.parametrize(
-    ("labels", "receiver"),
+    ("labels", "receivers"),
     [
-        (["severity=critical", "alertname=GatewayzProviderDown", "provider=openai"], "slack-and-email"),
-        (["severity=critical", "alertname=GatewayzProviderExporterDown"], "slack-and-email"),
+        (["severity=critical", "alertname=GatewayzProviderDown", "provider=openai"], "slack-critical,email"),
+        (["severity=critical", "alertname=GatewayzManyProvidersDown"], "slack-critical,email"),
+        (["severity=critical", "alertname=GatewayzProviderExporterDown"], "slack-critical,email"),
         (
             ["severity=critical", "alertname=GatewayzProviderApiUnauthorized", "endpoint=stats"],
-            "slack-and-email",
+            "slack-critical,email",
         ),
         (
             ["severity=warning", "alertname=GatewayzProviderApiScrapeFailing", "endpoint=providers"],
-            "slack-and-email",
+            "email,slack-warning",
         ),
-        (["severity=warning", "alertname=GatewayzProviderDataStale", "endpoint=stats"], "slack-and-email"),
-        (["severity=warning", "alertname=GatewayzProviderDegraded", "provider=google"], "slack"),
-        (["severity=warning", "alertname=GatewayzProviderSlowResponses", "provider=google"], "slack"),
-        (["alertname=SomethingElse"], "slack"),
+        (
+            ["severity=warning", "alertname=GatewayzProviderDataStale", "endpoint=stats"],
+            "email,slack-warning",
+        ),
+        (["severity=warning", "alertname=GatewayzProviderDegraded", "provider=google"], "slack-warning"),
+        (["severity=warning", "alertname=GatewayzStackTargetDown", "job=loki"], "slack-warning"),
+        (["severity=none", "alertname=Watchdog"], "heartbeat"),
+        (["severity=none", "alertname=GatewayzProviderDataUnknown"], "blackhole"),
+        (["alertname=SomethingElse"], "slack-warning"),
     ],
 )
-def test_amtool_routes_each_alert_by_severity(labels, receiver):
-    result = amtool(
-        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *labels
-    )
+def test_amtool_routes_each_alert_by_severity(labels, receivers):
+    result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == receiver
+    assert result.stdout.strip() == receivers
 
 
 def alert_rules() -> list[dict]:
@@ -72,37 +76,106 @@ def alert_rules() -> list[dict]:
     return [r for g in rules["groups"] for r in g["rules"]]
 
 
-@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
-def test_amtool_routes_every_shipped_alert_by_its_own_severity(rule):
-    """Every rule of alerts.yml, not a hand-picked list: pages and API failures go to Slack and
-    email, other warnings to Slack."""
-    paging = rule["labels"]["severity"] == "critical" or rule["alert"] in (
-        "GatewayzProviderApiScrapeFailing",
-        "GatewayzProviderDataStale",
-    )
-    receiver = "slack-and-email" if paging else "slack"
-    labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
-    result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
-    assert result.returncode == 0 and result.stdout.strip() == receiver, result.stdout + result.stderr
+# Where each kind of alert goes, for every combination of channels (the entrypoint leaves out
+# the blocks of the channels that are off). Every combination pages somewhere.
+ROUTES = {
+    "slack": {"page": "slack-critical", "api": "slack-warning", "warning": "slack-warning"},
+    "email": {"page": "email", "api": "email", "warning": "email"},
+    "both": {"page": "slack-critical,email", "api": "email,slack-warning", "warning": "slack-warning"},
+}
+SLACK_ONLY = {"SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part"}
+EMAIL_ONLY = {
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_FROM": "alertmanager@example.com",
+    "SMTP_USERNAME": "apikey",
+    "SMTP_PASSWORD": "smtp-secret-value",
+}
+CHANNELS = {"slack": SLACK_ONLY, "email": EMAIL_ONLY, "both": {**SLACK_ONLY, **EMAIL_ONLY}}
+
+
+def kind_of(rule: dict) -> str:
+    if rule["labels"]["severity"] == "critical":
+        return "page"
+    if rule["alert"] in ("GatewayzProviderApiScrapeFailing", "GatewayzProviderDataStale"):
+        return "api"
+    return "warning"
+
+
+@pytest.mark.parametrize("heartbeat", ["on", "off"])
+@pytest.mark.parametrize("channels", list(CHANNELS))
+def test_every_shipped_alert_is_routed_for_every_combination_of_channels(tmp_path, channels, heartbeat):
+    """Every rule of alerts.yml, not a hand-picked list, through the configuration the
+    entrypoint renders: pages and API failures on every channel, other warnings on Slack (or
+    email without Slack), Watchdog to the heartbeat when there is one, else nowhere."""
+    env = dict(CHANNELS[channels])
+    if heartbeat == "on":
+        env["HEARTBEAT_URL"] = "https://hc-ping.example.com/5f1c2a"
+    result = run_entrypoint(tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    rendered = tmp_path / "runtime" / "alertmanager.yml"
+    check = amtool("check-config", str(rendered))
+    assert check.returncode == 0, check.stdout + check.stderr
+    for rule in alert_rules():
+        labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
+        routed = amtool("config", "routes", "test", f"--config.file={rendered}", *labels)
+        assert routed.returncode == 0, routed.stdout + routed.stderr
+        if rule["alert"] == "Watchdog":
+            expected = "heartbeat" if heartbeat == "on" else "blackhole"
+        elif rule["labels"]["severity"] == "none":
+            expected = "blackhole"
+        else:
+            expected = ROUTES[channels][kind_of(rule)]
+        assert routed.stdout.strip() == expected, (channels, heartbeat, rule["alert"])
+    text = rendered.read_text()
+    assert ("hc-ping.example.com/5f1c2a" in text) == (heartbeat == "on")
+    assert ("slack_configs" in text) == (channels != "email")
+    assert ("email_configs" in text) == (channels != "slack")
+    assert "${" not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
 def test_every_alert_rule_reaches_a_receiver_that_sends_resolved_notices():
     import yaml
 
     config = yaml.safe_load((ROOT / CONFIG).read_text())
-    for receiver in config["receivers"]:
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert set(receivers) == {"blackhole", "heartbeat", "slack-critical", "slack-warning", "email"}
+    for receiver in receivers.values():
         for kind in ("slack_configs", "email_configs"):
             for entry in receiver.get(kind, []):
                 assert entry["send_resolved"] is True, (receiver["name"], kind)
-        assert receiver["slack_configs"][0]["api_url_file"] == "${SLACK_WEBHOOK_URL_FILE}"
-    (paging,) = [r for r in config["receivers"] if r["name"] == "slack-and-email"]
-    assert paging["email_configs"][0]["auth_password_file"] == "${SMTP_PASSWORD_FILE}"
-    rules = yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())
-    for rule in (r for g in rules["groups"] for r in g["rules"]):
-        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
-        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule["alert"]
+    # One Slack definition: the warning receiver is the critical one with another channel.
+    critical = receivers["slack-critical"]["slack_configs"][0]
+    warning = receivers["slack-warning"]["slack_configs"][0]
+    assert {k: v for k, v in critical.items() if k != "channel"} == {
+        k: v for k, v in warning.items() if k != "channel"
+    }
+    assert critical["api_url_file"] == "${SLACK_WEBHOOK_URL_FILE}"
+    assert (critical["channel"], warning["channel"]) == (
+        "${SLACK_CHANNEL_CRITICAL}",
+        "${SLACK_CHANNEL_WARNING}",
+    )
+    assert (ROOT / CONFIG).read_text().count("api_url_file:") == 1
+    assert receivers["email"]["email_configs"][0]["auth_password_file"] == "${SMTP_PASSWORD_FILE}"
+    assert receivers["heartbeat"]["webhook_configs"][0]["send_resolved"] is False
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in ("critical", "warning", "none"), rule["alert"]
+        assert {"summary", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
     text = (ROOT / CONFIG).read_text()
     assert "hooks.slack.com" not in text and "smtp_auth_password:" not in text and "api_url:" not in text
+
+
+def test_grouping_is_by_alert_and_environment_so_many_providers_are_one_message():
+    import yaml
+
+    route = yaml.safe_load((ROOT / CONFIG).read_text())["route"]
+    assert route["group_by"] == ["alertname", "environment"]
+    (watchdog,) = [r for r in route["routes"] if r["receiver"] == "heartbeat"]
+    assert seconds(watchdog["repeat_interval"]) <= 300
+
+
+def seconds(duration: str) -> int:
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 def test_the_message_templates_name_provider_summary_runbook_and_dashboard():
@@ -115,7 +188,7 @@ def test_the_message_templates_name_provider_summary_runbook_and_dashboard():
         )
         assert result.returncode == 0, result.stderr
         # amtool renders with its example alert, whose labels are not ours: check the structure.
-        for word in ("Runbook", "Dashboard", "/d/gatewayz-provider-management/"):
+        for word in ("Runbook", "Dashboard", "/d/gatewayz-provider-management/", "Silence", "silence"):
             assert word in result.stdout, (template, word)
 
 
@@ -132,13 +205,57 @@ GOOD = {
 }
 
 
-def test_the_entrypoint_refuses_to_start_and_names_every_missing_setting(tmp_path):
+def test_without_any_channel_the_entrypoint_stops_with_one_line_naming_both(tmp_path):
     result = run_entrypoint(tmp_path)
     assert result.returncode == 2 and "args=" not in result.stdout
-    for name in ("ALERT_EMAIL_TO", "SMTP_FROM", "SMTP_HOST", "SLACK_WEBHOOK_URL"):
-        assert name in result.stderr, name
+    (line,) = result.stderr.splitlines()
+    for name in ("SLACK_WEBHOOK_URL", "ALERT_EMAIL_TO", "SMTP_HOST", "SMTP_FROM"):
+        assert name in line, name
+
+
+def test_a_half_configured_email_channel_names_every_missing_setting(tmp_path):
+    result = run_entrypoint(tmp_path, **SLACK_ONLY, ALERT_EMAIL_TO="oncall@example.com")
+    assert result.returncode == 2 and "args=" not in result.stdout
+    assert "SMTP_HOST" in result.stderr and "SMTP_FROM" in result.stderr
     result = run_entrypoint(tmp_path, **{k: v for k, v in GOOD.items() if k != "SMTP_PASSWORD"})
     assert result.returncode == 2 and "SMTP_PASSWORD" in result.stderr
+
+
+@pytest.mark.parametrize("channels", ["slack", "email"])
+def test_one_channel_alone_is_enough(tmp_path, channels):
+    result = run_entrypoint(tmp_path, **CHANNELS[channels])
+    assert result.returncode == 0 and "args=--config.file=" in result.stdout, result.stderr
+    notice = result.stdout + result.stderr
+    assert ("Slack" in notice) == (channels == "slack") and ("email to" in notice) == (channels == "email")
+
+
+def test_address_lists_with_spaces_and_a_sender_with_a_display_name_are_accepted(tmp_path):
+    result = run_entrypoint(
+        tmp_path,
+        **{
+            **EMAIL_ONLY,
+            "ALERT_EMAIL_TO": " a@example.com,  b@example.com ",
+            "SMTP_FROM": "GatewayZ Alerts <alerts@example.com>",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert "to: 'a@example.com,b@example.com'" in rendered
+    assert "smtp_from: 'GatewayZ Alerts <alerts@example.com>'" in rendered
+    assert amtool("check-config", str(tmp_path / "runtime" / "alertmanager.yml")).returncode == 0
+
+
+def test_per_severity_slack_channels_are_optional(tmp_path):
+    result = run_entrypoint(
+        tmp_path, **SLACK_ONLY, SLACK_CHANNEL_CRITICAL="#pager", SLACK_CHANNEL_WARNING="alerts"
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    assert "channel: '#pager'" in rendered and "channel: 'alerts'" in rendered
+    default = run_entrypoint(tmp_path, **SLACK_ONLY)
+    assert (
+        default.returncode == 0 and "channel: ''" in (tmp_path / "runtime" / "alertmanager.yml").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,6 +267,10 @@ def test_the_entrypoint_refuses_to_start_and_names_every_missing_setting(tmp_pat
         ("SMTP_FROM", "not an address"),
         ("GRAFANA_URL", "javascript:alert(1)"),
         ("SMTP_REQUIRE_TLS", "maybe"),
+        ("SMTP_FROM", "Alerts <a@example.com>|g"),
+        ("SLACK_CHANNEL_CRITICAL", "#pager' }"),
+        ("HEARTBEAT_URL", "https://hc-ping.example.com/x&y"),
+        ("HEARTBEAT_URL", "ftp://hc-ping.example.com/x"),
     ],
 )
 def test_the_entrypoint_rejects_values_that_could_change_the_configuration(tmp_path, name, value):
@@ -165,6 +286,8 @@ INJECTIONS = {
     "SMTP_HOST": "smtp.example.com\n",
     "GRAFANA_URL": "https://grafana.example.com\nhttps://other.example.com",
     "SMTP_PORT": "587\n",
+    "HEARTBEAT_URL": "https://hc.example.com/a\nhttps://evil.invalid/",
+    "SLACK_CHANNEL_WARNING": "#alerts\n#other",
 }
 
 
@@ -300,7 +423,11 @@ def post_alerts(url: str, *alerts: dict) -> None:
     payload = [
         {
             "labels": alert,
-            "annotations": {"summary": f"{alert['alertname']} stand-in", "description": "d", "runbook": "r"},
+            "annotations": {
+                "summary": f"{alert['alertname']} stand-in",
+                "description": "d",
+                "runbook_url": "r",
+            },
             "startsAt": now.isoformat(),
             "endsAt": (now + timedelta(minutes=5)).isoformat(),
         }
@@ -426,13 +553,15 @@ def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_bro
     alertmanager = start_alertmanager(tmp_path, {**notification_env(slack, smtp), "GRAFANA_URL": "https://"})
     try:
         labels = {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai"}
-        post_alerts(alertmanager.url, {**labels, "job": "provider_metrics"})
+        post_alerts(alertmanager.url, {**labels, "job": "provider_metrics", "environment": "staging"})
         message = slack.wait_for(lambda m: "openai" in slack.text(m), "Slack message for openai")
         mail = smtp.wait_for(lambda m: "openai" in m.text, "email for openai")
     finally:
         alertmanager.stop()
     (attachment,) = message["attachments"]
-    assert attachment["title"].startswith("[FIRING:1] GatewayzProviderDown (critical): provider openai")
+    assert attachment["title"].startswith(
+        "[FIRING:1] [staging] GatewayzProviderDown (critical): provider openai"
+    )
     assert not attachment.get("title_link")  # a plain title, not a link to "https:///d/…"
     assert "Dashboard: not linked: Grafana's address is not configured" in attachment["text"]
     assert "Dashboard: not linked: Grafana's address is not configured" in mail.text
@@ -441,3 +570,84 @@ def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_bro
         assert "/d/gatewayz-provider-management" not in text and 'href=""' not in text
     log = (tmp_path / "alertmanager.log").read_text()
     assert "dashboard links are off" in log
+
+
+def test_data_unknown_holds_the_alerts_computed_from_that_data_and_nothing_else(tmp_path, receivers):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    try:
+        job = {"job": "provider_metrics"}
+        post_alerts(
+            alertmanager.url,
+            {"alertname": "GatewayzProviderDataUnknown", "severity": "none", "endpoint": "providers", **job},
+            {
+                "alertname": "GatewayzProviderDown",
+                "severity": "critical",
+                "provider": "openai",
+                "data": "providers",
+                **job,
+            },
+            {"alertname": "GatewayzManyProvidersDown", "severity": "critical", "data": "providers", **job},
+            {"alertname": "GatewayzNoActiveProviders", "severity": "critical", "data": "stats", **job},
+            {
+                "alertname": "GatewayzProviderApiScrapeFailing",
+                "severity": "warning",
+                "endpoint": "providers",
+                **job,
+            },
+        )
+
+        def states():
+            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
+            found = {a["labels"]["alertname"]: a["status"]["state"] for a in alerts}
+            return found if len(found) == 5 and "unprocessed" not in found.values() else None
+
+        assert alertmanager.wait(states, "processing the alerts") == {
+            "GatewayzProviderDataUnknown": "active",  # sent nowhere (blackhole)
+            "GatewayzProviderDown": "suppressed",
+            "GatewayzManyProvidersDown": "suppressed",
+            "GatewayzNoActiveProviders": "active",  # /stats still answers: its data is good
+            "GatewayzProviderApiScrapeFailing": "active",  # the cause: it pages
+        }
+        slack.wait_for(lambda m: "GatewayzProviderApiScrapeFailing" in slack.text(m), "the cause's message")
+        assert not any("DataUnknown" in slack.text(m) for m in slack.messages)
+    finally:
+        alertmanager.stop()
+
+
+def test_many_providers_down_is_one_message_per_receiver_listing_them_with_a_silence_link(
+    tmp_path, receivers
+):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    providers = [f"provider{n}" for n in range(8)]
+    try:
+        post_alerts(
+            alertmanager.url,
+            *(
+                {
+                    "alertname": "GatewayzProviderDown",
+                    "severity": "critical",
+                    "provider": p,
+                    "data": "providers",
+                    "job": "provider_metrics",
+                    "environment": "production",
+                }
+                for p in providers
+            ),
+        )
+        message = slack.wait_for(lambda m: "provider7" in slack.text(m), "the Slack message")
+        mail = smtp.wait_for(lambda m: "provider7" in m.text, "the email")
+        alertmanager.wait(lambda: len(slack.messages) >= 1 and len(smtp.messages) >= 1, "both")
+    finally:
+        alertmanager.stop()
+    assert len(slack.messages) == 1 and len(smtp.messages) == 1, (slack.messages, smtp.messages)
+    title = message["attachments"][0]["title"]
+    assert title.startswith("[FIRING:8] [production] GatewayzProviderDown (critical): providers ")
+    assert all(p in title for p in providers) and mail.subject == title
+    silence = (
+        "https://grafana.example.com/alerting/silence/new?alertmanager=Alertmanager"
+        "&matcher=alertname%3DGatewayzProviderDown&matcher=environment%3Dproduction"
+    )
+    assert f"Silence: {silence}" in slack.text(message).replace("\\u0026", "&")
+    assert "Silence this alert" in mail.html
