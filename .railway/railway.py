@@ -116,6 +116,10 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PORT": "9090",
             "EXPORTER_INTERNAL_URL": private_url(EXPORTER, 8001),
             "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),
+            # The stack's own services, scraped for their health (GatewayzStackTargetDown).
+            "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
+            "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "GRAFANA_INTERNAL_URL": private_url(GRAFANA, 3000),
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )
@@ -161,6 +165,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PROMETHEUS_INTERNAL_URL": private_url(PROMETHEUS, 9090),
             "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
             "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),  # silences from Grafana
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )

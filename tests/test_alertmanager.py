@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from conftest import ROOT
+from conftest import ROOT, free_port
 from stack_support import (
     AMTOOL,
     MISSING_AM,
@@ -651,3 +653,66 @@ def test_many_providers_down_is_one_message_per_receiver_listing_them_with_a_sil
     )
     assert f"Silence: {silence}" in slack.text(message).replace("\\u0026", "&")
     assert "Silence this alert" in mail.html
+
+
+def compose_defaults(service: str) -> dict[str, str]:
+    """A compose service's environment as `docker compose up` gives it with no variable set."""
+    import yaml
+
+    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service][
+        "environment"
+    ]
+    return {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in environment.items()}
+
+
+def test_compose_without_secrets_delivers_slack_email_and_heartbeat_to_the_catcher(tmp_path):
+    """`docker compose up` with nothing set: Alertmanager starts on the compose defaults and the
+    catcher (compose/catcher.py, run here on loopback) receives all three kinds of message."""
+    smtp_port, http_port = free_port(), free_port()
+    catcher = subprocess.Popen(
+        [sys.executable, str(ROOT / "compose/catcher.py")],
+        env={
+            "CATCHER_SMTP_PORT": str(smtp_port),
+            "CATCHER_HTTP_PORT": str(http_port),
+            "PATH": "/usr/bin:/bin",
+        },
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    env = {
+        k: v.replace("catcher:1025", f"127.0.0.1:{smtp_port}").replace(
+            "catcher:8025", f"127.0.0.1:{http_port}"
+        )
+        for k, v in compose_defaults("alertmanager").items()
+    }
+    assert env["SMTP_PASSWORD"] == "" and env["SMTP_FROM"] == "GatewayZ Alerts <alerts@example.com>"
+    try:
+        alertmanager = start_alertmanager(tmp_path, env)
+        try:
+            post_alerts(
+                alertmanager.url,
+                {
+                    "alertname": "GatewayzProviderDown",
+                    "severity": "critical",
+                    "provider": "openai",
+                    "environment": "local",
+                },
+                {"alertname": "Watchdog", "severity": "none", "environment": "local"},
+            )
+
+            def caught() -> str | None:
+                page = requests.get(f"http://127.0.0.1:{http_port}/", timeout=5).text
+                wanted = ("slack: /slack: ", "email: to ", "webhook: /heartbeat: firing Watchdog")
+                return page if all(w in page for w in wanted) else None
+
+            page = alertmanager.wait(caught, "the catcher holding a Slack message, an email and a heartbeat")
+        finally:
+            alertmanager.stop()
+    finally:
+        catcher.terminate()
+        log, _ = catcher.communicate(timeout=10)
+    assert "[FIRING:1] [local] GatewayzProviderDown (critical): provider openai" in page
+    assert (
+        "catcher: slack: /slack: [FIRING:1] [local] GatewayzProviderDown (critical): provider openai" in log
+    )
+    assert "catcher: email: to <oncall@example.com>: [FIRING:1] [local] GatewayzProviderDown" in log
