@@ -117,6 +117,9 @@ fi
 if [ -n "$GRAFANA_URL" ]; then
     check GRAFANA_URL '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$' "an http(s) URL with a host"
 fi
+if [ -n "${ALERTMANAGER_EXTERNAL_URL:-}" ]; then
+    check ALERTMANAGER_EXTERNAL_URL '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$' "an http(s) URL with a host"
+fi
 if [ -n "$SMTP_USERNAME" ] && ! matches "$SMTP_USERNAME" '^[A-Za-z0-9._%+@-]+$'; then
     problem "SMTP_USERNAME has characters an SMTP user name does not need"
 fi

@@ -247,6 +247,11 @@ def test_address_lists_with_spaces_and_a_sender_with_a_display_name_are_accepted
     assert amtool("check-config", str(tmp_path / "runtime" / "alertmanager.yml")).returncode == 0
 
 
+def test_alertmanagers_external_url_becomes_its_web_external_url(tmp_path):
+    result = run_entrypoint(tmp_path, **SLACK_ONLY, ALERTMANAGER_EXTERNAL_URL="https://am.example.com")
+    assert result.returncode == 0 and "--web.external-url=https://am.example.com" in result.stdout
+
+
 def test_per_severity_slack_channels_are_optional(tmp_path):
     result = run_entrypoint(
         tmp_path, **SLACK_ONLY, SLACK_CHANNEL_CRITICAL="#pager", SLACK_CHANNEL_WARNING="alerts"
@@ -273,6 +278,7 @@ def test_per_severity_slack_channels_are_optional(tmp_path):
         ("SLACK_CHANNEL_CRITICAL", "#pager' }"),
         ("HEARTBEAT_URL", "https://hc-ping.example.com/x&y"),
         ("HEARTBEAT_URL", "ftp://hc-ping.example.com/x"),
+        ("ALERTMANAGER_EXTERNAL_URL", "alertmanager:9093"),
     ],
 )
 def test_the_entrypoint_rejects_values_that_could_change_the_configuration(tmp_path, name, value):
