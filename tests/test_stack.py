@@ -256,5 +256,8 @@ def test_eight_providers_down_is_one_message_per_receiver(stack):
     assert about_providers == [fleet], [m["attachments"][0]["title"] for m in slack.messages]
     mails = [m for m in smtp.messages if "Provider" in m.subject]
     assert len(mails) == 1, [m.subject for m in smtp.messages]
+    assert fleet["attachments"][0]["title"].startswith(
+        "[FIRING:1] [production] GatewayzManyProvidersDown (critical): the provider fleet"
+    )
     text = slack.text(fleet)
     assert all(f"p{n}" in text for n in range(8)), text
