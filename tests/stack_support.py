@@ -360,3 +360,28 @@ def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=60,
     )
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert AMTOOL, MISSING_AM
+    return subprocess.run([AMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+# Alertmanager entrypoint environments: each channel alone, both, and a full email set-up.
+SLACK_ONLY = {"SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part"}
+EMAIL_ONLY = {
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_FROM": "alertmanager@example.com",
+    "SMTP_USERNAME": "apikey",
+    "SMTP_PASSWORD": "smtp-secret-value",
+}
+CHANNELS = {"slack": SLACK_ONLY, "email": EMAIL_ONLY, "both": {**SLACK_ONLY, **EMAIL_ONLY}}
+GOOD = {
+    "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part",
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_FROM": "alertmanager@example.com",
+    "SMTP_USERNAME": "apikey",
+    "SMTP_PASSWORD": "smtp-secret-value",
+}
