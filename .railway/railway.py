@@ -192,6 +192,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PROMETHEUS_INTERNAL_URL": private_url(PROMETHEUS, 9090),
             "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
             "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),  # silences from Grafana
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )
