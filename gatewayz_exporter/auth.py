@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .addresses import client_key
 from .webconfig import CredentialVerifier, parse_basic
 
 
@@ -43,21 +43,6 @@ class _Budget:
     updated: float
     in_flight: int = 0
     failures: int = 0  # wrong passwords checked by bcrypt; any keeps the address out of the reserved lane
-
-
-def address_key(address: str | None) -> str:
-    """The unit throttled together: an IPv4 address, or an IPv6 /64 (one host's usual allocation)."""
-    if not address:
-        return ""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
 
 
 class AuthGate:
@@ -100,7 +85,7 @@ class AuthGate:
 
     def retry_after(self, address: str | None) -> int:
         """Whole seconds until the address may try again (at least 1)."""
-        budget = self._budgets.get(address_key(address))
+        budget = self._budgets.get(client_key(address))
         if budget is None or budget.tokens >= 1:
             return 1
         return max(1, math.ceil((1 - budget.tokens) / self._refill))
@@ -114,7 +99,7 @@ class AuthGate:
         known = verifier.lookup(credentials)
         if known is not None:  # decided before: no bcrypt, no budget spent
             return Verdict.ALLOWED if known else Verdict.DENIED
-        budget = self._budget(address_key(address))
+        budget = self._budget(client_key(address))
         if budget.tokens < 1 or budget.in_flight >= self._per_address_in_flight:
             return Verdict.THROTTLED
         if budget.failures == 0 and self._reserve_pending < self._reserved:

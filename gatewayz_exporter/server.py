@@ -6,10 +6,8 @@ framing is h11's (sans-IO): our code decides what a request means, never where
 it ends. A request h11 refuses gets a 4xx and the connection closes; a
 client's bad bytes are logged at DEBUG at most, rate-limited.
 
-Every connection is counted from ``accept``, before TLS; at the cap, the one
-waiting longest without a request makes room (failing that, the one whose
-client has longest stopped reading, then the longest busy run of requests
-sent back to back; see ``_evict_for_new``). The bytes of a connection
+Every connection is counted from ``accept``, before TLS; who may hold one, and
+who makes room at the cap, is ``admission.Admission``'s policy. The bytes of a connection
 (TLS on memory buffers included) are ``connection.Connection``'s: one that
 never sends a ClientHello costs no TLS state at all, and only a bounded
 number of handshakes are in progress at once. The first request head (the handshake
@@ -33,7 +31,6 @@ import resource
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -42,6 +39,7 @@ from typing import cast
 import h11
 from opentelemetry import trace
 
+from .admission import Admission
 from .auth import AuthGate, Verdict
 from .connection import Connection
 from .exposition import Exposition, accepts_gzip, wants_openmetrics
@@ -50,9 +48,6 @@ from .webconfig import WebConfig, WebConfigReloader
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
-EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
-BACK_TO_BACK = 0.5  # seconds; a request sent sooner after the last answer continues a busy run
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 LISTEN_BACKLOG = 1024
@@ -175,28 +170,19 @@ class MetricsServer:
         self._head_timeout = head_timeout
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
-        self._max_handshakes = max_handshakes
         self._handshake_timeout = handshake_timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[Connection] = set()
-        # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
-        self._waiting: OrderedDict[Connection, None] = OrderedDict()
-        # Connections whose peer stopped reading what is written to them, longest first.
-        self._stalled: OrderedDict[Connection, None] = OrderedDict()
-        # Connections sending request after request (pipelined or back to back), longest run first.
-        self._busy: OrderedDict[Connection, None] = OrderedDict()
-        self._handshaking: set[Connection] = set()
-        self._handshake_queue: deque[Connection] = deque()
         self._client_errors = _ClientErrorLog()
+        self._admission = Admission(max_connections, max_handshakes, time.monotonic, self.client_error)
         self.port: int | None = None
 
     @property
     def connections(self) -> int:
         """Connections held now, counted from accept (TLS handshakes included)."""
-        return len(self._connections)
+        return len(self._admission)
 
     @property
     def auth_gate(self) -> AuthGate:
@@ -213,26 +199,22 @@ class MetricsServer:
         return self._handshake_timeout
 
     def admit(self, connection: Connection) -> bool:
-        if len(self._connections) >= self._max_connections and not self._evict_for_new(connection.accepted):
-            return False
-        self._connections.add(connection)
-        self._waiting_for_request(connection)
-        return True
+        return self._admission.admit(connection)
 
     def released(self, connection: Connection) -> None:
-        self._connections.discard(connection)
-        self._waiting.pop(connection, None)
-        self._stalled.pop(connection, None)
-        self._busy.pop(connection, None)
-        self.handshake_finished(connection)
+        self._admission.release(connection)
 
     def write_stalled(self, connection: Connection) -> None:
-        if connection in self._connections:
-            connection.stalled_since = self._loop_or_raise().time()
-            self._stalled[connection] = None
+        self._admission.stalled(connection)
 
     def write_resumed(self, connection: Connection) -> None:
-        self._stalled.pop(connection, None)
+        self._admission.resumed(connection)
+
+    def want_handshake(self, connection: Connection) -> None:
+        self._admission.want_handshake(connection)
+
+    def handshake_finished(self, connection: Connection) -> None:
+        self._admission.handshake_finished(connection)
 
     def client_error(self, event: str, peer: str | None, **fields: object) -> None:
         self._client_errors(event, peer, **fields)
@@ -249,6 +231,7 @@ class MetricsServer:
 
     def start(self) -> int:
         self._max_connections = min(self._max_connections, _raise_file_limit(self._max_connections))
+        self._admission.max_connections = self._max_connections
         sock = self._listen_socket or make_listen_socket(self._host, self._port)
         self.port = sock.getsockname()[1]
         loop = self._loop = asyncio.new_event_loop()
@@ -293,7 +276,7 @@ class MetricsServer:
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
-            for connection in list(self._connections):
+            for connection in self._admission.members():
                 connection.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
@@ -308,96 +291,6 @@ class MetricsServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._gate.close()
 
-    # --- the connection cap ----------------------------------------------------
-
-    def _waiting_for_request(self, connection: Connection) -> None:
-        connection.waiting_since = self._loop_or_raise().time()
-        self._waiting[connection] = None
-        self._waiting.move_to_end(connection)
-
-    def _serving_request(self, connection: Connection) -> None:
-        self._waiting.pop(connection, None)
-
-    def _evict_for_new(self, now: float) -> bool:
-        """At the cap: close the connection that has waited longest without a request, if over
-        EVICT_GRACE, so a new one can come in. A real scraper sends its request within
-        milliseconds; connections held open without one (silent, trickling, idle keep-alive)
-        then cannot keep it out. Failing that, the connection whose peer has longest stopped
-        reading its answer, if over EVICT_GRACE: a real scraper reads as fast as it is sent to,
-        and clients that pipeline requests and never read would otherwise hold the whole cap.
-        Other connections with a request in progress are never closed.
-        """
-        if self._waiting:
-            oldest = next(iter(self._waiting))
-            if now - oldest.waiting_since > EVICT_GRACE:
-                self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
-                oldest.abort()
-                return True
-        if self._stalled:
-            stalled = next(iter(self._stalled))
-            if now - stalled.stalled_since > EVICT_GRACE:
-                self.client_error(
-                    "Connection cap reached; closed a reader that stopped reading", stalled.peer
-                )
-                stalled.abort()
-                return True
-        if self._busy:
-            busy = next(iter(self._busy))
-            if now - busy.busy_since > EVICT_GRACE:
-                self.client_error("Connection cap reached; closed the longest busy", busy.peer)
-                busy.abort()
-                return True
-        return False
-
-    def _busy_run(self, connection: Connection, run_started: float, continued: bool) -> None:
-        """Track runs of requests sent back to back: a scraper sends one request a scrape
-        interval, so a run over EVICT_GRACE is a client holding its connection busy (at the cap,
-        it yields to a new one: else 1,024 clients pipelining or looping keep every scrape out)."""
-        if not continued:
-            self._busy.pop(connection, None)
-        elif connection not in self._busy:
-            connection.busy_since = run_started
-            self._busy[connection] = None
-
-    # --- TLS handshake slots -------------------------------------------------
-
-    def want_handshake(self, connection: Connection) -> None:
-        """A connection's ClientHello record is complete: handshake now, or queue for a slot.
-
-        When all slots are taken, the handshake that has waited longest for its client,
-        if longer than HANDSHAKE_GRACE, is given up, and a freed slot goes to the newest
-        waiting connection: a real client sends its ClientHello at once and finishes in
-        milliseconds, so connections that stall, and those queued long ago, cannot keep
-        it waiting. (Queued ones still end at their head deadline.)
-        """
-        if connection in self._handshaking or connection.queued_for_handshake:
-            return
-        if len(self._handshaking) < self._max_handshakes:
-            self._handshaking.add(connection)
-            connection.start_handshake()
-            return
-        connection.pause_for_handshake_slot()
-        if len(self._handshake_queue) >= self._max_connections:
-            self._handshake_queue = deque(c for c in self._handshake_queue if not c.closed)
-        connection.queued_for_handshake = True
-        self._handshake_queue.append(connection)
-        stalled = min(self._handshaking, key=lambda c: c.handshake_started)
-        loop = self._loop_or_raise()
-        if loop.time() - stalled.handshake_started > HANDSHAKE_GRACE:
-            self.client_error("TLS handshake stalled; slot given to a waiting one", stalled.peer)
-            stalled.abort()
-
-    def handshake_finished(self, connection: Connection) -> None:
-        if connection not in self._handshaking:
-            return
-        self._handshaking.discard(connection)
-        while self._handshake_queue and len(self._handshaking) < self._max_handshakes:
-            waiting = self._handshake_queue.pop()
-            waiting.queued_for_handshake = False
-            if not waiting.closed:
-                self._handshaking.add(waiting)
-                waiting.start_handshake()
-
     # --- one connection --------------------------------------------------------
 
     async def serve(self, connection: Connection) -> None:
@@ -409,7 +302,7 @@ class MetricsServer:
                     return
             conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
             first = True
-            answered = run_started = 0.0
+            answered: float | None = None
             while True:
                 if first:
                     deadline = connection.accepted + self._head_timeout
@@ -419,19 +312,14 @@ class MetricsServer:
                 request = await self._next_request(connection, conn, deadline)
                 if request is None:
                     break
-                now = loop.time()
-                continued = not first and now - answered < BACK_TO_BACK
-                if not continued:
-                    run_started = now
-                self._busy_run(connection, run_started, continued)
+                self._admission.request_started(connection, answered)
                 first = False
-                self._serving_request(connection)
                 keep_alive = await self._respond(connection, conn, request)
                 if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
                 conn.start_next_cycle()
-                answered = loop.time()
-                self._waiting_for_request(connection)
+                answered = time.monotonic()
+                self._admission.waiting(connection)
             await self._finish(connection)
         except (TimeoutError, ConnectionError, OSError):
             connection.abort()
@@ -630,6 +518,7 @@ class MetricsServer:
             content_type=content_type.encode("latin-1"),
             extra=extra,
         )
+        self._admission.scraped(connection)
         return True
 
     def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:

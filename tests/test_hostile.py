@@ -53,6 +53,7 @@ def exchange(
     timeout: float = 5.0,
     must_close: bool = True,
     half_close: bool = False,
+    source: tuple[str, int] | None = None,
 ) -> bytes:
     """Send ``data`` and read until the server closes; what came back.
 
@@ -60,7 +61,7 @@ def exchange(
     fails the test (TimeoutError); without, whatever came by then is returned.
     ``half_close`` ends the sending side after ``data``, as a client that is done does.
     """
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source)
     if context is not None:
         sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
     with sock:
@@ -649,6 +650,78 @@ def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(r
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 8
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        server.stop()
+
+
+def read_response(sock: socket.socket) -> int:
+    """One whole response from a keep-alive connection; its status (0 if the connection ended)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return 0
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *([0-9]+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return 0
+        body += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def test_one_address_holding_the_cap_cannot_keep_a_keep_alive_scraper_or_a_probe_from_another_out(running):
+    """A flood of keep-alive connections from one address, each sending a request just often
+    enough never to count as idle or busy, holds every connection; a scraper from another
+    address on keep-alive, and a health probe on a fresh connection, are still answered."""
+    import threading
+
+    running.poller.poll_once()
+    cap = 24
+    server = MetricsServer(
+        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=cap
+    )
+    server.start()
+    stop = threading.Event()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def flood() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                    while not stop.is_set():
+                        sock.sendall(request)
+                        if read_response(sock) != 200:
+                            break
+                        stop.wait(0.75)
+            stop.wait(0.02)
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(cap)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert eventually(lambda: server.connections == cap)
+        scrapes = []
+        with socket.create_connection(
+            ("127.0.0.1", server.port), timeout=5, source_address=("127.0.0.2", 0)
+        ) as scraper:
+            for _ in range(3):
+                scraper.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                scrapes.append(read_response(scraper))
+                probe = exchange(
+                    server.port,
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    source=("127.0.0.3", 0),
+                )
+                assert statuses(probe) == [200]
+                time.sleep(2.5)  # a scrape interval: the scraper's connection idles past the eviction grace
+        assert scrapes == [200, 200, 200]
+        assert server.connections <= cap
     finally:
         stop.set()
         for thread in threads:

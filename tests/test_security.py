@@ -445,12 +445,14 @@ def test_a_missing_or_malformed_header_is_denied_without_bcrypt_or_budget():
         ("2001:db8::1", "2001:db8:0:1::1", False),
         ("::ffff:127.0.0.1", "127.0.0.1", True),  # IPv4 on a dual-stack socket
         ("127.0.0.1", "127.0.0.2", False),
+        ("64:ff9b::192.0.2.1", "64:ff9b::192.0.2.2", False),  # NAT64: IPv4 hosts behind one gateway
+        ("64:ff9b::c000:201", "192.0.2.1", True),
     ],
 )
-def test_ipv6_clients_are_throttled_per_64(first, second, shared):
-    from gatewayz_exporter.auth import address_key
+def test_ipv6_clients_are_throttled_per_64_and_nat64_clients_per_ipv4(first, second, shared):
+    from gatewayz_exporter.addresses import client_key
 
-    assert (address_key(first) == address_key(second)) is shared
+    assert (client_key(first) == client_key(second)) is shared
 
 
 def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
