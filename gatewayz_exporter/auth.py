@@ -22,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import Any
 
 from .addresses import client_key
-from .webconfig import CredentialVerifier, parse_basic
+from .credentials import CredentialVerifier, parse_basic
 
 
 class Verdict(enum.Enum):
@@ -43,6 +46,66 @@ class _Budget:
     updated: float
     in_flight: int = 0
     failures: int = 0  # wrong passwords checked by bcrypt; any keeps the address out of the reserved lane
+
+
+class DaemonPool(Executor):
+    """A fixed pool of daemon threads: a check still running at exit is abandoned, never joined.
+
+    ThreadPoolExecutor joins its workers at interpreter exit, so one bcrypt check in
+    progress would hold a SIGTERM'd process for as long as the check takes.
+    """
+
+    def __init__(self, workers: int, name: str):
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._workers, self._name = workers, name
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pool closed")
+            if not self._threads:
+                for index in range(self._workers):
+                    thread = threading.Thread(target=self._work, name=f"{self._name}-{index}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            self._tasks.put((future, fn, args) if not kwargs else (future, lambda: fn(*args, **kwargs), ()))
+        return future
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as error:  # noqa: BLE001 -- handed to the waiter
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    task = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    task[0].cancel()
+        for _ in threads:
+            self._tasks.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 class AuthGate:
@@ -60,9 +123,9 @@ class AuthGate:
         max_addresses: int = 4096,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._pool = DaemonPool(workers, "bcrypt")
         self._max_pending = max_pending
-        self._reserve_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt-reserved")
+        self._reserve_pool = DaemonPool(1, "bcrypt-reserved")
         self._reserved = reserved
         self._reserve_pending = 0
         self._burst = float(burst)
