@@ -330,6 +330,7 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
             "max_staleness": config.max_staleness,
             "tls": tls,
             "basic_auth": bool(exporter.web and exporter.web.users),
+            "max_connections": exporter.server.max_connections,
         },
     )
     if config.scrape_interval < 1 and not config.demo and not is_loopback_url(config.gateway_api_url):

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import re
-import resource
 import socket
 import threading
 import time
@@ -43,6 +41,13 @@ from .admission import Admission
 from .auth import AuthGate, Verdict
 from .connection import Connection
 from .exposition import Exposition, accepts_gzip, wants_openmetrics
+from .listening import (
+    ACCEPT_BATCH,
+    LISTEN_BACKLOG,
+    connection_budget,
+    loop_exception_handler,
+    make_listen_socket,
+)
 from .webconfig import WebConfig, WebConfigReloader
 
 log = logging.getLogger("gatewayz_exporter.server")
@@ -50,8 +55,6 @@ log = logging.getLogger("gatewayz_exporter.server")
 MAX_HEAD_BYTES = 16 * 1024
 WRITE_SLICE = 256 * 1024
 COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
-LISTEN_BACKLOG = 1024
-FD_RESERVE = 64  # open files kept for everything but client connections (log shipping, API polls, ...)
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -76,29 +79,6 @@ _REQUEST_LINE_PREFIX = re.compile(
 )
 # RFC 3986 host [":" port]: reg-name, IPv4 or a bracketed IP literal.
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
-
-
-def make_listen_socket(host: str | None, port: int) -> socket.socket:
-    """Bind ``host:port``; with no host, every interface on IPv6 *and* IPv4 where the kernel allows."""
-    if host is None:
-        if socket.has_dualstack_ipv6():
-            return socket.create_server(
-                ("::", port),
-                family=socket.AF_INET6,
-                dualstack_ipv6=True,
-                reuse_port=False,
-                backlog=LISTEN_BACKLOG,
-            )
-        return socket.create_server(("0.0.0.0", port), backlog=LISTEN_BACKLOG)
-    address = host.strip("[]")
-    with contextlib.suppress(ValueError):
-        mapped = ipaddress.IPv6Address(address).ipv4_mapped
-        if mapped is not None:
-            # An IPv6 listener is IPV6_V6ONLY, so binding ::ffff:a.b.c.d fails (EINVAL); the
-            # clients that address names are IPv4's, and an IPv4 listener on a.b.c.d serves them.
-            address = str(mapped)
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return socket.create_server((address, port), family=family, backlog=LISTEN_BACKLOG)
 
 
 class _ClientErrorLog:
@@ -185,6 +165,11 @@ class MetricsServer:
         return len(self._admission)
 
     @property
+    def max_connections(self) -> int:
+        """The connection cap (after start, as the open-file limit allows)."""
+        return self._max_connections
+
+    @property
     def auth_gate(self) -> AuthGate:
         return self._gate
 
@@ -230,19 +215,21 @@ class MetricsServer:
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> int:
-        self._max_connections = min(self._max_connections, _raise_file_limit(self._max_connections))
-        self._admission.max_connections = self._max_connections
         sock = self._listen_socket or make_listen_socket(self._host, self._port)
         self.port = sock.getsockname()[1]
         loop = self._loop = asyncio.new_event_loop()
-        loop.set_exception_handler(_loop_exception_handler)
+        loop.set_exception_handler(loop_exception_handler)
+        self._max_connections = min(self._max_connections, connection_budget(self._max_connections))
+        self._admission.max_connections = self._max_connections
         ready = threading.Event()
 
         async def serve() -> None:
-            # backlog= here too: asyncio calls listen() again with its own default (100) otherwise.
+            # asyncio accepts up to backlog sockets per wake-up and calls listen(backlog) itself:
+            # a small batch for asyncio, then the kernel's queue set back to LISTEN_BACKLOG.
             self._server = await loop.create_server(
-                lambda: Connection(self, loop), sock=sock, backlog=LISTEN_BACKLOG
+                lambda: Connection(self, loop), sock=sock, backlog=ACCEPT_BATCH
             )
+            sock.listen(LISTEN_BACKLOG)
             ready.set()
 
         failure: list[BaseException] = []
@@ -580,38 +567,6 @@ class MetricsServer:
             conn.send(h11.EndOfMessage())
         async with asyncio.timeout_at(deadline):
             await connection.drain()
-
-
-def _raise_file_limit(connections: int) -> int:
-    """Raise the soft limit on open files to fit ``connections`` (as Go does for every program);
-    return how many connections the limit leaves room for.
-
-    asyncio accepts up to a backlog's worth of sockets before it can close those over the
-    cap, so a burst holds the cap plus the backlog for a moment. With a soft limit of 1,024
-    (systemd's default) accept() would fail first, and asyncio stops accepting for a second.
-    """
-    overhead = LISTEN_BACKLOG + FD_RESERVE
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < connections + overhead:
-        target = connections + overhead
-        if hard != resource.RLIM_INFINITY:
-            target = min(target, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY or soft >= connections + overhead:
-        return connections
-    room = max(16, soft - overhead)
-    log.warning("Open-file limit caps the connections", extra={"soft_limit": soft, "connections": room})
-    return room
-
-
-def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-    """Running out of file descriptors in accept() is load, not a bug: a WARNING, not an ERROR."""
-    if "out of system resource" in str(context.get("message", "")):
-        log.warning("Cannot accept connections for a moment: out of file descriptors")
-        return
-    loop.default_exception_handler(context)
 
 
 def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:

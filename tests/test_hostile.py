@@ -156,7 +156,11 @@ def exporter_process(api, tmp_path) -> Iterator:
     started: list[ExporterProcess] = []
 
     def start(
-        web: dict | None = None, verify: str | bool = False, soft_file_limit: int | None = None, **env: str
+        web: dict | None = None,
+        verify: str | bool = False,
+        soft_file_limit: int | None = None,
+        file_limit: int | None = None,
+        **env: str,
     ) -> ExporterProcess:
         port = free_port()
         environment = {
@@ -177,6 +181,8 @@ def exporter_process(api, tmp_path) -> Iterator:
         command = [sys.executable, str(ROOT / "provider_metrics_exporter.py")]
         if soft_file_limit is not None:  # as systemd starts a service: a low soft limit, a high hard one
             command = ["bash", "-c", f'ulimit -Sn {soft_file_limit} && exec "$0" "$@"', *command]
+        if file_limit is not None:  # soft and hard
+            command = ["bash", "-c", f'ulimit -n {file_limit} && exec "$0" "$@"', *command]
         process = subprocess.Popen(
             command,
             env=environment,
@@ -738,7 +744,7 @@ def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_
     exporter = exporter_process(tls_web(certs), verify=str(certs / "ca.crt"), soft_file_limit=1024)
     with open(f"/proc/{exporter.pid}/limits") as limits:
         soft = int(next(line for line in limits if line.startswith("Max open files")).split()[3])
-    assert soft >= 1024 + 1024 + 64  # the cap, a backlog's burst, and the rest
+    assert soft >= 1024 + 16 * 4 + 32  # the cap, a few accept batches, and the rest
     silent = []
     try:
         for _ in range(1200):
@@ -754,6 +760,49 @@ def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_
     assert requests.get(exporter.url("/healthz"), verify=str(certs / "ca.crt"), timeout=1).status_code == 200
     output = exporter.stop()
     assert {json.loads(line)["level"] for line in output.splitlines()} == {"info"}, output
+
+
+def test_under_a_hard_limit_of_1024_open_files_at_least_900_concurrent_connections_are_served(
+    exporter_process,
+):
+    """Connections waiting in the listen queue hold no descriptor of the exporter's: only what
+    the process holds, and a few accept batches, come out of the limit."""
+    import selectors
+
+    need_file_descriptors(1400)
+    exporter = exporter_process(file_limit=1024)
+    with open(f"/proc/{exporter.pid}/limits") as limits:
+        hard = int(next(line for line in limits if line.startswith("Max open files")).split()[4])
+    assert hard == 1024
+    clients, answered = [], 0
+    selector = selectors.DefaultSelector()
+    try:
+        for _ in range(950):
+            sock = socket.create_connection(("127.0.0.1", exporter.port), timeout=10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.setblocking(False)
+            clients.append(sock)
+            selector.register(sock, selectors.EVENT_READ, bytearray())
+        deadline = time.monotonic() + 30
+        while selector.get_map() and time.monotonic() < deadline:
+            for key, _ in selector.select(1.0):
+                try:
+                    chunk = key.fileobj.recv(4096)
+                except OSError:
+                    chunk = b""
+                key.data.extend(chunk)
+                if not chunk or key.data.endswith(b"ok\n"):
+                    answered += key.data.startswith(b"HTTP/1.1 200")
+                    selector.unregister(key.fileobj)
+    finally:
+        selector.close()
+        for sock in clients:
+            sock.close()
+    output = exporter.stop()
+    started = next(json.loads(line) for line in output.splitlines() if "Exporter started" in line)
+    print(f"hard limit 1024: cap {started['max_connections']}, {answered} of 950 answered")
+    assert answered >= 900
+    assert 900 <= started["max_connections"] <= 1024
 
 
 def real_client_hello() -> bytes:
