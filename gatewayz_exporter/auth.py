@@ -14,7 +14,11 @@ full, and a scraper whose credentials are not verified yet (the exporter
 restarted, the password changed) would get 429 for as long as the flood
 lasts. So a small lane of its own (one worker) is kept for addresses with no
 failed attempt on record: a flooding address spends its place in it with its
-first wrong password.
+first wrong password. Addresses are cheap to change within one network, so
+once failures come from several addresses of one network (IPv4 /24, IPv6 /48)
+every address there counts as failed: churning through /64s cannot win the
+lane back, and neither can pushing failed addresses out of the bounded table
+(addresses with no failures are forgotten first).
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ import math
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
-from .addresses import client_key
+from .addresses import client_group, client_key
 from .credentials import CredentialVerifier, parse_basic
 
 
@@ -108,6 +113,10 @@ class DaemonPool(Executor):
                 thread.join()
 
 
+# Addresses of one network with failures on record before the whole network counts as failed.
+FAILING_ADDRESSES_PER_NETWORK = 4
+
+
 class AuthGate:
     """Decides a request's basic auth; ``check`` runs on the server's event loop."""
 
@@ -134,6 +143,8 @@ class AuthGate:
         self._max_addresses = max_addresses
         self._monotonic = monotonic
         self._budgets: dict[str, _Budget] = {}
+        # network -> addresses in it that failed (counted once each, while remembered), newest last
+        self._failing_networks: OrderedDict[str, int] = OrderedDict()
         self._pending = 0
         self.bcrypt_runs = 0  # checks handed to the pool, for tests and diagnosis
 
@@ -162,10 +173,11 @@ class AuthGate:
         known = verifier.lookup(credentials)
         if known is not None:  # decided before: no bcrypt, no budget spent
             return Verdict.ALLOWED if known else Verdict.DENIED
-        budget = self._budget(client_key(address))
+        key = client_key(address)
+        budget = self._budget(key)
         if budget.tokens < 1 or budget.in_flight >= self._per_address_in_flight:
             return Verdict.THROTTLED
-        if budget.failures == 0 and self._reserve_pending < self._reserved:
+        if budget.failures == 0 and not self._network_failing(key) and self._reserve_pending < self._reserved:
             reserved = True
         elif self._pending < self._max_pending:
             reserved = False
@@ -192,7 +204,18 @@ class AuthGate:
             budget.tokens = min(self._burst, budget.tokens + 1)
             return Verdict.ALLOWED
         budget.failures += 1
+        if budget.failures == 1:
+            self._note_failing(key)
         return Verdict.DENIED
+
+    def _network_failing(self, key: str) -> bool:
+        return self._failing_networks.get(client_group(key), 0) >= FAILING_ADDRESSES_PER_NETWORK
+
+    def _note_failing(self, key: str) -> None:
+        network = client_group(key)
+        self._failing_networks[network] = self._failing_networks.pop(network, 0) + 1
+        while len(self._failing_networks) > self._max_addresses:
+            self._failing_networks.popitem(last=False)
 
     def _budget(self, key: str) -> _Budget:
         now = self._monotonic()
@@ -224,6 +247,8 @@ class AuthGate:
             if self._budgets[key].failures > 0 and len(self._budgets) <= room:
                 break
             del self._budgets[key]
-        while len(self._budgets) >= self._max_addresses:
-            oldest = next(iter(self._budgets))
-            del self._budgets[oldest]
+        if len(self._budgets) >= self._max_addresses:
+            # Still full of addresses in use: the oldest go, those with no failures first.
+            order = sorted(self._budgets, key=lambda key: self._budgets[key].failures > 0)
+            for key in order[: len(self._budgets) - room]:
+                del self._budgets[key]

@@ -563,6 +563,45 @@ def test_a_bcrypt_check_in_progress_does_not_keep_the_process_alive_at_exit():
     assert time.monotonic() - started < 20  # the check alone would take 120 s
 
 
+def test_address_churn_within_one_network_cannot_win_back_the_lane_for_addresses_with_no_failures():
+    """An attacker with a /48 (65,536 /64s) fails once from each of many /64s; however many it
+    goes through, its next fresh /64 is not taken for a first login, so the lane stays free."""
+    from gatewayz_exporter.auth import Verdict
+
+    release = threading.Event()
+
+    def slow_unless_right(password: bytes, hashed: bytes) -> bool:
+        if password == PASSWORD.encode():
+            return True
+        release.wait(10)
+        return False
+
+    gate, verifier, _ = gate_and_verifier(
+        slow_unless_right, workers=1, max_pending=1, reserved=1, max_addresses=64
+    )
+
+    async def churn():
+        release.set()
+        for i in range(300):  # more /64s than the table holds
+            address = f"2001:db8:7:{i:x}::1"
+            assert await gate.check(verifier, header(f"first {i}"), address) is Verdict.DENIED
+        release.clear()
+        fresh = [
+            asyncio.ensure_future(gate.check(verifier, header(f"fresh {i}"), f"2001:db8:7:{0x1000 + i:x}::1"))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        scraper = await asyncio.wait_for(gate.check(verifier, header(PASSWORD), "2001:db8:9::1"), 5)
+        release.set()
+        await asyncio.gather(*fresh)
+        return scraper
+
+    try:
+        assert asyncio.run(churn()) is Verdict.ALLOWED
+    finally:
+        gate.close()
+
+
 def test_the_table_of_addresses_stays_bounded():
     from gatewayz_exporter.auth import Verdict
 
