@@ -25,14 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import cast
 
 import h11
 from opentelemetry import trace
@@ -48,13 +46,13 @@ from .listening import (
     loop_exception_handler,
     make_listen_socket,
 )
+from .request_checks import FOLD, HOST_HEADER, ClientErrorLog, could_be_request_line, path_of
+from .responses import send_response
 from .webconfig import WebConfig, WebConfigReloader
 
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-WRITE_SLICE = 256 * 1024
-COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -64,45 +62,6 @@ LANDING_PAGE = b"""<!doctype html>
 <li><a href="/readyz">/readyz</a> (readiness: a recent successful poll)</li></ul>
 </body></html>
 """
-
-# RFC 9112 §5.2 lets a server reject obs-fold with 400; h11 would unfold it silently. An LF
-# followed by SP or HTAB never occurs in a valid request head, and this server takes no bodies.
-_FOLD = re.compile(rb"\n[ \t]")
-# RFC 9112 §3 request-line (method SP request-target SP HTTP-version), as h11 reads it, and every
-# prefix of one. h11 waits for a whole head before it reads the line, so bytes that can never
-# start a request (an SSLv2 ClientHello, an SSH banner, binary) would hold the connection until
-# the head deadline; they are refused as soon as they arrive.
-_TCHARS = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
-_REQUEST_LINE = re.compile(_TCHARS + rb"+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r?")
-_REQUEST_LINE_PREFIX = re.compile(
-    _TCHARS + rb"*(?: [\x21-\x7e]*(?: (?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9]\r?)?)?)?)?)?)?)?)?)?)?"
-)
-# RFC 3986 host [":" port]: reg-name, IPv4 or a bracketed IP literal.
-_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
-
-
-class _ClientErrorLog:
-    """DEBUG lines about clients' bad requests, at most ``burst`` and then one per ``interval``."""
-
-    def __init__(self, interval: float = 1.0, burst: int = 5):
-        self._interval = interval
-        self._tokens = float(burst)
-        self._burst = float(burst)
-        self._updated = time.monotonic()
-        self._suppressed = 0
-
-    def __call__(self, event: str, peer: str | None, **fields: object) -> None:
-        if not log.isEnabledFor(logging.DEBUG):
-            return
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) / self._interval)
-        self._updated = now
-        if self._tokens < 1:
-            self._suppressed += 1
-            return
-        self._tokens -= 1
-        suppressed, self._suppressed = self._suppressed, 0
-        log.debug(event, extra={"peer": peer, "suppressed": suppressed, **fields})
 
 
 class _Refused(Exception):
@@ -155,7 +114,7 @@ class MetricsServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-        self._client_errors = _ClientErrorLog()
+        self._client_errors = ClientErrorLog()
         self._admission = Admission(max_connections, max_handshakes, time.monotonic, self.client_error)
         self.port: int | None = None
 
@@ -331,7 +290,7 @@ class MetricsServer:
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
                         # Checked before each wait: pipelined bytes left from the last request too.
-                        if conn.their_state is h11.IDLE and not _could_be_request_line(conn.trailing_data[0]):
+                        if conn.their_state is h11.IDLE and not could_be_request_line(conn.trailing_data[0]):
                             raise _Refused(400, "not an HTTP/1.x request line")
                         data = await connection.receive()
                         # h11 bounds only an incomplete head; a whole 20 KiB head in one read
@@ -343,7 +302,7 @@ class MetricsServer:
                         if data and conn.their_state is h11.IDLE and not conn.trailing_data[0]:
                             # The head deadline runs from the first byte of each request.
                             timeout.reschedule(min(deadline, loop.time() + self._head_timeout))
-                        if _FOLD.search(data) or (
+                        if FOLD.search(data) or (
                             data[:1] in (b" ", b"\t") and conn.trailing_data[0][-1:] == b"\n"
                         ):
                             raise _Refused(400, "obsolete line folding (obs-fold) is not accepted")
@@ -409,7 +368,7 @@ class MetricsServer:
         for name, value in request.headers:
             headers.setdefault(name, []).append(value)
         hosts = headers.get(b"host", [])
-        if len(hosts) > 1 or (hosts and not _HOST.fullmatch(hosts[0])):
+        if len(hosts) > 1 or (hosts and not HOST_HEADER.fullmatch(hosts[0])):
             raise _Refused(400, "invalid Host")
         if len(headers.get(b"authorization", [])) > 1:
             raise _Refused(400, "more than one Authorization")
@@ -435,7 +394,7 @@ class MetricsServer:
                 extra=((b"allow", b"GET, HEAD"), *close),
             )
             return not has_body
-        path = _path_of(request.target)
+        path = path_of(request.target)
         path = path.rstrip(b"/") or b"/"
         if path == b"/healthz":
             await self._send(connection, conn, 200, (b"ok\n",), head_only=head_only)
@@ -528,71 +487,5 @@ class MetricsServer:
         content_type: bytes = b"text/plain; charset=utf-8",
         extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
-        headers = [
-            (b"content-type", content_type),
-            (b"content-length", str(sum(map(len, parts))).encode()),
-            *extra,
-        ]
-        head = conn.send(h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase))
-        if head is None:  # h11 returns None only for ConnectionClosed
-            raise ConnectionResetError()
-        # The head and the start of the body leave together (TCP_NODELAY is on); the rest
-        # in slices, waiting for each to drain: a slow reader then holds one slice of buffer,
-        # not a copy of a 10 MB exposition. A reader that stops is cut off.
-        # The whole response must be taken within idle_timeout: a reader that trickles
-        # cannot hold a connection (and a slice of the body) for longer.
         deadline = self._loop_or_raise().time() + self._idle_timeout
-        with_body = not head_only and conn.our_state is h11.SEND_BODY
-        slices = _slices(parts, COALESCE_BYTES - len(head)) if with_body else iter(())
-        first: list[bytes | memoryview] = [head]
-        size = len(head)
-        pending: bytes | memoryview | None = None
-        for piece in slices:
-            if size + len(piece) > COALESCE_BYTES and len(first) > 1:
-                pending = piece
-                break
-            first.append(piece)
-            size += len(piece)
-        for chunk in first[1:]:
-            # memoryviews pass through h11 uncopied (it only measures them); its stubs say bytes
-            conn.send_with_data_passthrough(h11.Data(data=cast(bytes, chunk)))
-        connection.write(*first)
-        while pending is not None:
-            conn.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
-            connection.write(pending)
-            async with asyncio.timeout_at(deadline):
-                await connection.drain()
-            pending = next(slices, None)
-        if conn.our_state is h11.SEND_BODY:
-            conn.send(h11.EndOfMessage())
-        async with asyncio.timeout_at(deadline):
-            await connection.drain()
-
-
-def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:
-    """Views of ``parts``: the first at most ``first`` bytes long, then WRITE_SLICE at most."""
-    limit = max(1, first)
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            yield view[:limit]
-            view = view[limit:]
-            limit = WRITE_SLICE
-
-
-def _path_of(target: bytes) -> bytes:
-    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
-    if target.startswith(b"/"):
-        return target.split(b"?", 1)[0].split(b"#", 1)[0]
-    scheme, sep, rest = target.partition(b"://")
-    if sep and scheme.lower() in (b"http", b"https"):
-        slash = rest.find(b"/")
-        return _path_of(rest[slash:]) if slash >= 0 else b"/"
-    return target  # asterisk-form or nonsense: no route matches it
-
-
-def _could_be_request_line(received: bytes) -> bool:
-    """False when the bytes of a request received so far cannot begin with a request-line."""
-    line, newline, _ = received.partition(b"\n")
-    pattern = _REQUEST_LINE if newline else _REQUEST_LINE_PREFIX
-    return pattern.fullmatch(line) is not None
+        await send_response(connection, conn, status, parts, deadline, head_only, content_type, extra)
