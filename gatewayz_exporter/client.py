@@ -24,14 +24,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
 from . import redirects
-from .failures import MAX_RETRY_AFTER_SECONDS, Failure, classify, content_length, parse_retry_after
+from .failures import (
+    MAX_RETRY_AFTER_SECONDS,
+    Failure,
+    FetchResult,
+    classify,
+    content_length,
+    parse_retry_after,
+)
 from .parse import decode_json
 from .transport import Flight, Resolver, TrackingAdapter, current, take_location
 
@@ -53,21 +59,6 @@ PATHS = {
     "providers": "/providers?include_inactive=true",
     "stats": "/providers/stats",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    endpoint: str
-    payload: object = None
-    reason: str | None = None  # None on success
-    status_code: int | None = None
-    retry_after_seconds: float | None = None
-    duration_seconds: float = 0.0  # from the start of the request to its answer (or the deadline)
-    cause: str | None = None  # one of CAUSES, with some reasons
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
 
 
 class PendingFetch:

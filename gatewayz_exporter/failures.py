@@ -12,6 +12,7 @@ import http.client
 import socket
 import ssl
 import sys
+from dataclasses import dataclass
 
 import requests
 import urllib3
@@ -43,6 +44,23 @@ CAUSES = (
     "cancelled",  # the exporter is stopping
     "other",  # anything else; the exception class is logged at DEBUG
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one request came to: a payload, or a reason (``model.REASONS``) with a cause (``CAUSES``)."""
+
+    endpoint: str
+    payload: object = None
+    reason: str | None = None  # None on success
+    status_code: int | None = None
+    retry_after_seconds: float | None = None
+    duration_seconds: float = 0.0  # from the start of the request to its answer (or the deadline)
+    cause: str | None = None  # one of CAUSES, with some reasons
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
 
 
 class Failure(Exception):

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 import urllib3
@@ -25,10 +25,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .failures import FetchResult
 from .syntax import unbracket
-
-if TYPE_CHECKING:
-    from .client import FetchResult
 
 Resolver = Callable[..., object]  # socket.getaddrinfo's shape
 
