@@ -18,6 +18,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from urllib3.util import parse_url
 
+from .syntax import unbracket
+
 log = logging.getLogger("gatewayz_exporter.client")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -55,7 +57,7 @@ def _origin_by_both_parsers(url: str) -> Origin:
         raise RedirectRefused("bad_url")
     if scheme not in _DEFAULT_PORTS:
         raise RedirectRefused("cross_origin")
-    host = (strict.host or "").lower().strip("[]")
+    host = unbracket((strict.host or "").lower())
     if host != (loose.hostname or "").lower() or scheme != loose.scheme.lower():
         raise RedirectRefused("bad_url")
     port = strict.port or _DEFAULT_PORTS[scheme]

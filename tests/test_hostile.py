@@ -1,4 +1,4 @@
-"""The server against hostile clients, from outside: each finding of the attack review as a behaviour.
+"""The server against hostile clients, from outside: each attack as a behaviour it must survive.
 
 Raw sockets on loopback, trustme certificates, bcrypt hashes made here. The
 exporter runs as its own process where memory, file descriptors, a password
@@ -219,7 +219,7 @@ def server_log_at_or_above(caplog, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= level]
 
 
-# --- finding 1: framing by h11; a refused request is a 4xx, a closed connection, no error line ---
+# --- framing by h11; a refused request is a 4xx, a closed connection, no error line ---
 
 REFUSED = [
     (
@@ -401,7 +401,7 @@ def test_http_1_0_and_a_client_that_half_closes_still_get_their_answer(running):
     assert statuses(received) == [200]
 
 
-# --- finding 2: a later request on a keep-alive connection is as fast as the first ----------
+# --- a later request on a keep-alive connection is as fast as the first ----------
 
 
 def keep_alive_timings(port: int, context: ssl.SSLContext | None, headers: bytes = b"") -> list[float]:
@@ -460,7 +460,7 @@ def test_later_requests_on_a_keep_alive_connection_do_not_wait_for_delayed_acks(
         assert later < 20
 
 
-# --- finding 3: the head deadline covers every request on a connection ---------------------
+# --- the head deadline covers every request on a connection ---------------------
 
 
 @pytest.fixture
@@ -518,7 +518,7 @@ def test_an_idle_keep_alive_connection_waits_for_the_idle_timeout_not_the_head_d
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
 
 
-# --- finding 4: TLS connections are counted from accept; handshakes are bounded ---------------
+# --- TLS connections are counted from accept; handshakes are bounded ---------------
 
 
 def tls_web(certs: Path, **users: str) -> dict:
@@ -848,7 +848,7 @@ def test_tls_garbage_and_plain_http_on_the_tls_port_are_dropped_without_an_error
     assert "ERROR" not in output and "Traceback" not in output
 
 
-# --- finding 5: a password flood cannot starve real scrapes -------------------------------
+# --- a password flood cannot starve real scrapes -------------------------------
 
 
 GUESSER = """
@@ -902,13 +902,13 @@ print(json.dumps(answers), flush=True)
     [
         ("one address", "new guesses", True),
         ("spread", "new guesses", True),  # 100 source addresses, 127.0.x.y
-        ("one address", "repeat", False),  # the issue's run; the good scrape is the first login, mid-flood
+        ("one address", "repeat", False),  # the good scrape is the first login, mid-flood
     ],
 )
 def test_a_flood_of_wrong_passwords_leaves_a_good_scrape_answering_within_a_second(
     exporter_process, spread, repeat, verified_before
 ):
-    """100 clients guess passwords against a cost-10 hash for 3 s (the issue's run: cost 12, 10 s).
+    """100 clients guess passwords against a cost-10 hash for 3 s.
 
     bcrypt runs in its own bounded pool, failures are throttled per address and a
     repeated wrong password is refused from a cache, so verified credentials,
@@ -949,7 +949,7 @@ def test_a_flood_of_wrong_passwords_leaves_a_good_scrape_answering_within_a_seco
         assert answers.get("429", 0) > 0  # the throttle was what held
 
 
-# --- finding 7: the listen backlog is what the code asks for ---------------------------------
+# --- the listen backlog is what the code asks for ---------------------------------
 
 
 def test_the_listen_backlog_is_1024(running):
@@ -962,7 +962,7 @@ def test_the_listen_backlog_is_1024(running):
     assert line.split()[2] == "1024"  # Send-Q of a listening socket is its backlog
 
 
-# --- finding 8: shutdown with open keep-alive connections is silent ---------------------------
+# --- shutdown with open keep-alive connections is silent ---------------------------
 
 
 def test_sigterm_with_open_keep_alive_connections_logs_no_error(exporter_process, certs):
