@@ -1,16 +1,13 @@
-"""HTTP client for the GatewayZ provider endpoints: the only code that talks to the API.
+"""HTTP client for the GatewayZ API: the only code that talks to it.
 
 ``fetch`` never raises, whatever the API, the network or the resolver do: it
 returns a ``FetchResult`` whose ``reason`` is one of ``model.REASONS`` and whose
-``cause`` (refused, dns, tls, reset, head, body, ...) is one of ``CAUSES``.
-Exception text never leaves this module (it can carry URLs); only those do.
+``cause`` is one of ``failures.CAUSES``. Exception text never leaves the client
+(it can carry URLs); only those do.
 
-``REQUEST_TIMEOUT`` is a deadline for the whole request: resolution, connect,
-TLS, head and body. Each request runs on its own daemon thread; the caller
-waits for it until the deadline and then abandons it, shutting down its socket
-so the thread ends soon after. Name resolution cannot be interrupted, so a hung
-resolver costs a thread until it answers, never the caller's time, and never
-keeps the process alive (the threads are daemons).
+``REQUEST_TIMEOUT`` is a deadline for the whole request, resolution to last
+byte (``transport``). Redirects are followed only where ``redirects`` allows;
+the admin key goes only with ``authorized`` requests.
 """
 
 from __future__ import annotations

@@ -492,18 +492,25 @@ def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
     assert sorted(v.value for v in verdicts) == ["denied"] * 4 + ["throttled"] * 6
 
 
+def right_at_once_wrong_when_released(release: threading.Event):
+    """A bcrypt stand-in: the right password passes at once, a wrong one fails once ``release`` is set."""
+
+    def check(password: bytes, hashed: bytes) -> bool:
+        if password == PASSWORD.encode():
+            return True
+        release.wait(10)
+        return False
+
+    return check
+
+
 def test_a_flood_from_many_addresses_leaves_a_lane_for_an_address_with_no_failures():
     """A scraper whose credentials are not verified yet (after a restart or a password change)
     must get through while wrong passwords from many addresses keep the shared checks full."""
     from gatewayz_exporter.auth import Verdict
 
     release = threading.Event()
-
-    def slow_unless_right(password: bytes, hashed: bytes) -> bool:
-        if password == PASSWORD.encode():
-            return True
-        release.wait(10)
-        return False
+    slow_unless_right = right_at_once_wrong_when_released(release)
 
     gate, verifier, _ = gate_and_verifier(slow_unless_right, workers=2, max_pending=4, reserved=1)
 
@@ -569,12 +576,7 @@ def test_address_churn_within_one_network_cannot_win_back_the_lane_for_addresses
     from gatewayz_exporter.auth import Verdict
 
     release = threading.Event()
-
-    def slow_unless_right(password: bytes, hashed: bytes) -> bool:
-        if password == PASSWORD.encode():
-            return True
-        release.wait(10)
-        return False
+    slow_unless_right = right_at_once_wrong_when_released(release)
 
     gate, verifier, _ = gate_and_verifier(
         slow_unless_right, workers=1, max_pending=1, reserved=1, max_addresses=64
