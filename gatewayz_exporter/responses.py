@@ -23,7 +23,7 @@ COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
 
 async def send_response(
     connection: Connection,
-    conn: h11.Connection,
+    exchange: h11.Connection,
     status: int,
     parts: Sequence[bytes],
     deadline: float,
@@ -31,16 +31,16 @@ async def send_response(
     content_type: bytes,
     extra: Sequence[tuple[bytes, bytes]],
 ) -> None:
-    """Send one response on ``connection`` through h11's state ``conn``, by the loop time ``deadline``."""
+    """Send one response on ``connection`` through the h11 state machine ``exchange``, by the loop time ``deadline``."""
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(sum(map(len, parts))).encode()),
         *extra,
     ]
-    head = conn.send(h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase))
+    head = exchange.send(h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase))
     if head is None:  # h11 returns None only for ConnectionClosed
         raise ConnectionResetError()
-    with_body = not head_only and conn.our_state is h11.SEND_BODY
+    with_body = not head_only and exchange.our_state is h11.SEND_BODY
     slices = slices_of(parts, COALESCE_BYTES - len(head)) if with_body else iter(())
     first: list[bytes | memoryview] = [head]
     size = len(head)
@@ -53,16 +53,16 @@ async def send_response(
         size += len(piece)
     for chunk in first[1:]:
         # memoryviews pass through h11 uncopied (it only measures them); its stubs say bytes
-        conn.send_with_data_passthrough(h11.Data(data=cast(bytes, chunk)))
+        exchange.send_with_data_passthrough(h11.Data(data=cast(bytes, chunk)))
     connection.write(*first)
     while pending is not None:
-        conn.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
+        exchange.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
         connection.write(pending)
         async with asyncio.timeout_at(deadline):
             await connection.drain()
         pending = next(slices, None)
-    if conn.our_state is h11.SEND_BODY:
-        conn.send(h11.EndOfMessage())
+    if exchange.our_state is h11.SEND_BODY:
+        exchange.send(h11.EndOfMessage())
     async with asyncio.timeout_at(deadline):
         await connection.drain()
 

@@ -246,24 +246,28 @@ class MetricsServer:
                 if not await connection.handshake():
                     connection.abort()
                     return
-            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+            exchange = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
             first = True
             answered: float | None = None
             while True:
                 if first:
                     deadline = connection.accepted + self._head_timeout
                 else:
-                    started = connection.has_buffered() or bool(conn.trailing_data[0])
+                    started = connection.has_buffered() or bool(exchange.trailing_data[0])
                     deadline = loop.time() + (self._head_timeout if started else self._idle_timeout)
-                request = await self._next_request(connection, conn, deadline)
+                request = await self._next_request(connection, exchange, deadline)
                 if request is None:
                     break
                 self._admission.request_started(connection, answered)
                 first = False
-                keep_alive = await self._respond(connection, conn, request)
-                if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                keep_alive = await self._respond(connection, exchange, request)
+                if (
+                    not keep_alive
+                    or exchange.our_state is not h11.DONE
+                    or exchange.their_state is not h11.DONE
+                ):
                     break
-                conn.start_next_cycle()
+                exchange.start_next_cycle()
                 answered = time.monotonic()
                 self._admission.waiting(connection)
             await self._finish(connection)
@@ -280,33 +284,35 @@ class MetricsServer:
         connection.close()
 
     async def _next_request(
-        self, connection: Connection, conn: h11.Connection, deadline: float
+        self, connection: Connection, exchange: h11.Connection, deadline: float
     ) -> h11.Request | None:
         """The next request head, or None when the client is gone or was refused."""
         loop = self._loop_or_raise()
         try:
             async with asyncio.timeout_at(deadline) as timeout:
                 while True:
-                    event = conn.next_event()
+                    event = exchange.next_event()
                     if event is h11.NEED_DATA:
                         # Checked before each wait: pipelined bytes left from the last request too.
-                        if conn.their_state is h11.IDLE and not could_be_request_line(conn.trailing_data[0]):
+                        if exchange.their_state is h11.IDLE and not could_be_request_line(
+                            exchange.trailing_data[0]
+                        ):
                             raise _Refused(400, "not an HTTP/1.x request line")
                         data = await connection.receive()
                         # h11 bounds only an incomplete head; a whole 20 KiB head in one read
                         # would pass. Feeding at most one byte over the limit makes it refuse (431).
-                        room = max(1, MAX_HEAD_BYTES + 1 - len(conn.trailing_data[0]))
+                        room = max(1, MAX_HEAD_BYTES + 1 - len(exchange.trailing_data[0]))
                         if len(data) > room:
                             connection.push_back(data[room:])
                             data = data[:room]
-                        if data and conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                        if data and exchange.their_state is h11.IDLE and not exchange.trailing_data[0]:
                             # The head deadline runs from the first byte of each request.
                             timeout.reschedule(min(deadline, loop.time() + self._head_timeout))
                         if FOLD.search(data) or (
-                            data[:1] in (b" ", b"\t") and conn.trailing_data[0][-1:] == b"\n"
+                            data[:1] in (b" ", b"\t") and exchange.trailing_data[0][-1:] == b"\n"
                         ):
                             raise _Refused(400, "obsolete line folding (obs-fold) is not accepted")
-                        conn.receive_data(data)
+                        exchange.receive_data(data)
                         continue
                     if isinstance(event, h11.Request):
                         return event
@@ -317,43 +323,45 @@ class MetricsServer:
             return None
         except h11.RemoteProtocolError as error:
             status = error.error_status_hint if 400 <= error.error_status_hint < 500 else 400
-            await self._refuse(connection, conn, status, str(error))
+            await self._refuse(connection, exchange, status, str(error))
             return None
         except _Refused as refused:
-            await self._refuse(connection, conn, refused.status, str(refused))
+            await self._refuse(connection, exchange, refused.status, str(refused))
             return None
 
-    async def _refuse(self, connection: Connection, conn: h11.Connection, status: int, message: str) -> None:
+    async def _refuse(
+        self, connection: Connection, exchange: h11.Connection, status: int, message: str
+    ) -> None:
         self.client_error("Bad request", connection.peer, status=status, problem=message[:200])
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if exchange.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = f"{HTTPStatus(status).phrase.lower()}\n".encode()
         try:
             await self._send(
-                connection, conn, status, (body,), head_only=False, extra=((b"connection", b"close"),)
+                connection, exchange, status, (body,), head_only=False, extra=((b"connection", b"close"),)
             )
         except (h11.LocalProtocolError, ConnectionError, TimeoutError):
             connection.abort()
 
-    async def _respond(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
+    async def _respond(self, connection: Connection, exchange: h11.Connection, request: h11.Request) -> bool:
         """Answer one request; False when the connection must close."""
         try:
-            return await self._route(connection, conn, request)
+            return await self._route(connection, exchange, request)
         except _Refused as refused:
-            await self._refuse(connection, conn, refused.status, str(refused))
+            await self._refuse(connection, exchange, refused.status, str(refused))
             return False
         except h11.RemoteProtocolError as error:  # the client's bytes, found bad mid-request
-            await self._refuse(connection, conn, 400, str(error))
+            await self._refuse(connection, exchange, 400, str(error))
             return False
         except (ConnectionError, TimeoutError, OSError):
             raise
         except Exception:  # a bug must cost one response, not the server
             log.exception("Request failed")
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            if exchange.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 with contextlib.suppress(h11.LocalProtocolError, ConnectionError, TimeoutError):
                     await self._send(
                         connection,
-                        conn,
+                        exchange,
                         500,
                         (b"internal error\n",),
                         head_only=False,
@@ -361,7 +369,7 @@ class MetricsServer:
                     )
             return False
 
-    async def _route(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
+    async def _route(self, connection: Connection, exchange: h11.Connection, request: h11.Request) -> bool:
         if request.http_version not in (b"1.0", b"1.1"):
             raise _Refused(400, "only HTTP/1.0 and HTTP/1.1")
         headers: dict[bytes, list[bytes]] = {}
@@ -381,13 +389,13 @@ class MetricsServer:
             if method in (b"GET", b"HEAD"):
                 raise _Refused(400, "request bodies are not accepted")
         # Without a body h11 reports the request's end at once.
-        elif not isinstance(conn.next_event(), h11.EndOfMessage):
+        elif not isinstance(exchange.next_event(), h11.EndOfMessage):
             raise _Refused(400, "request bodies are not accepted")
         if method not in (b"GET", b"HEAD"):
             close = ((b"connection", b"close"),) if has_body else ()
             await self._send(
                 connection,
-                conn,
+                exchange,
                 405,
                 (b"only GET and HEAD\n",),
                 head_only=False,
@@ -397,20 +405,20 @@ class MetricsServer:
         path = path_of(request.target)
         path = path.rstrip(b"/") or b"/"
         if path == b"/healthz":
-            await self._send(connection, conn, 200, (b"ok\n",), head_only=head_only)
+            await self._send(connection, exchange, 200, (b"ok\n",), head_only=head_only)
             return True
         if path == b"/readyz":
             ready = self._is_ready()
             await self._send(
                 connection,
-                conn,
+                exchange,
                 200 if ready else 503,
                 (b"ready\n" if ready else b"no successful poll within MAX_STALENESS\n",),
                 head_only=head_only,
             )
             return True
         if path not in (b"/", b"/metrics"):
-            await self._send(connection, conn, 404, (b"not found; see /\n",), head_only=head_only)
+            await self._send(connection, exchange, 404, (b"not found; see /\n",), head_only=head_only)
             return True
         config = self.current_config()
         if config is not None and config.verifier is not None:
@@ -420,7 +428,7 @@ class MetricsServer:
                 retry = str(self._gate.retry_after(connection.peer)).encode()
                 await self._send(
                     connection,
-                    conn,
+                    exchange,
                     429,
                     (b"too many failed or pending authentication attempts\n",),
                     head_only=head_only,
@@ -430,7 +438,7 @@ class MetricsServer:
             if verdict is not Verdict.ALLOWED:
                 await self._send(
                     connection,
-                    conn,
+                    exchange,
                     401,
                     (b"unauthorized\n",),
                     head_only=head_only,
@@ -441,7 +449,7 @@ class MetricsServer:
             page = self._landing() if self._landing is not None else LANDING_PAGE
             await self._send(
                 connection,
-                conn,
+                exchange,
                 200,
                 (page,),
                 head_only=head_only,
@@ -457,7 +465,7 @@ class MetricsServer:
         extra = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")) if gzip else ()
         await self._send(
             connection,
-            conn,
+            exchange,
             200,
             parts,
             head_only=head_only,
@@ -479,7 +487,7 @@ class MetricsServer:
     async def _send(
         self,
         connection: Connection,
-        conn: h11.Connection,
+        exchange: h11.Connection,
         status: int,
         parts: Sequence[bytes],
         *,
@@ -488,4 +496,4 @@ class MetricsServer:
         extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         deadline = self._loop_or_raise().time() + self._idle_timeout
-        await send_response(connection, conn, status, parts, deadline, head_only, content_type, extra)
+        await send_response(connection, exchange, status, parts, deadline, head_only, content_type, extra)

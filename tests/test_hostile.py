@@ -988,3 +988,30 @@ def test_sigterm_with_open_keep_alive_connections_logs_no_error(exporter_process
     assert [m for m in messages if m["level"] not in ("info", "debug")] == [], output
     assert "CancelledError" not in output and "Traceback" not in output
     assert "Exporter stopped" in {m["message"] for m in messages}
+
+
+def test_sigterm_while_bcrypt_checks_run_at_the_highest_cost_allowed_exits_within_2_seconds(exporter_process):
+    cost14 = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=14)).decode()
+    exporter = exporter_process({"basic_auth_users": {"prometheus": cost14}})
+    guesses = []
+    for index in range(8):
+        sock = socket.create_connection(
+            ("127.0.0.1", exporter.port), source_address=(f"127.0.3.{index + 1}", 0)
+        )
+        token = base64.b64encode(f"prometheus:guess {index}".encode()).decode()
+        sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode())
+        guesses.append(sock)
+
+    try:
+        # One answer means checks are running, and the guesses queued behind it start now.
+        guesses[0].settimeout(30)
+        assert guesses[0].recv(100).startswith(b"HTTP/1.1 401")
+        started = time.monotonic()
+        output = exporter.stop()
+        took = time.monotonic() - started
+    finally:
+        for sock in guesses:
+            sock.close()
+    print(f"SIGTERM during cost-14 checks: exited in {took:.2f} s")
+    assert exporter.process.returncode == 0, output
+    assert took < 2.0
