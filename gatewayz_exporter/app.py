@@ -7,6 +7,7 @@ handed down; tests use it with a dict instead of ``os.environ``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -351,6 +352,19 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
     return EXIT_OK
 
 
+def exit_process(code: int) -> None:
+    """Leave with ``code`` once ``main`` has stopped everything, without interpreter finalization.
+
+    Finalization stops daemon threads by unwinding them, and one still inside bcrypt (Rust)
+    then aborts the whole process; a bcrypt check cannot be interrupted, so it is abandoned.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def console_main() -> None:
     """Entry point of the installed ``provider-metrics-exporter`` command."""
-    sys.exit(main(sys.argv[1:], prog="provider-metrics-exporter"))
+    exit_process(main(sys.argv[1:], prog="provider-metrics-exporter"))

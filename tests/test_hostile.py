@@ -1014,4 +1014,5 @@ def test_sigterm_while_bcrypt_checks_run_at_the_highest_cost_allowed_exits_withi
             sock.close()
     print(f"SIGTERM during cost-14 checks: exited in {took:.2f} s")
     assert exporter.process.returncode == 0, output
+    assert "Exporter stopped" in output and "Traceback" not in output
     assert took < 2.0
