@@ -31,6 +31,7 @@ from .landing import LandingPage, PollHistory, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .server import MetricsServer
+from .syntax import unbracket
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
@@ -288,14 +289,14 @@ def main(
 def open_url(config: Config, port: int, tls: bool) -> str:
     """The URL an operator on this host opens: ``localhost`` for a wildcard address."""
     host = config.metrics_addr
-    if host is None or host.strip("[]") in ("::", "0.0.0.0"):
+    if host is None or unbracket(host) in ("::", "0.0.0.0"):
         host = "localhost"
     return f"{'https' if tls else 'http'}://{_bracketed(host)}:{port}/"
 
 
 def _bracketed(host: str) -> str:
     """``host`` as it goes before ``:port``: an IPv6 address in brackets ([::1]:8001, not ::1:8001)."""
-    return f"[{host.strip('[]')}]" if ":" in host else host
+    return f"[{unbracket(host)}]" if ":" in host else host
 
 
 def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Signals | None = None) -> int:
