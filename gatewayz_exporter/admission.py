@@ -169,8 +169,12 @@ class Admission:
         recent = {m for m, at in self._scraped.items() if now - at < SCRAPER_MEMORY}
         for spare_scrapers in (True, False):
             for table in (self._waiting, self._stalled, self._busy):
-                for member, since in table.items():
-                    if self._key.get(member) != key or now - since <= grace:
+                for member, since in table.items():  # longest first
+                    if grace > 0.0 and now - since <= grace:
+                        if table is self._busy:  # runs are recorded when detected, nearly in order
+                            continue
+                        break
+                    if self._key.get(member) != key:
                         continue
                     if spare_scrapers and member in recent:
                         continue
