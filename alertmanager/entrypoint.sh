@@ -17,7 +17,7 @@
 #            empty or without a host, as Railway's https://${{grafana.RAILWAY_PUBLIC_DOMAIN}} is
 #            until Grafana has a public domain: messages go out without them),
 #            ALERTMANAGER_EXTERNAL_URL (--web.external-url: Alertmanager's own links).
-# Every missing or malformed value is named in one message and start-up stops (exit 2).
+# Every missing or malformed value is named, one line each, and start-up stops (exit 2).
 # Values are checked against strict patterns, so none can change the YAML they land in.
 # Secret values are never printed; secrets given as variables are written to files with
 # mode 0600 and removed from the environment Alertmanager runs with.
@@ -28,9 +28,10 @@ runtime_dir="${ALERTMANAGER_RUNTIME_DIR:-/tmp/alertmanager}"
 alertmanager="${ALERTMANAGER_BIN:-/bin/alertmanager}"
 amtool="${AMTOOL_BIN:-/bin/amtool}"
 
+# Each problem is a line of its own, naming its variable (a log viewer may show one line alone).
 problems=""
 problem() { problems="$problems
-  - $*"; }
+alertmanager entrypoint: cannot start: $*"; }
 newline='
 '
 
@@ -177,7 +178,7 @@ else
 fi
 
 if [ -n "$problems" ]; then
-    echo "alertmanager entrypoint: cannot start, fix these variables:$problems" >&2
+    printf '%s\n' "${problems#"$newline"}" >&2
     exit 2
 fi
 

@@ -27,6 +27,19 @@ def test_a_half_configured_email_channel_names_every_missing_setting(tmp_path):
     assert result.returncode == 2 and "SMTP_PASSWORD" in result.stderr
 
 
+def test_each_problem_is_one_line_of_its_own_naming_its_variable(tmp_path):
+    """A log viewer filtered on one line, or showing the last one, still says what to fix."""
+    result = run_entrypoint(
+        tmp_path, **{**GOOD, "SMTP_PORT": "twenty-five", "SLACK_CHANNEL_WARNING": "#a b", "SMTP_PASSWORD": ""}
+    )
+    assert result.returncode == 2 and "args=" not in result.stdout
+    lines = result.stderr.splitlines()
+    names = ["SMTP_PORT", "SLACK_CHANNEL_WARNING", "SMTP_PASSWORD"]
+    assert len(lines) == len(names), lines
+    for line, name in zip(lines, names, strict=True):
+        assert line.startswith("alertmanager entrypoint: cannot start: ") and name in line, line
+
+
 @pytest.mark.parametrize("channels", ["slack", "email"])
 def test_one_channel_alone_is_enough(tmp_path, channels):
     result = run_entrypoint(tmp_path, **CHANNELS[channels])
