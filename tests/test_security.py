@@ -763,6 +763,48 @@ def test_client_certificates_are_required_when_configured(certs, served):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "weaker",
+    [
+        {"client_ca_file": "ca.crt", "client_auth_type": "NoClientCert"},
+        {"client_ca_file": "ca.crt", "client_auth_type": "VerifyClientCertIfGiven"},
+        {},  # client_ca_file and client_auth_type both gone
+    ],
+)
+def test_an_edit_that_stops_requiring_client_certificates_is_refused_while_running(
+    certs, served, caplog, weaker
+):
+    exporter = served(
+        tls_config(certs, client_ca_file="ca.crt", client_auth_type="RequireAndVerifyClientCert")
+    )
+    tls_config(certs, **weaker)
+    url = f"https://127.0.0.1:{exporter.server.port}/metrics"
+    with caplog.at_level("ERROR"):
+        for _ in range(3):
+            with pytest.raises(requests.RequestException):  # still no handshake without a certificate
+                requests.get(
+                    url, verify=str(certs / "ca.crt"), headers=basic("prometheus", PASSWORD), timeout=5
+                )
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["Web config not reloaded; keeping the last good one"]
+    assert "client certificates" in errors[0].error
+
+
+def test_an_edit_that_lowers_the_minimum_tls_version_is_refused_while_running(certs, served, caplog):
+    exporter = served(tls_config(certs, min_version="TLS13"))
+    tls_config(certs, min_version="TLS12")
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with caplog.at_level("ERROR"):
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", exporter.server.port), timeout=5) as sock:
+                with pytest.raises(ssl.SSLError):
+                    context.wrap_socket(sock, server_hostname="127.0.0.1")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["Web config not reloaded; keeping the last good one"]
+    assert "min_version cannot be lowered" in errors[0].error
+
+
 def test_minimum_tls_version_is_enforced(certs, served):
     exporter = served(tls_config(certs, min_version="TLS13"))
     context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
