@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -73,7 +74,7 @@ class TooDense(PayloadError):
 _BYTES_PER_BRACKET = 16  # denser than this: refused (too_large), whatever would decode it
 _BYTES_PER_COMMA = 6  # denser than this: count the records before splitting the array
 _DENSITY_MIN_BYTES = 64 * 1024  # smaller bodies cost little however they are built
-_JSON_WHITESPACE = b" \t\r\n"
+_LEADING_WHITESPACE = re.compile(rb"[ \t\r\n]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +191,7 @@ def _refuse_too_many_records(body: bytes | bytearray, count: Callable[[memoryvie
     if len(body) < _DENSITY_MIN_BYTES or body.count(b",") * _BYTES_PER_COMMA <= len(body):
         return  # at most one slice per 6 bytes: splitting costs a few times the body at most
     _refuse_dense(body)  # counting would be slow among many brackets; json could not build them either
-    start = 0
-    while start < len(body) and body[start] in _JSON_WHITESPACE:
-        start += 1
+    start = _LEADING_WHITESPACE.match(body).end()  # type: ignore[union-attr]  # matches the empty string
     with memoryview(body) as view:
         records = count(view[start:])
     if records is not None and records > MAX_PROVIDER_RECORDS:
