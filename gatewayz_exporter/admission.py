@@ -12,8 +12,8 @@ network, a newcomer from an address holding fewer than the busiest address takes
 one from the busiest. That address is over its share, whatever its connections
 are doing: a host with many addresses of one network (an IPv6 /48 holds 65,536
 /64s) cannot spread a flood thin enough to tie with a scraper holding one
-connection. A newcomer from the busiest address (or one
-tied with it) may only replace its own address's connections, and only one that
+connection. A newcomer from the busiest address of the busiest network (or one
+tied with them) may only replace its own address's connections, and only one that
 has waited longer than EVICT_GRACE for a request, stopped reading its answer, or
 sent requests back to back for longer than EVICT_GRACE; otherwise it is refused.
 Within an address, a connection that recently received a ``/metrics`` answer is
