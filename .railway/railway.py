@@ -159,6 +159,8 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PORT": "9093",
             # Secrets: shared variables, set in the Railway dashboard.
             "SLACK_WEBHOOK_URL": shared.SLACK_WEBHOOK_URL,
+            "SLACK_CHANNEL_CRITICAL": shared.SLACK_CHANNEL_CRITICAL,
+            "SLACK_CHANNEL_WARNING": shared.SLACK_CHANNEL_WARNING,
             "SMTP_PASSWORD": shared.SMTP_PASSWORD,
             # Where mail goes and how: shared variables too, so nothing here names a person.
             "ALERT_EMAIL_TO": shared.ALERT_EMAIL_TO,
@@ -192,6 +194,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PROMETHEUS_INTERNAL_URL": private_url(PROMETHEUS, 9090),
             "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
             "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),  # silences from Grafana
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )

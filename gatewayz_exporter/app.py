@@ -7,6 +7,7 @@ handed down; tests use it with a dict instead of ``os.environ``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
 from .server import MetricsServer
+from .syntax import unbracket
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
@@ -292,14 +294,14 @@ def main(
 def open_url(config: Config, port: int, tls: bool) -> str:
     """The URL an operator on this host opens: ``localhost`` for a wildcard address."""
     host = config.metrics_addr
-    if host is None or host.strip("[]") in ("::", "0.0.0.0"):
+    if host is None or unbracket(host) in ("::", "0.0.0.0"):
         host = "localhost"
     return f"{'https' if tls else 'http'}://{_bracketed(host)}:{port}/"
 
 
 def _bracketed(host: str) -> str:
     """``host`` as it goes before ``:port``: an IPv6 address in brackets ([::1]:8001, not ::1:8001)."""
-    return f"[{host.strip('[]')}]" if ":" in host else host
+    return f"[{unbracket(host)}]" if ":" in host else host
 
 
 def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Signals | None = None) -> int:
@@ -335,6 +337,7 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
             "max_staleness": config.max_staleness,
             "tls": tls,
             "basic_auth": bool(exporter.web and exporter.web.users),
+            "max_connections": exporter.server.max_connections,
         },
     )
     if config.scrape_interval < 1 and not config.demo and not is_loopback_url(config.gateway_api_url):
@@ -355,6 +358,19 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
     return EXIT_OK
 
 
+def exit_process(code: int) -> None:
+    """Leave with ``code`` once ``main`` has stopped everything, without interpreter finalization.
+
+    Finalization stops daemon threads by unwinding them, and one still inside bcrypt (Rust)
+    then aborts the whole process; a bcrypt check cannot be interrupted, so it is abandoned.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def console_main() -> None:
     """Entry point of the installed ``provider-metrics-exporter`` command."""
-    sys.exit(main(sys.argv[1:], prog="provider-metrics-exporter"))
+    exit_process(main(sys.argv[1:], prog="provider-metrics-exporter"))

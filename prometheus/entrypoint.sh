@@ -5,8 +5,12 @@
 # prom.yml next to the rule files, replacing the docker compose names with
 #   EXPORTER_INTERNAL_URL      e.g. http://provider-metrics-exporter.railway.internal:8001
 #   ALERTMANAGER_INTERNAL_URL  e.g. http://alertmanager.railway.internal:9093
-# when they are set (unset: the compose names stay), checks the result with promtool and
-# execs Prometheus with it. A malformed value stops start-up with a message naming it.
+#   PROMETHEUS_INTERNAL_URL, LOKI_INTERNAL_URL, TEMPO_INTERNAL_URL, GRAFANA_INTERNAL_URL
+#                              the stack's own services, scraped for their health
+# when they are set (unset: the compose names stay), ENVIRONMENT (default production) as the
+# `environment` external label, and PROMETHEUS_EXTERNAL_URL (the address people open, for the
+# "Source" links in notifications) as --web.external-url. It checks the result with promtool
+# and execs Prometheus with it. A malformed value stops start-up with a message naming it.
 set -eu
 
 config_dir="${PROMETHEUS_CONFIG_DIR:-/etc/prometheus}"
@@ -38,17 +42,35 @@ host_port() {
     printf '%s' "$address"
 }
 
-exporter="provider-metrics-exporter:8001"
-alertmanager="alertmanager:9093"
-if [ -n "${EXPORTER_INTERNAL_URL:-}" ]; then
-    exporter="$(host_port EXPORTER_INTERNAL_URL "$EXPORTER_INTERNAL_URL")"
-fi
-if [ -n "${ALERTMANAGER_INTERNAL_URL:-}" ]; then
-    alertmanager="$(host_port ALERTMANAGER_INTERNAL_URL "$ALERTMANAGER_INTERNAL_URL")"
+# target NAME DEFAULT: host:port from the variable NAME, or DEFAULT when it is unset or empty.
+target() {
+    eval "value=\${$1:-}"
+    if [ -n "$value" ]; then
+        host_port "$1" "$value"
+    else
+        printf '%s' "$2"
+    fi
+}
+exporter="$(target EXPORTER_INTERNAL_URL provider-metrics-exporter:8001)"
+alertmanager="$(target ALERTMANAGER_INTERNAL_URL alertmanager:9093)"
+self="$(target PROMETHEUS_INTERNAL_URL localhost:9090)"
+loki="$(target LOKI_INTERNAL_URL loki:3100)"
+tempo="$(target TEMPO_INTERNAL_URL tempo:3200)"
+grafana="$(target GRAFANA_INTERNAL_URL grafana:3000)"
+
+environment="${ENVIRONMENT:-production}"
+case "$environment" in *"$newline"*) fail "ENVIRONMENT must be one line" ;; esac
+if ! printf '%s' "$environment" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'; then
+    fail "ENVIRONMENT must be a short name: letters, digits, '.', '_' or '-' (e.g. production, staging)"
 fi
 
 sed -e "s/provider-metrics-exporter:8001/$exporter/g" \
     -e "s/alertmanager:9093/$alertmanager/g" \
+    -e "s/'localhost:9090'/'$self'/g" \
+    -e "s/'loki:3100'/'$loki'/g" \
+    -e "s/'tempo:3200'/'$tempo'/g" \
+    -e "s/'grafana:3000'/'$grafana'/g" \
+    -e "s/^    environment: production\$/    environment: $environment/" \
     "$config_dir/prom.yml" > "$rendered"
 
 # --- Remote write -----------------------------------------------------------------------------
@@ -63,11 +85,13 @@ remote_write=""
 if [ -n "${REMOTE_WRITE_URL:-}" ]; then
     url="$REMOTE_WRITE_URL"
     case "$url" in *"$newline"*) fail "REMOTE_WRITE_URL must be one line" ;; esac
+    # Credentials first: "@" is outside the characters below, and the message must say where
+    # they go instead.
+    address="${url#*://}"
+    case "${address%%[/?#]*}" in *@*) fail "REMOTE_WRITE_URL must not hold credentials: set REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD" ;; esac
     if ! printf '%s' "$url" | grep -Eq '^https?://[][A-Za-z0-9._~:/?#!$&()*+,;=%-]+$'; then
         fail "REMOTE_WRITE_URL must be an http:// or https:// URL without spaces or quotes"
     fi
-    address="${url#*://}"
-    case "${address%%/*}" in *@*) fail "REMOTE_WRITE_URL must not hold credentials: set REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD" ;; esac
     remote_write="$newline$newline# Added by the entrypoint from REMOTE_WRITE_*.${newline}remote_write:$newline  - url: '$url'"
     if [ -n "${REMOTE_WRITE_TENANT:-}" ]; then
         case "$REMOTE_WRITE_TENANT" in *"$newline"*) fail "REMOTE_WRITE_TENANT must be one line" ;; esac
@@ -95,5 +119,13 @@ unset REMOTE_WRITE_PASSWORD
 if ! "$promtool" check config "$rendered" > /dev/null; then
     fail "the rendered configuration $rendered is invalid (promtool output above)"
 fi
-echo "prometheus entrypoint: scraping $exporter, alerting $alertmanager"
-exec "$prometheus" "--config.file=$rendered" "$@"
+set -- "--config.file=$rendered" "$@"
+if [ -n "${PROMETHEUS_EXTERNAL_URL:-}" ]; then
+    case "$PROMETHEUS_EXTERNAL_URL" in *"$newline"*) fail "PROMETHEUS_EXTERNAL_URL must be one line" ;; esac
+    if ! printf '%s' "$PROMETHEUS_EXTERNAL_URL" | grep -Eq '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$'; then
+        fail "PROMETHEUS_EXTERNAL_URL must be an http(s) URL with a host, e.g. https://prometheus.example.com"
+    fi
+    set -- "$@" "--web.external-url=$PROMETHEUS_EXTERNAL_URL"
+fi
+echo "prometheus entrypoint: environment $environment, scraping $exporter, alerting $alertmanager"
+exec "$prometheus" "$@"
