@@ -169,8 +169,19 @@ class _Flight:
     reaches the connection even after TLS has wrapped (and detached) the original.
     """
 
-    def __init__(self, endpoint: str, deadline: float, started: float, resolve: Resolver):
+    def __init__(
+        self,
+        endpoint: str,
+        deadline: float,
+        started: float,
+        resolve: Resolver,
+        *,
+        path: str,
+        authorized: bool = True,
+    ):
         self.endpoint = endpoint
+        self.path = path
+        self.authorized = authorized  # False: no Authorization header (public routes)
         self.resolve = resolve
         self.deadline = deadline
         self.started = started
@@ -471,6 +482,7 @@ class ApiClient:
         self._session.mount("https://", adapter)
         self._session.hooks["response"].append(_take_location)
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
+        self._public_headers = dict(self._headers)
         if admin_key:
             self._headers["Authorization"] = f"Bearer {admin_key}"
         self._lock = threading.Lock()
@@ -492,14 +504,25 @@ class ApiClient:
         with contextlib.suppress(Exception):  # closing must not fail a shutdown
             self._session.close()
 
-    def fetch(self, endpoint: str) -> FetchResult:
+    def fetch(self, endpoint: str, *, path: str | None = None, authorized: bool = True) -> FetchResult:
         """GET one endpoint; returns within REQUEST_TIMEOUT (plus a few ms) and never raises."""
-        return self.begin(endpoint).result()
+        return self.begin(endpoint, path=path, authorized=authorized).result()
 
-    def begin(self, endpoint: str) -> PendingFetch:
-        """Start fetching ``endpoint`` on a daemon thread; ``.result()`` waits for it until the deadline."""
+    def begin(self, endpoint: str, *, path: str | None = None, authorized: bool = True) -> PendingFetch:
+        """Start fetching ``endpoint`` on a daemon thread; ``.result()`` waits for it until the deadline.
+
+        ``path`` (default: the endpoint's in ``PATHS``) is asked on the API's host;
+        ``authorized=False`` sends no Authorization header (the public status routes).
+        """
         started = time.monotonic()
-        flight = _Flight(endpoint, started + self._timeout, started, self._resolve)
+        flight = _Flight(
+            endpoint,
+            started + self._timeout,
+            started,
+            self._resolve,
+            path=PATHS[endpoint] if path is None else path,
+            authorized=authorized,
+        )
         pending = PendingFetch(self, flight)
         with self._lock:
             if self._closed or self._abandoned >= MAX_ABANDONED:
@@ -553,7 +576,7 @@ class ApiClient:
 
     def _fetch_now(self, flight: _Flight) -> FetchResult:
         try:
-            payload, status = self._get_json(self.url(flight.endpoint), flight)
+            payload, status = self._get_json(self._base_url + flight.path, flight)
         except _Failure as failure:
             return FetchResult(
                 flight.endpoint,
@@ -616,8 +639,9 @@ class ApiClient:
         flight.phase = "connect"
         flight.location = None
         try:
+            headers = self._headers if flight.authorized else self._public_headers
             return self._session.get(
-                url, headers=self._headers, timeout=remaining, stream=True, allow_redirects=False
+                url, headers=headers, timeout=remaining, stream=True, allow_redirects=False
             )
         except Exception as error:  # noqa: BLE001 -- refused, reset, DNS, TLS, malformed head, bad URL...
             reason, cause = classify(error, flight.phase)

@@ -45,6 +45,8 @@ class Config:
     loki_tenant_id: str | None = None
     web_config_file: str | None = None
     demo: bool = False
+    status_api: bool = True  # poll the backend's public status API (/v1/status/...)
+    status_models_max: int = 500  # per-model status series budget; 0: none
 
     @classmethod
     def from_env(
@@ -164,6 +166,19 @@ class Config:
         if loki_password is not None and not _is_header_safe(loki_password):
             problems.append("LOKI_PASSWORD: must not contain control characters")
 
+        status_api = (text("STATUS_API") or "on").lower()
+        if status_api not in ("on", "off"):
+            problems.append(f"STATUS_API: must be on or off (got {_shown(status_api)})")
+        models_max = 500
+        raw_models_max = text("STATUS_MODELS_MAX")
+        if raw_models_max is not None:
+            if _ASCII_DIGITS.fullmatch(raw_models_max):
+                models_max = int(raw_models_max)
+            else:
+                problems.append(
+                    f"STATUS_MODELS_MAX: must be a whole number of models, 0 for none (got {_shown(raw_models_max)})"
+                )
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -182,6 +197,8 @@ class Config:
             loki_tenant_id=text("LOKI_TENANT_ID"),
             web_config_file=web_config,
             demo=demo,
+            status_api=status_api != "off",
+            status_models_max=models_max,
         )
 
 

@@ -130,6 +130,8 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.routes: dict[str, Reply] = {}
+        # Called with (path, query) when no route is set for the path; the first Reply wins.
+        self.answerers: list[Callable[[str, str], Reply | None]] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.released = threading.Event()
         self.set_data(SEED_PROVIDERS, SEED_STATS)
@@ -143,6 +145,8 @@ class FakeApi:
                 path, _, query = self.path.partition("?")
                 api.requests.append((self.path, dict(self.headers)))
                 reply = api.routes.get(path)
+                for answerer in api.answerers if reply is None else ():
+                    reply = reply or answerer(path, query)
                 if reply is None and path == "/providers":
                     reply = Reply(307, b"", {"Location": "/providers/" + (f"?{query}" if query else "")})
                 if reply is None:
