@@ -268,7 +268,7 @@ def main(
         if config.demo:
             from .demo import DemoBackend
 
-            demo = DemoBackend().start()
+            demo = DemoBackend(config.demo_down).start()
             api_url = demo.url
         exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
         if args.once:

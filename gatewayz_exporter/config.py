@@ -47,6 +47,7 @@ class Config:
     demo: bool = False
     status_api: bool = True  # poll the backend's public status API (/v1/status/...)
     status_models_max: int = 500  # per-model status series budget; 0: none
+    demo_down: frozenset[str] = frozenset()  # demo providers kept down (--demo only)
 
     @classmethod
     def from_env(
@@ -179,6 +180,16 @@ class Config:
                     f"STATUS_MODELS_MAX: must be a whole number of models, 0 for none (got {_shown(raw_models_max)})"
                 )
 
+        from .demo import DEMO_SLUGS  # the demo's provider names, nothing else
+
+        demo_down = frozenset(s.strip() for s in (text("DEMO_DOWN") or "").split(",") if s.strip())
+        if not demo_down <= set(DEMO_SLUGS):
+            problems.append(
+                f"DEMO_DOWN: must name demo providers ({', '.join(DEMO_SLUGS)}), "
+                f"not {_shown(','.join(sorted(demo_down - set(DEMO_SLUGS))))}"
+            )
+            demo_down = frozenset()
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -199,6 +210,7 @@ class Config:
             demo=demo,
             status_api=status_api != "off",
             status_models_max=models_max,
+            demo_down=demo_down,
         )
 
 

@@ -8,17 +8,11 @@ import time
 
 import pytest
 from conftest import TEST_KEY, FakeApi, FakeClock, Reply
-from status_support import (
-    StatusData,
-    incident_row,
-    iso,
-    model_view_row,
-    provider_view_row,
-    serve_status,
-)
+from status_support import serve_status
 
 from gatewayz_exporter.client import ApiClient
 from gatewayz_exporter.config import Config, ConfigError
+from gatewayz_exporter.demo import DEMO_PERIOD, DEMO_SLUGS, demo_providers, demo_status
 from gatewayz_exporter.parse import PayloadError, decode_json
 from gatewayz_exporter.status import (
     STATUS_ENDPOINTS,
@@ -32,6 +26,14 @@ from gatewayz_exporter.status import (
 )
 from gatewayz_exporter.status_metrics import PollRows, render_status
 from gatewayz_exporter.status_poller import StatusPoller, StatusStore
+from gatewayz_exporter.status_standin import (
+    StatusData,
+    answer,
+    incident_row,
+    iso,
+    model_view_row,
+    provider_view_row,
+)
 
 NOW = 1_800_000_000.0
 
@@ -411,3 +413,53 @@ def test_retry_after_holds_a_route_back(status_api):
     poller.poll_once()
     assert status_api.count("/v1/status/stats") == 1
     assert status_api.count("/v1/status/providers") == 2
+
+
+# --- the demo -----------------------------------------------------------------
+
+
+def demo_answer(now: float, path: str, query: str = "", down: frozenset[str] = frozenset()) -> object:
+    answered = answer(demo_status(now, down, started=NOW - 3600), path, query, now)
+    assert answered is not None and answered[0] == 200
+    return answered[1]
+
+
+def test_the_demo_outage_wave_moves_across_providers_gateways_and_models():
+    seen: dict[tuple[str, str], set[str]] = {}
+    models_seen: set[str] = set()
+    incidents_seen: list[set[int]] = []
+    for step in range(0, int(DEMO_PERIOD), 5):
+        now = NOW + step
+        providers = parse_status_providers(demo_answer(now, "/v1/status/providers"))
+        models = parse_models([demo_answer(now, "/v1/status/models", "limit=1000")])
+        incidents = parse_incidents([demo_answer(now, "/v1/status/incidents", "status=active&limit=100")])
+        assert providers.invalid_records == models.invalid_records == incidents.invalid_records == 0
+        for p in providers.value:
+            seen.setdefault((p.provider, p.gateway), set()).add(p.state)
+        models_seen.update(m.state for m in models.value)
+        incidents_seen.append({i.id for i in incidents.value})
+    assert len(seen) > len(DEMO_SLUGS)  # some providers sit behind two gateways
+    assert all(states == {"operational", "degraded", "major_outage"} for states in seen.values()), seen
+    assert {"operational", "degraded", "partial_outage", "major_outage", "offline"} <= models_seen
+    opened = set().union(*incidents_seen)
+    assert opened and all(
+        any(i not in later for later in incidents_seen) for i in opened
+    )  # each one resolves
+
+
+def test_demo_down_keeps_a_provider_down_in_the_registry_and_in_major_outage():
+    down = frozenset({"groq"})
+    for step in range(0, int(DEMO_PERIOD), 10):
+        now = NOW + step
+        (groq,) = [r for r in demo_providers(now, down) if r["slug"] == "groq"]
+        assert groq["health_status"] == "down"
+        rows = parse_status_providers(demo_answer(now, "/v1/status/providers", down=down)).value
+        assert {p.state for p in rows if p.provider == "groq"} == {"major_outage"}
+        incidents = parse_incidents(
+            [demo_answer(now, "/v1/status/incidents", "status=active", down=down)]
+        ).value
+        assert {i.severity for i in incidents if i.provider == "groq"} == {"critical"}
+    assert Config.from_env({"DEMO_DOWN": "groq, openai"}, demo=True).demo_down == {"groq", "openai"}
+    with pytest.raises(ConfigError) as error:
+        Config.from_env({"DEMO_DOWN": "nosuch"}, demo=True)
+    assert error.value.problems[0].startswith("DEMO_DOWN:")
