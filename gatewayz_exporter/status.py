@@ -97,6 +97,7 @@ class Incident:
 
     id: int
     provider: str
+    gateway: str
     severity: str
     started: float  # Unix seconds
 
@@ -297,7 +298,8 @@ def _incident_row(row: Row) -> tuple[Incident | None, bool]:
     started = _time(row, "started_at")
     if started is None:
         raise _BadRow("started_at")
-    return Incident(number, _label(row, "provider")[:MAX_SLUG_LENGTH], severity, started), known
+    provider = _label(row, "provider")[:MAX_SLUG_LENGTH]
+    return Incident(number, provider, _label(row, "gateway", nullable=True), severity, started), known
 
 
 def _model_row(row: Row) -> tuple[ModelHealth | None, bool]:

@@ -136,22 +136,23 @@ def incident_families(snapshot: StatusSnapshot) -> Iterator[Family]:
     incidents = snapshot.incidents
     if incidents is None:
         return
-    counts = Counter((i.provider, i.severity) for i in incidents)
-    oldest: dict[str, float] = {}
+    counts = Counter((i.provider, i.gateway, i.severity) for i in incidents)
+    oldest: dict[tuple[str, str], float] = {}
     for incident in incidents:
-        if incident.started < oldest.get(incident.provider, float("inf")):
-            oldest[incident.provider] = incident.started
+        key = (incident.provider, incident.gateway)
+        oldest[key] = min(incident.started, oldest.get(key, incident.started))
+    keys = sorted(oldest)
     yield _gauge(
-        "gatewayz_status_provider_incidents_active",
-        "Active incidents of the provider by severity (every severity of a provider with one)",
-        ("provider", "severity"),
-        [((p, s), float(counts[(p, s)])) for p in sorted(oldest) for s in SEVERITIES],
+        "gatewayz_status_incidents_open",
+        "Active incidents of a provider behind a gateway by severity (every severity once one is open)",
+        (*PG, "severity"),
+        [((*key, s), float(counts[(*key, s)])) for key in keys for s in SEVERITIES],
     )
     yield _gauge(
-        "gatewayz_status_provider_oldest_incident_start_timestamp_seconds",
-        "Unix time at which the provider's oldest active incident began",
-        ("provider",),
-        [((p,), oldest[p]) for p in sorted(oldest)],
+        "gatewayz_status_oldest_incident_start_timestamp_seconds",
+        "Unix time at which the oldest active incident of a provider behind a gateway began",
+        PG,
+        [(key, oldest[key]) for key in keys],
     )
 
 

@@ -285,12 +285,11 @@ def test_every_status_family_has_the_values_the_api_gave(status_api):
         )
         is not None
     )
-    assert (
-        sample(text, 'gatewayz_status_provider_incidents_active{provider="groq",severity="critical"}') == 1.0
-    )
-    assert sample(text, 'gatewayz_status_provider_incidents_active{provider="groq",severity="high"}') == 1.0
+    assert sample(text, f'gatewayz_status_incidents_open{{{pg},severity="critical"}}') == 1.0
+    assert sample(text, f'gatewayz_status_incidents_open{{{pg},severity="high"}}') == 1.0
+    assert sample(text, f'gatewayz_status_incidents_open{{{pg},severity="low"}}') == 0.0
     assert 'provider="openai",severity=' not in text  # its only incident is resolved
-    oldest = sample(text, 'gatewayz_status_provider_oldest_incident_start_timestamp_seconds{provider="groq"}')
+    oldest = sample(text, f"gatewayz_status_oldest_incident_start_timestamp_seconds{{{pg}}}")
     assert oldest == pytest.approx(now - 900, abs=1)
     assert sample(text, "gatewayz_status_checks_success_ratio") == 0.75
     assert sample(text, "gatewayz_status_checks_failed_24h") == 50.0
