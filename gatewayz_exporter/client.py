@@ -55,9 +55,11 @@ MAX_RETRY_AFTER_SECONDS = 600
 # resolver). Past this many, a new request is not started: it would only queue.
 MAX_ABANDONED = 4
 PATHS = {
-    # The backend's list route is /providers/ and /providers redirects there;
-    # without include_inactive it hides exactly the providers is_active=0 is for.
-    "providers": "/providers?include_inactive=true",
+    # The backend's list route is /providers/ (a route "/" under the /providers prefix), asked
+    # directly: /providers answers a 307 whose Location carries the scheme uvicorn believes in,
+    # http:// behind a TLS-terminating proxy, which the redirect policy rightly refuses.
+    # Without include_inactive it hides exactly the providers is_active=0 is for.
+    "providers": "/providers/?include_inactive=true",
     "stats": "/providers/stats",
 }
 
@@ -169,19 +171,8 @@ class _Flight:
     reaches the connection even after TLS has wrapped (and detached) the original.
     """
 
-    def __init__(
-        self,
-        endpoint: str,
-        deadline: float,
-        started: float,
-        resolve: Resolver,
-        *,
-        path: str,
-        authorized: bool = True,
-    ):
+    def __init__(self, endpoint: str, deadline: float, started: float, resolve: Resolver):
         self.endpoint = endpoint
-        self.path = path
-        self.authorized = authorized  # False: no Authorization header (public routes)
         self.resolve = resolve
         self.deadline = deadline
         self.started = started
@@ -491,7 +482,8 @@ class ApiClient:
         self._closed = False
 
     def url(self, endpoint: str) -> str:
-        return self._base_url + PATHS[endpoint]
+        """An endpoint's URL: a name in ``PATHS``, or a path of the API's own starting with ``/``."""
+        return self._base_url + (endpoint if endpoint.startswith("/") else PATHS[endpoint])
 
     def close(self) -> None:
         """Abandon every request in flight and close the connection pool."""
@@ -504,25 +496,17 @@ class ApiClient:
         with contextlib.suppress(Exception):  # closing must not fail a shutdown
             self._session.close()
 
-    def fetch(self, endpoint: str, *, path: str | None = None, authorized: bool = True) -> FetchResult:
-        """GET one endpoint; returns within REQUEST_TIMEOUT (plus a few ms) and never raises."""
-        return self.begin(endpoint, path=path, authorized=authorized).result()
+    def fetch(self, endpoint: str, *, authorized: bool = True) -> FetchResult:
+        """GET one endpoint; returns within REQUEST_TIMEOUT (plus a few ms) and never raises.
 
-    def begin(self, endpoint: str, *, path: str | None = None, authorized: bool = True) -> PendingFetch:
-        """Start fetching ``endpoint`` on a daemon thread; ``.result()`` waits for it until the deadline.
-
-        ``path`` (default: the endpoint's in ``PATHS``) is asked on the API's host;
-        ``authorized=False`` sends no Authorization header (the public status routes).
+        ``authorized=False`` sends no Authorization header (public routes), redirects included.
         """
+        return self.begin(endpoint, authorized=authorized).result()
+
+    def begin(self, endpoint: str, *, authorized: bool = True) -> PendingFetch:
+        """Start fetching ``endpoint`` on a daemon thread; ``.result()`` waits for it until the deadline."""
         started = time.monotonic()
-        flight = _Flight(
-            endpoint,
-            started + self._timeout,
-            started,
-            self._resolve,
-            path=PATHS[endpoint] if path is None else path,
-            authorized=authorized,
-        )
+        flight = _Flight(endpoint, started + self._timeout, started, self._resolve)
         pending = PendingFetch(self, flight)
         with self._lock:
             if self._closed or self._abandoned >= MAX_ABANDONED:
@@ -532,7 +516,7 @@ class ApiClient:
             self._flights.add(flight)
         context = contextvars.copy_context()  # the poll's span stays the parent of the request's
         thread = threading.Thread(
-            target=context.run, args=(self._work, flight), name=f"fetch-{endpoint}", daemon=True
+            target=context.run, args=(self._work, flight, authorized), name=f"fetch-{endpoint}", daemon=True
         )
         try:
             thread.start()
@@ -550,10 +534,10 @@ class ApiClient:
                 self._abandoned += 1
         flight.abandon()
 
-    def _work(self, flight: _Flight) -> None:
+    def _work(self, flight: _Flight, authorized: bool) -> None:
         _current.flight = flight
         try:
-            result = self._fetch_now(flight)
+            result = self._fetch_now(flight, self._headers if authorized else self._public_headers)
             if flight.finish(result) and log.isEnabledFor(logging.DEBUG):
                 log.debug(
                     "API request finished",
@@ -574,9 +558,9 @@ class ApiClient:
                 if flight.timed_out:
                     self._abandoned -= 1
 
-    def _fetch_now(self, flight: _Flight) -> FetchResult:
+    def _fetch_now(self, flight: _Flight, headers: dict[str, str]) -> FetchResult:
         try:
-            payload, status = self._get_json(self._base_url + flight.path, flight)
+            payload, status = self._get_json(self.url(flight.endpoint), flight, headers)
         except _Failure as failure:
             return FetchResult(
                 flight.endpoint,
@@ -605,10 +589,10 @@ class ApiClient:
             duration_seconds=time.monotonic() - flight.started,
         )
 
-    def _get_json(self, url: str, flight: _Flight) -> tuple[object, int]:
+    def _get_json(self, url: str, flight: _Flight, headers: dict[str, str]) -> tuple[object, int]:
         origin = url
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._request(url, flight)
+            response = self._request(url, flight, headers)
             with response:
                 location = flight.location
                 if location is not None and response.status_code in REDIRECT_STATUSES:
@@ -632,14 +616,13 @@ class ApiClient:
             return self._decode(body), status
         raise _Failure("redirect", cause="too_many")
 
-    def _request(self, url: str, flight: _Flight) -> requests.Response:
+    def _request(self, url: str, flight: _Flight, headers: dict[str, str]) -> requests.Response:
         remaining = flight.deadline - time.monotonic()
         if remaining <= 0:
             raise _Failure("timeout", cause=flight.phase)
         flight.phase = "connect"
         flight.location = None
         try:
-            headers = self._headers if flight.authorized else self._public_headers
             return self._session.get(
                 url, headers=headers, timeout=remaining, stream=True, allow_redirects=False
             )

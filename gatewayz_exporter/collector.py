@@ -46,6 +46,35 @@ class SnapshotSource(Protocol):
     def current(self) -> Snapshot: ...
 
 
+Row = tuple[tuple[str, ...], float]
+
+
+class PollRows(NamedTuple):
+    """More endpoints' rows for the exporter's own poll families (``endpoint`` label first)."""
+
+    success: Sequence[Row] = ()
+    duration: Sequence[Row] = ()
+    last_success: Sequence[Row] = ()
+    errors: Sequence[Row] = ()
+
+
+NO_MORE = PollRows()
+
+
+class ExtraView(Protocol):
+    """One immutable reading of another data source exported beside the snapshot (the status API)."""
+
+    @property
+    def key(self) -> object:
+        """Changes whenever what it renders changes."""
+
+    def data_families(self) -> Iterator[Family]: ...
+
+    def poll_rows(self) -> PollRows: ...
+
+    def own_families(self) -> Iterator[Family]: ...
+
+
 POLL = "(background poll of the GatewayZ API)"
 
 
@@ -165,8 +194,8 @@ def provider_families(providers: Sequence[Provider]) -> Iterator[Family]:
         yield Family(gauge.name, gauge.documentation, "gauge", ("provider",), rows)
 
 
-def status_families(snapshot: Snapshot, *, version: str) -> Iterator[Family]:
-    """The exporter's own families: poll outcomes, error counts, build info."""
+def status_families(snapshot: Snapshot, *, version: str, more: PollRows = NO_MORE) -> Iterator[Family]:
+    """The exporter's own families: poll outcomes (``more`` adds other endpoints'), error counts, build info."""
     status = snapshot.status
     attempted = [e for e in ENDPOINTS if status[e].attempted]
     yield Family(
@@ -174,28 +203,31 @@ def status_families(snapshot: Snapshot, *, version: str) -> Iterator[Family]:
         "1 if the exporter's latest poll of the API endpoint succeeded, 0 if it failed.",
         "gauge",
         ("endpoint",),
-        [((e,), 1.0 if status[e].success else 0.0) for e in attempted],
+        [*(((e,), 1.0 if status[e].success else 0.0) for e in attempted), *more.success],
     )
     yield Family(
         "gatewayz_provider_scrape_duration_seconds",
         "Duration of the exporter's latest poll of the API endpoint, in seconds.",
         "gauge",
         ("endpoint",),
-        [((e,), status[e].duration_seconds) for e in attempted],
+        [*(((e,), status[e].duration_seconds) for e in attempted), *more.duration],
     )
     yield Family(
         "gatewayz_provider_last_successful_scrape_timestamp_seconds",
         "Unix time of the exporter's latest successful poll of the API endpoint, in seconds.",
         "gauge",
         ("endpoint",),
-        [((e,), t) for e in ENDPOINTS if (t := status[e].last_success_unix) is not None],
+        [
+            *(((e,), t) for e in ENDPOINTS if (t := status[e].last_success_unix) is not None),
+            *more.last_success,
+        ],
     )
     yield Family(
         "gatewayz_provider_scrape_errors",
         "Failed polls of the API, by endpoint and reason.",
         "counter",
         ("endpoint", "reason"),
-        [((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS],
+        [*(((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS), *more.errors],
     )
     yield Family(
         "gatewayz_provider_invalid_records",
@@ -218,15 +250,30 @@ def exported_providers(snapshot: Snapshot, *, providers_fresh: bool) -> tuple[Pr
     return snapshot.providers if providers_fresh else None
 
 
+def tail_families(snapshot: Snapshot, extra: ExtraView | None, *, version: str) -> Iterator[Family]:
+    """What follows the per-provider families: the extra source's data, then the exporter's own."""
+    if extra is None:
+        yield from status_families(snapshot, version=version)
+        return
+    yield from extra.data_families()
+    yield from status_families(snapshot, version=version, more=extra.poll_rows())
+    yield from extra.own_families()
+
+
 def snapshot_families(
-    snapshot: Snapshot, *, providers_fresh: bool, stats_fresh: bool, version: str
+    snapshot: Snapshot,
+    *,
+    providers_fresh: bool,
+    stats_fresh: bool,
+    version: str,
+    extra: ExtraView | None = None,
 ) -> Iterator[Family]:
     """Every family for one snapshot; an endpoint's data families are left out once stale."""
     yield from stats_families(snapshot, stats_fresh=stats_fresh)
     providers = exported_providers(snapshot, providers_fresh=providers_fresh)
     if providers is not None:
         yield from provider_families(providers)
-    yield from status_families(snapshot, version=version)
+    yield from tail_families(snapshot, extra, version=version)
 
 
 def to_metric(family: Family) -> Metric:
@@ -253,11 +300,17 @@ class SnapshotCollector:
         max_staleness: float,
         version: str,
         monotonic: Callable[[], float] = time.monotonic,
+        extra: Callable[[], ExtraView] | None = None,
     ):
         self._store = store
         self._max_staleness = max_staleness
         self.version = version
         self._monotonic = monotonic
+        self._extra = extra  # another source exported beside the snapshot; never part of readiness
+
+    def extra(self) -> ExtraView | None:
+        """The extra source's current reading, or None without one."""
+        return None if self._extra is None else self._extra()
 
     def freshness(self, snapshot: Snapshot) -> tuple[bool, bool]:
         now = self._monotonic()
@@ -270,14 +323,20 @@ class SnapshotCollector:
         """Readiness: a poll of either endpoint succeeded within MAX_STALENESS."""
         return any(self.freshness(self._store.current))
 
-    def families(self, snapshot: Snapshot, freshness: tuple[bool, bool]) -> Iterator[Family]:
+    def families(
+        self, snapshot: Snapshot, freshness: tuple[bool, bool], extra: ExtraView | None = None
+    ) -> Iterator[Family]:
         return snapshot_families(
-            snapshot, providers_fresh=freshness[0], stats_fresh=freshness[1], version=self.version
+            snapshot,
+            providers_fresh=freshness[0],
+            stats_fresh=freshness[1],
+            version=self.version,
+            extra=extra,
         )
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._store.current
-        for family in self.families(snapshot, self.freshness(snapshot)):
+        for family in self.families(snapshot, self.freshness(snapshot), self.extra()):
             yield to_metric(family)
 
 

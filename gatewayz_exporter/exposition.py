@@ -35,7 +35,7 @@ from .collector import (
     render_providers,
     render_snapshot,
     stats_families,
-    status_families,
+    tail_families,
 )
 from .model import Provider, Snapshot
 
@@ -191,22 +191,30 @@ class Exposition:
             entry = self._entry(snapshot, freshness, openmetrics)
             entry.gzip(b"")  # warm the deflate state
 
+    def prerender_extra(self) -> None:
+        """Render the extra source's new reading into the formats already prepared (its poller thread)."""
+        snapshot = self._store.current
+        freshness = self._collector.freshness(snapshot)
+        for openmetrics in sorted(self._heads):
+            self._entry(snapshot, freshness, openmetrics).gzip(b"")
+
     def _entry(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Rendered:
-        key = (snapshot.generation, freshness, openmetrics)
+        extra = self._collector.extra()
+        key = (snapshot.generation, freshness, openmetrics, None if extra is None else extra.key)
         entry = self._cache.get(key)
         if entry is not None:
             return entry
         with self._render_lock:
             entry = self._cache.get(key)
             if entry is None:
-                # Keep only the current generation (dropped before rendering, so the old
-                # bytes can go first): memory stays at one snapshot's worth.
-                cache = {k: v for k, v in self._cache.items() if k[0] == snapshot.generation}
+                # Keep only the current generation and extra reading (dropped before rendering,
+                # so the old bytes can go first): memory stays at one snapshot's worth.
+                cache = {k: v for k, v in self._cache.items() if (k[0], k[3]) == (key[0], key[3])}
                 self._cache = cache
                 entry = _Rendered(
                     self._head(snapshot, freshness, openmetrics),
                     render_snapshot(
-                        list(status_families(snapshot, version=self._collector.version)),
+                        list(tail_families(snapshot, extra, version=self._collector.version)),
                         openmetrics=openmetrics,
                     ),
                 )

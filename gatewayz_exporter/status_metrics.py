@@ -18,10 +18,12 @@ Emitted (abridged)::
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
-from .collector import Family, render_snapshot
+from .collector import Family, PollRows, render_snapshot
 from .model import REASONS
 from .status import (
     BREAKER_STATES,
@@ -257,22 +259,60 @@ def invalid_records_family(snapshot: StatusSnapshot) -> Family:
     )
 
 
-class PollRows:
-    """The status endpoints' rows of the poll families the seed's endpoints also fill.
+def poll_rows(snapshot: StatusSnapshot) -> PollRows:
+    """The status endpoints' rows of the poll families the admin endpoints also fill (one family per name)."""
+    status = snapshot.status
+    attempted = [e for e in STATUS_ENDPOINTS if status[e].attempted]
+    return PollRows(
+        success=[((e,), 1.0 if status[e].success else 0.0) for e in attempted],
+        duration=[((e,), status[e].duration_seconds) for e in attempted],
+        last_success=[((e,), t) for e in STATUS_ENDPOINTS if (t := status[e].last_success_unix) is not None],
+        errors=[((e, r), float(snapshot.errors[(e, r)])) for e in STATUS_ENDPOINTS for r in REASONS],
+    )
 
-    Each list is in the row format of the family of the same name (``endpoint``
-    first), to be appended to the seed endpoints' rows: one family per name.
-    """
 
-    def __init__(self, snapshot: StatusSnapshot):
-        status = snapshot.status
-        attempted = [e for e in STATUS_ENDPOINTS if status[e].attempted]
-        self.success = [((e,), 1.0 if status[e].success else 0.0) for e in attempted]
-        self.duration = [((e,), status[e].duration_seconds) for e in attempted]
-        self.last_success = [
-            ((e,), t) for e in STATUS_ENDPOINTS if (t := status[e].last_success_unix) is not None
-        ]
-        self.errors = [((e, r), float(snapshot.errors[(e, r)])) for e in STATUS_ENDPOINTS for r in REASONS]
+class StatusReading:
+    """One reading of the status store: the snapshot and which endpoints' data are fresh."""
+
+    __slots__ = ("fresh", "key", "snapshot")
+
+    def __init__(self, snapshot: StatusSnapshot, fresh: frozenset[str]):
+        self.snapshot, self.fresh = snapshot, fresh
+        self.key = (snapshot.generation, fresh)
+
+    def data_families(self) -> Iterator[Family]:
+        return status_data_families(self.snapshot, self.fresh)
+
+    def poll_rows(self) -> PollRows:
+        return poll_rows(self.snapshot)
+
+    def own_families(self) -> Iterator[Family]:
+        yield invalid_records_family(self.snapshot)
+
+
+class StatusSource:
+    """Reads the status store for the collector; data past MAX_STALENESS is left out."""
+
+    def __init__(
+        self,
+        store: StatusSnapshotSource,
+        *,
+        max_staleness: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self._store = store
+        self._max_staleness = max_staleness
+        self._monotonic = monotonic
+
+    def __call__(self) -> StatusReading:
+        snapshot, now = self._store.current, self._monotonic()
+        fresh = frozenset(e for e in STATUS_ENDPOINTS if snapshot.fresh(e, now, self._max_staleness))
+        return StatusReading(snapshot, fresh)
+
+
+class StatusSnapshotSource(Protocol):
+    @property
+    def current(self) -> StatusSnapshot: ...
 
 
 def render_status(snapshot: StatusSnapshot, fresh: frozenset[str], *, openmetrics: bool) -> bytes:

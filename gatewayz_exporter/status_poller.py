@@ -112,7 +112,7 @@ class StatusPoller:
         """Fetch every due route (all pages), validate, publish and return the new snapshot."""
         started = self._monotonic()
         due = [e for e in STATUS_ENDPOINTS if started >= self._not_before[e] - self._slack]
-        first = {e: self._client.begin(e, path=page_path(e, 0), authorized=False) for e in due}
+        first = {e: self._client.begin(page_path(e, 0), authorized=False) for e in due}
         pages = {e: self._pages(e, p.result()) for e, p in first.items()}
         if self._closed:
             return self._store.current
@@ -133,7 +133,7 @@ class StatusPoller:
             and len(payloads) < MAX_PAGES[endpoint]
             and not self._closed
         ):
-            result = self._client.fetch(endpoint, path=page_path(endpoint, len(payloads)), authorized=False)
+            result = self._client.fetch(page_path(endpoint, len(payloads)), authorized=False)
             duration += result.duration_seconds
             payloads.append(result.payload)
         return replace(result, payload=None, duration_seconds=duration), payloads

@@ -207,6 +207,7 @@ def test_dashboard_has_the_seeds_panel_groups_limits_and_exporter_health():
         "Provider details",
         "Limits and models",
         "Exporter health",
+        "Measured health",
     ]
     titles = {p["title"]: p for p in panels()}
     assert titles["Health status distribution"]["type"] == "piechart"

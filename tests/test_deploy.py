@@ -631,6 +631,7 @@ def test_no_admin_key_example_in_the_repository(path):
 def test_the_readme_metric_table_names_every_exported_metric_and_nothing_else(api, exporter_for):
     exporter = exporter_for(api)
     exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
     body, _ = exporter.exposition.body(openmetrics=False, gzip=False)
     exported = set(re.findall(r"^# TYPE (gatewayz_\w+)", body.decode(), re.MULTILINE))
     section = (ROOT / "README.md").read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]

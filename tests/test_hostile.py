@@ -657,7 +657,7 @@ def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(r
 
 
 def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
-    exporter_process, certs
+    exporter_process, certs, api
 ):
     need_file_descriptors(1400)
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1200:

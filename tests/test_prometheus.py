@@ -117,7 +117,11 @@ def test_prom_yml_has_the_seeds_job_exactly():
     assert alertmanagers["api_version"] == "v2"
 
 
-RULE_FILES = [ROOT / "prometheus" / "alerts.yml", ROOT / "prometheus" / "recording_rules.yml"]
+RULE_FILES = [
+    ROOT / "prometheus" / "alerts.yml",
+    ROOT / "prometheus" / "recording_rules.yml",
+    ROOT / "prometheus" / "status_alerts.yml",
+]
 
 
 class Prometheus:
@@ -232,7 +236,7 @@ def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provid
         return rules if rules and not any(r["lastEvaluation"].startswith("0001") for r in rules) else None
 
     rules = prometheus._wait(evaluated_rules, "evaluating every rule")
-    assert len(rules) == 9 + 10  # alerts and compatibility recording rules
+    assert len(rules) == 9 + 11 + 7  # alerts, compatibility recording rules, status alerts
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
     alerts = prometheus._wait(

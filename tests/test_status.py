@@ -7,8 +7,10 @@ import logging
 import time
 
 import pytest
-from conftest import TEST_KEY, FakeApi, FakeClock, Reply
-from status_support import serve_status
+from conftest import TEST_KEY, FakeApi, FakeClock, Reply, every_status_series
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as om
+from prometheus_client.registry import CollectorRegistry
 
 from gatewayz_exporter.client import ApiClient
 from gatewayz_exporter.config import Config, ConfigError
@@ -24,7 +26,7 @@ from gatewayz_exporter.status import (
     parse_status_providers,
     within_budget,
 )
-from gatewayz_exporter.status_metrics import PollRows, render_status
+from gatewayz_exporter.status_metrics import poll_rows, render_status
 from gatewayz_exporter.status_poller import StatusPoller, StatusStore
 from gatewayz_exporter.status_standin import (
     StatusData,
@@ -235,33 +237,26 @@ def sample(text: str, line_start: str) -> float | None:
 
 def test_every_status_family_has_the_values_the_api_gave(status_api):
     now = time.time()
-    serve_status(
-        status_api,
-        StatusData(
-            providers=[
-                provider_view_row("openai", "openrouter"),
-                provider_view_row(
-                    "groq", "openrouter", avg_uptime_24h=42.0, offline_models=4, last_checked_at=None
-                ),
-            ],
-            models=[
-                model_view_row(
-                    "groq", "openrouter", "llama", circuit_breaker_state="open", monitoring_tier="critical"
-                ),
-                model_view_row(
-                    "openai", "openrouter", "gpt-4", usage_count_24h=50, uptime_percentage_24h=97.5
-                ),
-            ],
-            incidents=[
-                incident_row(1, "groq", now - 900, severity="critical"),
-                incident_row(2, "groq", now - 60),
-                incident_row(
-                    3, "openai", now - 60, status="resolved", resolved_at=iso(now), duration_seconds=60
-                ),
-            ],
-            checks_total=200,
-            checks_successful=150,
-        ),
+    status_api.status = StatusData(
+        providers=[
+            provider_view_row("openai", "openrouter"),
+            provider_view_row(
+                "groq", "openrouter", avg_uptime_24h=42.0, offline_models=4, last_checked_at=None
+            ),
+        ],
+        models=[
+            model_view_row(
+                "groq", "openrouter", "llama", circuit_breaker_state="open", monitoring_tier="critical"
+            ),
+            model_view_row("openai", "openrouter", "gpt-4", usage_count_24h=50, uptime_percentage_24h=97.5),
+        ],
+        incidents=[
+            incident_row(1, "groq", now - 900, severity="critical"),
+            incident_row(2, "groq", now - 60),
+            incident_row(3, "openai", now - 60, status="resolved", resolved_at=iso(now), duration_seconds=60),
+        ],
+        checks_total=200,
+        checks_successful=150,
     )
     snapshot = poller_for(status_api).poll_once()
     text = exposition(snapshot)
@@ -308,7 +303,7 @@ def test_every_status_family_has_the_values_the_api_gave(status_api):
 
 
 def test_no_authorization_header_is_sent_to_the_status_routes(status_api):
-    serve_status(status_api, StatusData(providers=[provider_view_row("openai", "openrouter")]))
+    status_api.status = StatusData(providers=[provider_view_row("openai", "openrouter")])
     poller_for(status_api).poll_once()
     status_requests = [
         (path, headers) for path, headers in status_api.requests if path.startswith("/v1/status")
@@ -329,7 +324,7 @@ def test_5000_models_are_read_page_by_page_and_give_at_most_the_budget(status_ap
         )
         for i in range(5000)
     ]
-    serve_status(status_api, StatusData(models=models))
+    status_api.status = StatusData(models=models)
     snapshot = poller_for(status_api, models_max=300).poll_once()
     asked = [path for path, _ in status_api.requests if path.startswith("/v1/status/models")]
     assert asked == [f"/v1/status/models?limit=1000&offset={n}" for n in range(0, 6000, 1000)]
@@ -343,23 +338,23 @@ def test_5000_models_are_read_page_by_page_and_give_at_most_the_budget(status_ap
 
 
 def test_a_budget_of_zero_turns_the_per_model_series_off(status_api):
-    serve_status(status_api, StatusData(models=[model_view_row("p", "g", "m")]))
+    status_api.status = StatusData(models=[model_view_row("p", "g", "m")])
     text = exposition(poller_for(status_api, models_max=0).poll_once())
     assert "gatewayz_status_model_state{" not in text
     assert sample(text, "gatewayz_status_models_left_out") == 1.0
 
 
 def test_the_stand_in_refuses_a_limit_over_the_routes_maximum(status_api):
-    serve_status(status_api, StatusData())
+    status_api.status = StatusData()
     client = ApiClient(status_api.url, None, timeout=2, max_bytes=1 << 20)
-    over = client.fetch("status", path="/v1/status/models?limit=1001", authorized=False)
+    over = client.fetch("/v1/status/models?limit=1001", authorized=False)
     assert (over.reason, over.status_code) == ("http_error", 422)
-    assert client.fetch("status", path="/v1/status/incidents?limit=101", authorized=False).status_code == 422
-    assert client.fetch("status", path="/v1/status/incidents?limit=100", authorized=False).ok
+    assert client.fetch("/v1/status/incidents?limit=101", authorized=False).status_code == 422
+    assert client.fetch("/v1/status/incidents?limit=100", authorized=False).ok
 
 
 def test_an_empty_status_api_gives_unknown_and_no_rows(status_api):
-    serve_status(status_api, StatusData())
+    status_api.status = StatusData()
     snapshot = poller_for(status_api).poll_once()
     text = exposition(snapshot)
     assert sample(text, 'gatewayz_status_overall_state{state="unknown"}') == 1.0
@@ -372,7 +367,7 @@ def test_an_empty_status_api_gives_unknown_and_no_rows(status_api):
 
 def test_a_failing_route_keeps_its_last_data_until_max_staleness_and_counts_the_reason(status_api):
     clock = FakeClock()
-    serve_status(status_api, StatusData(providers=[provider_view_row("openai", "openrouter")]))
+    status_api.status = StatusData(providers=[provider_view_row("openai", "openrouter")])
     poller = poller_for(status_api, clock)
     poller.poll_once()
     status_api.routes["/v1/status/providers"] = Reply(500, b'{"detail":"Failed to retrieve provider status"}')
@@ -386,12 +381,13 @@ def test_a_failing_route_keeps_its_last_data_until_max_staleness_and_counts_the_
     assert not snapshot.fresh("status_providers", clock.monotonic(), 300)
     stale = exposition(snapshot, fresh=[e for e in STATUS_ENDPOINTS if e != "status_providers"])
     assert "gatewayz_status_provider_state{" not in stale
-    rows = PollRows(snapshot)
+    rows = poll_rows(snapshot)
     assert (("status_providers",), 0.0) in rows.success
     assert (("status_providers", "http_error"), 1.0) in rows.errors
 
 
 def test_a_backend_without_the_status_routes_is_counted_every_poll_and_logged_once(status_api, caplog):
+    status_api.status = None
     poller = poller_for(status_api)
     with caplog.at_level(logging.WARNING, logger="gatewayz_exporter.status"):
         for _ in range(3):
@@ -404,7 +400,7 @@ def test_a_backend_without_the_status_routes_is_counted_every_poll_and_logged_on
 
 def test_retry_after_holds_a_route_back(status_api):
     clock = FakeClock()
-    serve_status(status_api, StatusData())
+    status_api.status = StatusData()
     status_api.routes["/v1/status/stats"] = Reply(429, b"{}", {"Retry-After": "120"})
     poller = poller_for(status_api, clock)
     poller.poll_once()
@@ -462,3 +458,99 @@ def test_demo_down_keeps_a_provider_down_in_the_registry_and_in_major_outage():
     with pytest.raises(ConfigError) as error:
         Config.from_env({"DEMO_DOWN": "nosuch"}, demo=True)
     assert error.value.problems[0].startswith("DEMO_DOWN:")
+
+
+# --- the whole exporter -------------------------------------------------------
+
+
+def reference_exposition(exporter, openmetrics: bool) -> str:
+    registry = CollectorRegistry()
+    registry.register(exporter.collector)
+    return (om.generate_latest if openmetrics else generate_latest)(registry).decode()
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_the_served_body_is_what_prometheus_client_writes_for_the_status_families(
+    api, exporter_for, openmetrics
+):
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
+    body, _ = exporter.exposition.body(openmetrics=openmetrics, gzip=False)
+    text = body.decode()
+    # The served body is the cached part, then the live registry's (process) lines.
+    assert text.startswith(reference_exposition(exporter, openmetrics).removesuffix("# EOF\n"))
+    assert (
+        'gatewayz_status_provider_state{gateway="openrouter",provider="groq",state="major_outage"} 1.0'
+        in text
+    )
+    assert 'gatewayz_provider_scrape_success{endpoint="status_models"} 1.0' in text
+    assert 'gatewayz_provider_scrape_success{endpoint="providers"} 1.0' in text
+    assert text.count("# TYPE gatewayz_provider_scrape_success gauge") == 1  # one family for all endpoints
+
+
+def test_a_status_poll_alone_updates_the_served_body(api, exporter_for):
+    data = api.status = every_status_series()
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    exporter.exposition.body(openmetrics=False, gzip=False)  # cached before the status poll
+    exporter.status_poller.poll_once()
+    first, _ = exporter.exposition.body(openmetrics=False, gzip=False)
+    assert b"gatewayz_status_checks_success_ratio 0.9\n" in first
+    data.checks_successful = 45
+    exporter.status_poller.poll_once()
+    second, _ = exporter.exposition.body(openmetrics=False, gzip=False)
+    assert b"gatewayz_status_checks_success_ratio 0.45\n" in second
+
+
+def test_a_failing_status_api_changes_neither_the_admin_series_nor_readiness(api, exporter_for):
+    clock = FakeClock()
+    for path in (
+        "/v1/status/",
+        "/v1/status/providers",
+        "/v1/status/stats",
+        "/v1/status/models",
+        "/v1/status/incidents",
+    ):
+        api.routes[path] = Reply(503, b'{"detail":"down"}')
+    exporter = exporter_for(api, clock)
+    exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
+    assert exporter.is_ready()
+    text = reference_exposition(exporter, False)
+    assert 'gatewayz_provider_health_status{provider="openai"} 1.0' in text
+    assert "gatewayz_providers_total 4.0" in text
+    assert 'gatewayz_provider_scrape_success{endpoint="status"} 0.0' in text
+    assert 'gatewayz_provider_scrape_errors_total{endpoint="status_stats",reason="http_error"} 1.0' in text
+    assert "gatewayz_status_overall_state" not in text
+
+
+def test_the_status_api_alone_does_not_make_the_exporter_ready(api, exporter_for):
+    api.routes["/providers/"] = Reply(500, b"{}")
+    api.routes["/providers/stats"] = Reply(500, b"{}")
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
+    assert not exporter.is_ready()
+    assert "gatewayz_status_monitoring_active 1.0" in reference_exposition(exporter, False)
+
+
+def test_the_exporter_sends_no_key_to_the_status_routes_and_asks_the_list_route_directly(api, exporter_for):
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
+    status = [headers for path, headers in api.requests if path.startswith("/v1/status")]
+    admin = [headers for path, headers in api.requests if not path.startswith("/v1/status")]
+    assert status and not any("Authorization" in headers for headers in status)
+    assert all(headers["Authorization"] == f"Bearer {TEST_KEY}" for headers in admin)
+    assert [path for path, _ in api.requests if path.startswith("/providers?")] == []
+    assert api.count("/providers/?include_inactive=true") == 1
+
+
+def test_status_api_off_asks_nothing_and_exports_no_status_series(api, exporter_for):
+    exporter = exporter_for(api, STATUS_API="off")
+    assert exporter.status_poller is None
+    exporter.poller.poll_once()
+    text = reference_exposition(exporter, False)
+    assert api.count("/v1/status") == 0
+    assert "gatewayz_status_" not in text and 'endpoint="status' not in text

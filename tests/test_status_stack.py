@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -56,3 +57,19 @@ def test_the_status_rules_are_loaded_by_prometheus_and_baked_into_its_image():
     assert re.search(
         r"^COPY .*\bstatus_alerts\.yml\b", (ROOT / "prometheus/Dockerfile").read_text(), re.MULTILINE
     )
+
+
+def test_the_measured_health_row_shows_status_uptime_models_incidents_checks_and_the_worst_models():
+    dashboard = json.loads((ROOT / "grafana/dashboards/gatewayz-provider-management.json").read_text())
+    row_at = next(i for i, p in enumerate(dashboard["panels"]) if p["title"] == "Measured health")
+    row = dashboard["panels"][row_at + 1 :]
+    exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in row}
+    assert "gatewayz_status_provider_state" in exprs["Measured status by provider and gateway"]
+    assert 'window="24h"' in exprs["Measured uptime"] and 'window="7d"' in exprs["Measured uptime"]
+    assert "gatewayz_status_models_offline" in exprs["Models healthy and offline"]
+    assert "gatewayz_status_oldest_incident_start_timestamp_seconds" in exprs["Active incidents"]
+    assert "gatewayz_status_checks_success_ratio" in exprs["Health-check success (24 h)"]
+    assert "bottomk" in exprs["Lowest-uptime models"]
+    uptime = next(p for p in row if p["title"] == "Measured uptime")
+    steps = uptime["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [(s["color"], s["value"]) for s in steps] == [("red", None), ("orange", 0.95), ("green", 0.99)]
