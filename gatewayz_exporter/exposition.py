@@ -29,12 +29,14 @@ from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.registry import CollectorRegistry
 
 from .collector import (
+    ExtraView,
     SnapshotCollector,
     SnapshotSource,
     exported_providers,
     render_providers,
     render_snapshot,
     stats_families,
+    status_families,
     tail_families,
 )
 from .model import Provider, Snapshot
@@ -170,6 +172,7 @@ class Exposition:
         self._live = live_registry
         self._cache: dict[tuple[Any, ...], _Rendered] = {}
         self._heads: dict[bool, _Head] = {}  # by format (True: OpenMetrics)
+        self._extra_data: dict[tuple[object, bool], bytes] = {}  # the extra source's data lines, by reading
         self._render_lock = threading.Lock()
         self._requested: set[bool] = set()  # formats scraped since the last poll (True: OpenMetrics)
         self._heap_tuned = False
@@ -212,14 +215,25 @@ class Exposition:
                 cache = {k: v for k, v in self._cache.items() if (k[0], k[3]) == (key[0], key[3])}
                 self._cache = cache
                 entry = _Rendered(
-                    self._head(snapshot, freshness, openmetrics),
-                    render_snapshot(
-                        list(tail_families(snapshot, extra, version=self._collector.version)),
-                        openmetrics=openmetrics,
-                    ),
+                    self._head(snapshot, freshness, openmetrics), self._tail(snapshot, extra, openmetrics)
                 )
                 self._cache = {**cache, key: entry}
         return entry
+
+    def _tail(self, snapshot: Snapshot, extra: ExtraView | None, openmetrics: bool) -> bytes:
+        """What ``tail_families`` writes; the extra source's data lines are rendered once per reading."""
+        version = self._collector.version
+        if extra is None:
+            return render_snapshot(
+                list(tail_families(snapshot, None, version=version)), openmetrics=openmetrics
+            )
+        data = self._extra_data.get((extra.key, openmetrics))
+        if data is None:
+            self._extra_data = {k: v for k, v in self._extra_data.items() if k[0] == extra.key}
+            data = render_snapshot(list(extra.data_families()), openmetrics=openmetrics)
+            self._extra_data[(extra.key, openmetrics)] = data
+        own = [*status_families(snapshot, version=version, more=extra.poll_rows()), *extra.own_families()]
+        return data + render_snapshot(own, openmetrics=openmetrics)
 
     def _head(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Head:
         """The head for this snapshot: the previous one when providers and counts are unchanged."""

@@ -16,12 +16,13 @@ exist once whatever the body size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .model import REASONS, EndpointStatus
 from .parse import MAX_SLUG_LENGTH, InvalidJson, PayloadError, RawArray, clean_text, parse_timestamp
@@ -224,23 +225,67 @@ def _state(row: Mapping[str, object], key: str, known: Sequence[str]) -> tuple[s
 # --- rows ---------------------------------------------------------------------
 
 
-def _rows(pages: Sequence[object], what: str) -> Iterator[object]:
-    """The elements of each page (a JSON array), decoded one by one when it came as a ``RawArray``."""
-    for page in pages:
-        if isinstance(page, list):
-            yield from page
-        elif isinstance(page, RawArray):
-            for raw in page:
-                try:
-                    yield json.loads(str(raw, "utf-8", "surrogatepass"))
-                except (ValueError, RecursionError):
-                    raise InvalidJson("a record json cannot decode") from None
-        else:
-            raise PayloadError(f"expected a JSON array of {what}, got {type(page).__name__}")
-
-
 T = TypeVar("T")
 Row = Mapping[str, object]
+Judged = tuple[object | None, bool]  # a row's value (None: dropped) and whether it was clean
+
+
+class RowMemo:
+    """Judgements of the latest payload's raw rows, keyed by a digest of each row's bytes.
+
+    Judging is a pure function of those bytes, so a row unchanged since the
+    previous poll is neither decoded nor validated again. Only the latest
+    payload's rows are kept.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, Judged] = {}
+
+
+def _judge(record: object, row: Callable[[Row], tuple[object | None, bool]]) -> Judged:
+    if not isinstance(record, dict):
+        return None, False
+    try:
+        return row(record)
+    except _BadRow:
+        return None, False
+
+
+def _decode(raw: bytes) -> object:
+    try:
+        return json.loads(str(raw, "utf-8", "surrogatepass"))
+    except (ValueError, RecursionError):
+        raise InvalidJson("a record json cannot decode") from None
+
+
+def _judged(
+    pages: Sequence[object], what: str, row: Callable[[Row], tuple[object | None, bool]], memo: RowMemo | None
+) -> Iterator[Judged]:
+    """Each row of each page (a JSON array) judged; a ``RawArray`` page's rows decoded one by one."""
+    previous = memo.entries if memo is not None else {}
+    entries: dict[bytes, Judged] = {}
+    blake2b = hashlib.blake2b
+    for page in pages:
+        if isinstance(page, list):
+            for record in page:
+                yield _judge(record, row)
+        elif isinstance(page, RawArray):
+            for raw in page:
+                if memo is None:
+                    yield _judge(_decode(raw), row)
+                    continue
+                digest = blake2b(raw, digest_size=16).digest()
+                judged = previous.get(digest) or entries.get(digest)
+                if judged is None:
+                    judged = _judge(_decode(raw), row)
+                entries[digest] = judged
+                yield judged
+        else:
+            raise PayloadError(f"expected a JSON array of {what}, got {type(page).__name__}")
+    if memo is not None:
+        memo.entries = entries
 
 
 def _parse_rows(
@@ -248,26 +293,23 @@ def _parse_rows(
     what: str,
     row: Callable[[Row], tuple[T | None, bool]],
     key: Callable[[T], object],
+    memo: RowMemo | None = None,
 ) -> tuple[list[T], int]:
     """Every valid row in API order, first of each key kept; and the count of rows with a problem."""
     values: list[T] = []
     seen: set[object] = set()
     invalid = 0
-    for record in _rows(pages, what):
-        value: T | None = None
-        clean = False
-        if isinstance(record, dict):
-            try:
-                value, clean = row(record)
-            except _BadRow:
-                value = None
-        if value is not None and key(value) in seen:
-            value, clean = None, False
-        if not clean:
-            invalid += 1
+    for judged, clean in _judged(pages, what, row, memo):
+        value = cast("T | None", judged)
+        repeated = False
         if value is not None:
-            seen.add(key(value))
-            values.append(value)
+            identity = key(value)
+            repeated = identity in seen
+            if not repeated:
+                seen.add(identity)
+                values.append(value)
+        if repeated or not clean:
+            invalid += 1
     return values, invalid
 
 
@@ -376,13 +418,13 @@ def parse_checks(payload: object) -> Parsed:
     return Parsed(Checks(values[0], values[1], values[2], active), bad)
 
 
-def parse_models(pages: Sequence[object]) -> Parsed:
+def parse_models(pages: Sequence[object], memo: RowMemo | None = None) -> Parsed:
     """The pages of ``/v1/status/models``: one row per model and gateway, in the API's order.
 
     The API orders by use, which can shift between pages: a row seen on an
     earlier page wins and the repeat is counted.
     """
-    rows, invalid = _parse_rows(pages, "models", _model_row, lambda m: (m.provider, m.gateway, m.model))
+    rows, invalid = _parse_rows(pages, "models", _model_row, lambda m: (m.provider, m.gateway, m.model), memo)
     return Parsed(tuple(rows), invalid)
 
 

@@ -9,6 +9,7 @@ delays the admin endpoints' series and never changes readiness.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -27,7 +28,10 @@ from .status import (
     STATUS_ENDPOINTS,
     STATUS_PATHS,
     ModelHealth,
+    Parsed,
+    RowMemo,
     StatusSnapshot,
+    parse_models,
     within_budget,
 )
 
@@ -91,6 +95,11 @@ class StatusPoller:
         self._not_before = dict.fromkeys(STATUS_ENDPOINTS, -math.inf)
         self._slack = min(0.5, interval / 2)
         self._not_found: set[str] = set()  # routes whose 404 was logged (once, until they answer)
+        # Model rows unchanged since the previous poll are not judged again (most of thousands).
+        self._parsers: dict[str, Callable[[Sequence[object]], Parsed]] = {
+            **PARSERS,
+            "status_models": functools.partial(parse_models, memo=RowMemo()),
+        }
         self._closed = False
 
     def close(self) -> None:
@@ -150,7 +159,7 @@ class StatusPoller:
             reason = result.reason
             if reason is None:
                 try:
-                    parsed = PARSERS[endpoint](payloads)
+                    parsed = self._parsers[endpoint](payloads)
                     data[endpoint] = parsed.value
                     invalid[endpoint] += parsed.invalid_records
                     if parsed.invalid_records:

@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 from gatewayz_exporter.parse import decode_json, parse_providers, parse_stats
+from gatewayz_exporter.status import parse_models, parse_status_providers
 
 sys.path.insert(0, str(ROOT / "bench"))
 import benchmark
@@ -70,3 +71,33 @@ def test_the_table_shows_medians_and_the_spread_of_the_ratio():
 def test_payload_variants_differ_exactly_when_records_churn(churn):
     base, other = benchmark.providers_payload(10), benchmark.providers_payload(10, variant=1, churn=churn)
     assert (base == other) is (churn == 0.0)
+
+
+def test_the_stand_in_serves_the_status_routes_in_pages_as_the_backend_does():
+    api = benchmark.StandIn(3, status_models=2500)
+    try:
+        pages = [
+            json.loads(fetch(f"{api.url}/v1/status/models?limit=1000&offset={n}")) for n in (0, 1000, 2000)
+        ]
+        providers = json.loads(fetch(f"{api.url}/v1/status/providers"))
+    finally:
+        api.close()
+    assert [len(page) for page in pages] == [1000, 1000, 500]
+    assert parse_models(pages).invalid_records == 0
+    assert len(parse_models(pages).value) == 2500
+    assert parse_status_providers(providers).invalid_records == 0
+
+
+def test_a_tiny_run_measures_ours_with_and_without_the_status_api():
+    results = benchmark.run(
+        count=3,
+        scrapes=2,
+        intervals=1,
+        interval=0.3,
+        idle=False,
+        subjects=("ours", "ours+status"),
+        status_models=20,
+    )
+    assert results["ours+status"]["size_plain"] > results["ours"]["size_plain"]  # the status series
+    table = benchmark.format_status_table("3 providers, 20 status models", [results])
+    assert "| resident memory (MiB) |" in table

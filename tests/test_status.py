@@ -554,3 +554,17 @@ def test_status_api_off_asks_nothing_and_exports_no_status_series(api, exporter_
     text = reference_exposition(exporter, False)
     assert api.count("/v1/status") == 0
     assert "gatewayz_status_" not in text and 'endpoint="status' not in text
+
+
+def test_unchanged_model_rows_are_not_judged_again_but_still_count_and_changed_ones_are(status_api):
+    rows = [model_view_row("p", "g", f"m{i}", usage_count_24h=1000 - i) for i in range(400)]
+    rows[5]["uptime_percentage_24h"] = 250.0  # invalid on every poll
+    status_api.status = StatusData(models=rows)
+    poller = poller_for(status_api)
+    first = poller.poll_once()
+    assert first.invalid_records["status_models"] == 1 and first.models is not None
+    rows[0]["uptime_percentage_24h"] = 42.0
+    second = poller.poll_once()
+    assert second.invalid_records["status_models"] == 2  # the bad row, counted again
+    assert second.models is not None and second.models[0].uptime_24h == 0.42
+    assert second.models[1] is first.models[1]  # the same bytes: the same judged value
