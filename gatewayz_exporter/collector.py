@@ -68,6 +68,10 @@ class ExtraView(Protocol):
     def key(self) -> object:
         """Changes whenever what it renders changes."""
 
+    @property
+    def data_key(self) -> object:
+        """Changes whenever what ``data_families`` renders changes."""
+
     def data_families(self) -> Iterator[Family]: ...
 
     def poll_rows(self) -> PollRows: ...

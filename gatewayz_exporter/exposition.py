@@ -227,11 +227,11 @@ class Exposition:
             return render_snapshot(
                 list(tail_families(snapshot, None, version=version)), openmetrics=openmetrics
             )
-        data = self._extra_data.get((extra.key, openmetrics))
+        data = self._extra_data.get((extra.data_key, openmetrics))
         if data is None:
-            self._extra_data = {k: v for k, v in self._extra_data.items() if k[0] == extra.key}
+            self._extra_data = {k: v for k, v in self._extra_data.items() if k[0] == extra.data_key}
             data = render_snapshot(list(extra.data_families()), openmetrics=openmetrics)
-            self._extra_data[(extra.key, openmetrics)] = data
+            self._extra_data[(extra.data_key, openmetrics)] = data
         own = [*status_families(snapshot, version=version, more=extra.poll_rows()), *extra.own_families()]
         return data + render_snapshot(own, openmetrics=openmetrics)
 

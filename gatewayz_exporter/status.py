@@ -142,6 +142,7 @@ class StatusSnapshot:
     """Everything the latest status poll knows; data kept after failures until MAX_STALENESS."""
 
     generation: int = 0
+    data_version: int = 0  # grows only when a data field below changes (what the data lines show)
     overall: Overall | None = None
     providers: tuple[ProviderHealth, ...] | None = None
     incidents: tuple[Incident, ...] | None = None

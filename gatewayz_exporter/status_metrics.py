@@ -274,11 +274,12 @@ def poll_rows(snapshot: StatusSnapshot) -> PollRows:
 class StatusReading:
     """One reading of the status store: the snapshot and which endpoints' data are fresh."""
 
-    __slots__ = ("fresh", "key", "snapshot")
+    __slots__ = ("data_key", "fresh", "key", "snapshot")
 
     def __init__(self, snapshot: StatusSnapshot, fresh: frozenset[str]):
         self.snapshot, self.fresh = snapshot, fresh
-        self.key = (snapshot.generation, fresh)
+        self.key = (snapshot.generation, fresh)  # everything, the poll outcomes included
+        self.data_key = (snapshot.data_version, fresh)  # what the data families show
 
     def data_families(self) -> Iterator[Family]:
         return status_data_families(self.snapshot, self.fresh)

@@ -190,17 +190,28 @@ class StatusPoller:
         if "status_models" in data:
             listed: Sequence[ModelHealth] = data["status_models"]  # type: ignore[assignment]
             models, left_out = within_budget(listed, self._models_max)
+        fields = {
+            "overall": data.get("status", previous.overall),
+            "providers": data.get("status_providers", previous.providers),
+            "incidents": data.get("status_incidents", previous.incidents),
+            "checks": data.get("status_stats", previous.checks),
+            "models": models,
+            "models_left_out": left_out,
+        }
+        # Equal values keep the previous objects, so an unchanged poll keeps its rendered lines.
+        changed = False
+        for name, value in fields.items():
+            old = getattr(previous, name)
+            if value is not old and value == old:
+                fields[name] = old
+            changed = changed or fields[name] is not old
         return StatusSnapshot(
             generation=previous.generation + 1,
-            overall=data.get("status", previous.overall),  # type: ignore[arg-type]
-            providers=data.get("status_providers", previous.providers),  # type: ignore[arg-type]
-            incidents=data.get("status_incidents", previous.incidents),  # type: ignore[arg-type]
-            checks=data.get("status_stats", previous.checks),  # type: ignore[arg-type]
-            models=models,
-            models_left_out=left_out,
+            data_version=previous.data_version + changed,
             status=MappingProxyType(status),
             errors=MappingProxyType(errors),
             invalid_records=MappingProxyType(invalid),
+            **fields,  # type: ignore[arg-type]
         )
 
     def _log_failure(self, endpoint: str, reason: str, result: FetchResult) -> None:

@@ -568,3 +568,6 @@ def test_unchanged_model_rows_are_not_judged_again_but_still_count_and_changed_o
     assert second.invalid_records["status_models"] == 2  # the bad row, counted again
     assert second.models is not None and second.models[0].uptime_24h == 0.42
     assert second.models[1] is first.models[1]  # the same bytes: the same judged value
+    assert second.data_version == first.data_version + 1
+    third = poller.poll_once()
+    assert third.models is second.models and third.data_version == second.data_version  # nothing to render
