@@ -275,8 +275,8 @@ def _decode(raw: bytes) -> object:
     """One row of a ``RawArray`` as ``json.loads`` reads it.
 
     msgspec (loaded: the body was big) is quicker and builds the same objects;
-    what it declines (a lone surrogate escape, a number beyond float range) is
-    read by ``json`` after all.
+    ``decode_json`` left whatever it would decline (a lone surrogate escape, a
+    number beyond float range) to ``json`` already, which is read again here.
     """
     import msgspec
 
