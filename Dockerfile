@@ -1,6 +1,6 @@
 # GatewayZ provider metrics exporter.
-# Python 3.11, the minor version the test suite runs on (CI: 3.11.7; a stock Debian 12: 3.11.2).
-FROM python:3.11.7-slim-bookworm
+# Python 3.11 (the hash-pinned requirements carry its wheels), pinned by version and digest.
+FROM python:3.11.7-slim-bookworm@sha256:d11b9bd5e49ea7401753d78f4d3b56f3aec952b85b49bcae88981f0452818e0b
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -15,7 +15,8 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter
 
-COPY config.py provider_metrics_exporter.py ./
+# pyproject.toml holds the version the exporter reports.
+COPY pyproject.toml config.py provider_metrics_exporter.py ./
 COPY gatewayz_exporter/ ./gatewayz_exporter/
 
 USER 10001:10001

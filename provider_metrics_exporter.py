@@ -14,7 +14,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 
-from gatewayz_exporter.app import main  # after the handlers above, on purpose
+from gatewayz_exporter.app import exit_process, main  # after the handlers above, on purpose
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_process(main(sys.argv[1:]))

@@ -42,6 +42,19 @@ TEMPO = "tempo"
 # volume run as root on Railway only (Railway's documented switch). Compose keeps them non-root.
 RUN_AS_ROOT_FOR_VOLUME = {"RAILWAY_RUN_UID": "0"}
 
+# Watch patterns: a push rebuilds a service only when a file its image is built from changed.
+# They are gitignore-style and always start at the repository root, also for a service with a
+# root directory. The exporter's are the files its Dockerfile copies (the same as railway.toml).
+EXPORTER_WATCH = [
+    "/Dockerfile",
+    "/.dockerignore",
+    "/requirements.txt",
+    "/pyproject.toml",
+    "/config.py",
+    "/provider_metrics_exporter.py",
+    "/gatewayz_exporter/**",
+]
+
 
 def source_repository(ctx: Mapping[str, Any]) -> tuple[str, str]:
     """The GitHub repository and branch to build from: the context, else the environment."""
@@ -77,18 +90,18 @@ def main(ctx: RailwayContext | None = None) -> Project:
     shared = ctx.shared
     deploy = {"restartPolicyType": "ON_FAILURE", "restartPolicyMaxRetries": 10}
 
-    def built(directory: str | None, dockerfile: str = "Dockerfile") -> dict[str, Any]:
+    def built(directory: str | None, watch: list[str], dockerfile: str = "Dockerfile") -> dict[str, Any]:
         options = {"branch": branch}
         if directory:
             options["rootDirectory"] = directory
         return {
             "source": github(repo, **options),
-            "build": {"builder": "DOCKERFILE", "dockerfilePath": dockerfile},
+            "build": {"builder": "DOCKERFILE", "dockerfilePath": dockerfile, "watchPatterns": watch},
         }
 
     exporter = service(
         EXPORTER,
-        **built(None),
+        **built(None, EXPORTER_WATCH),
         deploy={**deploy, "drainingSeconds": 15},
         healthcheck="/healthz",
         healthcheckTimeout=60,
@@ -107,7 +120,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
     prometheus_data = volume("prometheus-data")
     prometheus = service(
         PROMETHEUS,
-        **built("prometheus"),
+        **built("prometheus", ["/prometheus/**"]),
         deploy=deploy,
         healthcheck="/-/ready",
         healthcheckTimeout=120,
@@ -116,6 +129,20 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PORT": "9090",
             "EXPORTER_INTERNAL_URL": private_url(EXPORTER, 8001),
             "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),
+            # The stack's own services, scraped for their health.
+            "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
+            "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "GRAFANA_INTERNAL_URL": private_url(GRAFANA, 3000),
+            # Optional, from shared variables: an unset one resolves to empty, which the
+            # entrypoint treats as unset (ENVIRONMENT: production; no external URL).
+            "ENVIRONMENT": shared.ENVIRONMENT,
+            "PROMETHEUS_EXTERNAL_URL": shared.PROMETHEUS_EXTERNAL_URL,
+            # Optional long-term store (prometheus/entrypoint.sh): shared variables left unset
+            # resolve to empty, and an empty REMOTE_WRITE_URL writes nowhere.
+            "REMOTE_WRITE_URL": shared.REMOTE_WRITE_URL,
+            "REMOTE_WRITE_USERNAME": shared.REMOTE_WRITE_USERNAME,
+            "REMOTE_WRITE_PASSWORD": shared.REMOTE_WRITE_PASSWORD,
+            "REMOTE_WRITE_TENANT": shared.REMOTE_WRITE_TENANT,
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )
@@ -123,7 +150,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
     alertmanager_data = volume("alertmanager-data")
     alertmanager = service(
         ALERTMANAGER,
-        **built("alertmanager"),
+        **built("alertmanager", ["/alertmanager/**"]),
         deploy=deploy,
         healthcheck="/-/ready",
         healthcheckTimeout=60,
@@ -132,6 +159,8 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PORT": "9093",
             # Secrets: shared variables, set in the Railway dashboard.
             "SLACK_WEBHOOK_URL": shared.SLACK_WEBHOOK_URL,
+            "SLACK_CHANNEL_CRITICAL": shared.SLACK_CHANNEL_CRITICAL,
+            "SLACK_CHANNEL_WARNING": shared.SLACK_CHANNEL_WARNING,
             "SMTP_PASSWORD": shared.SMTP_PASSWORD,
             # Where mail goes and how: shared variables too, so nothing here names a person.
             "ALERT_EMAIL_TO": shared.ALERT_EMAIL_TO,
@@ -139,10 +168,14 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "SMTP_PORT": shared.SMTP_PORT,
             "SMTP_FROM": shared.SMTP_FROM,
             "SMTP_USERNAME": shared.SMTP_USERNAME,
+            "SMTP_REQUIRE_TLS": shared.SMTP_REQUIRE_TLS,
             # Links in messages. "https://" until Grafana has a public domain: Alertmanager then
             # starts and sends its alerts without links (alertmanager/entrypoint.sh); redeploy it
             # after generating the domain.
             "GRAFANA_URL": public_url(GRAFANA),
+            # Optional shared variables: the Watchdog's dead man's switch, Alertmanager's own address.
+            "HEARTBEAT_URL": shared.HEARTBEAT_URL,
+            "ALERTMANAGER_EXTERNAL_URL": shared.ALERTMANAGER_EXTERNAL_URL,
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )
@@ -150,7 +183,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
     grafana_data = volume("grafana-data")
     grafana = service(
         GRAFANA,
-        **built("grafana"),
+        **built("grafana", ["/grafana/**"]),
         deploy=deploy,
         healthcheck="/api/health",
         healthcheckTimeout=120,
@@ -161,6 +194,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
             "PROMETHEUS_INTERNAL_URL": private_url(PROMETHEUS, 9090),
             "LOKI_INTERNAL_URL": private_url(LOKI, 3100),
             "TEMPO_INTERNAL_URL": private_url(TEMPO, 3200),
+            "ALERTMANAGER_INTERNAL_URL": private_url(ALERTMANAGER, 9093),  # silences from Grafana
             **RUN_AS_ROOT_FOR_VOLUME,
         },
     )
@@ -168,7 +202,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
     loki_data = volume("loki-data")
     loki = service(
         LOKI,
-        **built("compose", "loki.Dockerfile"),
+        **built("compose", ["/compose/loki.Dockerfile", "/compose/loki.yaml"], "loki.Dockerfile"),
         deploy=deploy,
         healthcheck="/ready",
         healthcheckTimeout=120,
@@ -179,7 +213,7 @@ def main(ctx: RailwayContext | None = None) -> Project:
     tempo_data = volume("tempo-data")
     tempo = service(
         TEMPO,
-        **built("compose", "tempo.Dockerfile"),
+        **built("compose", ["/compose/tempo.Dockerfile", "/compose/tempo.yaml"], "tempo.Dockerfile"),
         deploy=deploy,
         healthcheck="/ready",
         healthcheckTimeout=120,

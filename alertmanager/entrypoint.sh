@@ -1,15 +1,21 @@
 #!/bin/sh
 # Starts Alertmanager with alertmanager.yml's ${NAME} placeholders filled in from the
-# environment and its secrets in files that only this user can read.
+# environment, only the channels that are configured, and its secrets in files that only this
+# user can read.
 #
-# Required:  ALERT_EMAIL_TO (comma-separated addresses), SMTP_HOST, SMTP_FROM,
-#            the Slack webhook URL: SLACK_WEBHOOK_URL_FILE (a mounted secret file) or SLACK_WEBHOOK_URL,
-#            the SMTP password:     SMTP_PASSWORD_FILE or SMTP_PASSWORD (unless SMTP_USERNAME is empty).
-# Optional:  SMTP_PORT (587; or SMTP_HOST=host:port), SMTP_USERNAME (none: no SMTP AUTH),
-#            SMTP_REQUIRE_TLS (STARTTLS required: true, except on port 465, which is TLS already),
-#            GRAFANA_URL (dashboard links in messages; unset: http://localhost:3000; empty or
-#            without a host, as Railway's https://${{grafana.RAILWAY_PUBLIC_DOMAIN}} is until
-#            Grafana has a public domain: messages go out without links), ALERTMANAGER_EXTERNAL_URL.
+# At least one channel:
+#   Slack:  SLACK_WEBHOOK_URL_FILE (a mounted secret file) or SLACK_WEBHOOK_URL;
+#           optional SLACK_CHANNEL_CRITICAL, SLACK_CHANNEL_WARNING (default: the webhook's channel).
+#   Email:  ALERT_EMAIL_TO (comma-separated addresses), SMTP_HOST, SMTP_FROM (an address, or
+#           "Name <address>"), the SMTP password: SMTP_PASSWORD_FILE or SMTP_PASSWORD (unless
+#           SMTP_USERNAME is empty); optional SMTP_PORT (587; or SMTP_HOST=host:port),
+#           SMTP_USERNAME (none: no SMTP AUTH), SMTP_REQUIRE_TLS (STARTTLS required: true,
+#           except on port 465, which is TLS already).
+# Optional:  HEARTBEAT_URL (the Watchdog's dead man's switch webhook; unset: off),
+#            GRAFANA_URL (dashboard and silence links in messages; unset: http://localhost:3000;
+#            empty or without a host, as Railway's https://${{grafana.RAILWAY_PUBLIC_DOMAIN}} is
+#            until Grafana has a public domain: messages go out without them),
+#            ALERTMANAGER_EXTERNAL_URL (--web.external-url: Alertmanager's own links).
 # Every missing or malformed value is named in one message and start-up stops (exit 2).
 # Values are checked against strict patterns, so none can change the YAML they land in.
 # Secret values are never printed; secrets given as variables are written to files with
@@ -75,14 +81,44 @@ case "$GRAFANA_URL" in
     *) GRAFANA_URL="${GRAFANA_URL%/}" ;;
 esac
 
+# "a@x, b@y" is a list as much as "a@x,b@y".
+ALERT_EMAIL_TO="$(printf '%s' "$ALERT_EMAIL_TO" | sed -e 's/, */,/g' -e 's/^ *//' -e 's/ *$//')"
+
+slack=false
+email=false
+if [ -n "${SLACK_WEBHOOK_URL:-}${SLACK_WEBHOOK_URL_FILE:-}" ]; then slack=true; fi
+if [ -n "$ALERT_EMAIL_TO$SMTP_HOST$SMTP_FROM" ]; then email=true; fi
+if [ "$slack" = false ] && [ "$email" = false ]; then
+    echo "alertmanager entrypoint: no channel for alerts: set SLACK_WEBHOOK_URL (or SLACK_WEBHOOK_URL_FILE), or ALERT_EMAIL_TO with SMTP_HOST and SMTP_FROM, or both" >&2
+    exit 2
+fi
+
 address='[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+'
-check ALERT_EMAIL_TO "^$address(,$address)*\$" "a comma-separated list of email addresses"
-check SMTP_FROM "^$address\$" "an email address"
-check SMTP_HOST '^[A-Za-z0-9][A-Za-z0-9.-]*$' "a host name"
-check SMTP_PORT '^[0-9]{1,5}$' "a port number"
-check SMTP_REQUIRE_TLS '^(true|false)$' "true or false"
+if [ "$email" = true ]; then
+    check ALERT_EMAIL_TO "^$address(,$address)*\$" "a comma-separated list of email addresses"
+    check SMTP_FROM "^($address|[A-Za-z0-9][A-Za-z0-9 ._()-]* <$address>)\$" "an email address or \"Name <address>\""
+    check SMTP_HOST '^[A-Za-z0-9][A-Za-z0-9.-]*$' "a host name"
+    check SMTP_PORT '^[0-9]{1,5}$' "a port number"
+    check SMTP_REQUIRE_TLS '^(true|false)$' "true or false"
+fi
+channel='^[#@]?[A-Za-z0-9._-]{1,80}$'
+for name in SLACK_CHANNEL_CRITICAL SLACK_CHANNEL_WARNING; do
+    eval "value=\${$name:-}"
+    if [ -n "$value" ] && ! matches "$value" "$channel"; then
+        problem "$name is not a Slack channel name (#alerts, or empty for the webhook's own)"
+    fi
+done
+SLACK_CHANNEL_CRITICAL="${SLACK_CHANNEL_CRITICAL:-}"
+SLACK_CHANNEL_WARNING="${SLACK_CHANNEL_WARNING:-}"
+HEARTBEAT_URL="${HEARTBEAT_URL:-}"
+if [ -n "$HEARTBEAT_URL" ] && ! matches "$HEARTBEAT_URL" '^https?://[A-Za-z0-9][A-Za-z0-9.:/_~%?=+-]*$'; then
+    problem "HEARTBEAT_URL is not an http(s) URL with a host (a healthchecks-style ping URL)"
+fi
 if [ -n "$GRAFANA_URL" ]; then
     check GRAFANA_URL '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$' "an http(s) URL with a host"
+fi
+if [ -n "${ALERTMANAGER_EXTERNAL_URL:-}" ]; then
+    check ALERTMANAGER_EXTERNAL_URL '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$' "an http(s) URL with a host"
 fi
 if [ -n "$SMTP_USERNAME" ] && ! matches "$SMTP_USERNAME" '^[A-Za-z0-9._%+@-]+$'; then
     problem "SMTP_USERNAME has characters an SMTP user name does not need"
@@ -109,8 +145,12 @@ secret() {
     fi
     unset "$1"
 }
-secret SLACK_WEBHOOK_URL "the Slack incoming webhook URL"
-if [ -n "$SMTP_USERNAME" ]; then
+if [ "$slack" = true ]; then
+    secret SLACK_WEBHOOK_URL "the Slack incoming webhook URL"
+else
+    SLACK_WEBHOOK_URL_FILE=""
+fi
+if [ "$email" = true ] && [ -n "$SMTP_USERNAME" ]; then
     secret SMTP_PASSWORD "the SMTP password for SMTP_USERNAME"
 else
     # No SMTP AUTH: an empty password file keeps the configuration valid.
@@ -124,8 +164,21 @@ if [ -n "$problems" ]; then
     exit 2
 fi
 
+# Blocks between "# [name]" and "# [/name]" of the channels that are off are left out.
+blocks="$runtime_dir/blocks.sed"
+: > "$blocks"
+off() { printf '/# \\[%s\\]$/,/# \\[\\/%s\\]$/d\n' "$1" "$1" >> "$blocks"; }
+if [ "$slack" = false ]; then off slack; fi
+if [ "$email" = false ]; then off email; fi
+if [ "$slack" = true ] || [ "$email" = false ]; then off no-slack; fi
+if [ -z "$HEARTBEAT_URL" ]; then off heartbeat; fi
+
 render() {
-    sed -e "s|\${ALERT_EMAIL_TO}|$ALERT_EMAIL_TO|g" \
+    sed -f "$blocks" \
+        -e "s|https://heartbeat.invalid/\${HEARTBEAT_URL}|$HEARTBEAT_URL|g" \
+        -e "s|\${SLACK_CHANNEL_CRITICAL}|$SLACK_CHANNEL_CRITICAL|g" \
+        -e "s|\${SLACK_CHANNEL_WARNING}|$SLACK_CHANNEL_WARNING|g" \
+        -e "s|\${ALERT_EMAIL_TO}|$ALERT_EMAIL_TO|g" \
         -e "s|\${SMTP_FROM}|$SMTP_FROM|g" \
         -e "s|\${SMTP_HOST}|$SMTP_HOST|g" \
         -e "s|\${SMTP_PORT}|$SMTP_PORT|g" \
@@ -146,11 +199,23 @@ if ! "$amtool" check-config "$runtime_dir/alertmanager.yml" > /dev/null; then
     exit 2
 fi
 if [ -n "$GRAFANA_URL" ]; then
-    links="dashboard links to $GRAFANA_URL"
+    links="dashboard links to $GRAFANA_URL (silence links too)"
 else
     links="dashboard links are off: GRAFANA_URL is empty or has no host (on Railway: generate a public domain for Grafana, then redeploy Alertmanager)"
 fi
-echo "alertmanager entrypoint: email to $ALERT_EMAIL_TO via $SMTP_HOST:$SMTP_PORT, Slack webhook from a file, $links"
+channels=""
+if [ "$slack" = true ]; then
+    channels="Slack (webhook from a file; critical to ${SLACK_CHANNEL_CRITICAL:-its channel}, warnings to ${SLACK_CHANNEL_WARNING:-its channel})"
+fi
+if [ "$email" = true ]; then
+    channels="${channels:+$channels, }email to $ALERT_EMAIL_TO via $SMTP_HOST:$SMTP_PORT"
+fi
+if [ -n "$HEARTBEAT_URL" ]; then
+    heartbeat="Watchdog heartbeat to $(printf '%s' "$HEARTBEAT_URL" | sed -E 's|^(https?://[^/]*).*|\1/...|')"
+else
+    heartbeat="no Watchdog heartbeat (HEARTBEAT_URL unset)"
+fi
+echo "alertmanager entrypoint: $channels; $heartbeat; $links"
 
 set -- "--config.file=$runtime_dir/alertmanager.yml" "$@"
 if [ -n "${ALERTMANAGER_EXTERNAL_URL:-}" ]; then

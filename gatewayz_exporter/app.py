@@ -7,6 +7,7 @@ handed down; tests use it with a dict instead of ``os.environ``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -18,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import ProcessCollector
-from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from . import __version__
@@ -26,12 +26,14 @@ from .client import ApiClient, is_loopback_url
 from .collector import SnapshotCollector
 from .config import Config, ConfigError
 from .exposition import Exposition
-from .landing import LandingPage, PollHistory, describe_api
+from .landing import LandingPage, describe_api
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
+from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
 from .server import MetricsServer
 from .status_metrics import StatusSource
 from .status_poller import StatusPoller, StatusStore
+from .syntax import unbracket
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
@@ -108,11 +110,14 @@ def build(
     web: WebConfig | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    on_large_body: Callable[[], None] | None = None,
 ) -> Exporter:
     """Make every part from ``config``; nothing starts yet.
 
     ``monotonic`` and ``wall_clock`` are the time every part reads (scheduling,
     Retry-After, staleness, timestamps); tests pass fake clocks here.
+    ``on_large_body`` runs once when the exposition first grows large (``main``
+    tunes the allocator there).
     """
     telemetry = telemetry or Telemetry.disabled()
     store = SnapshotStore()
@@ -165,17 +170,15 @@ def build(
     live_registry = CollectorRegistry()
     ProcessCollector(registry=live_registry)
     telemetry.register_metrics(live_registry)
-    exposition = Exposition(collector, store, live_registry)
+    exposition = Exposition(collector, store, live_registry, on_large_body=on_large_body)
     store.subscribe(exposition.prerender)
     if status_store is not None:
         status_store.subscribe(lambda _: exposition.prerender_extra())
-    history = PollHistory(monotonic=monotonic)
-    store.subscribe(history.observe)
     landing = LandingPage(
         lambda: store.current,
-        history,
         version=__version__,
         mode=describe_api(config.gateway_api_url, demo=config.demo),
+        max_staleness=config.max_staleness,
         monotonic=monotonic,
     )
     server = MetricsServer(
@@ -240,9 +243,7 @@ def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:
     if stop is not None and stop.is_set():
         log.info("Stopping")
         return EXIT_OK
-    registry = CollectorRegistry()
-    registry.register(exporter.collector)
-    sys.stdout.write(generate_latest(registry).decode("utf-8"))
+    sys.stdout.write(exporter.exposition.snapshot_text().decode("utf-8"))
     sys.stdout.flush()
     failed = [f"{endpoint}: {reason}" for (endpoint, reason), count in snapshot.errors.items() if count]
     if failed:
@@ -305,6 +306,8 @@ def main(
             return EXIT_CONFIG
     stream = sys.stderr if args.once else sys.stdout
     # Logging first, so what the OpenTelemetry SDK says while it starts is a JSON line too.
+    install_log_hooks()
+    sanitize_captured_headers(os.environ)
     configure_logging(config.log_level, stream)
     try:
         telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)
@@ -322,7 +325,13 @@ def main(
 
             demo = DemoBackend(config.demo_down).start()
             api_url = demo.url
-        exporter = build(config, api_url=api_url, telemetry=telemetry, web=web)
+        exporter = build(
+            config,
+            api_url=api_url,
+            telemetry=telemetry,
+            web=web,
+            on_large_body=keep_large_buffers_out_of_the_heap,
+        )
         if args.once:
             return run_once(exporter, signals.event)
         return serve(exporter, signals.event, signals)
@@ -339,14 +348,14 @@ def main(
 def open_url(config: Config, port: int, tls: bool) -> str:
     """The URL an operator on this host opens: ``localhost`` for a wildcard address."""
     host = config.metrics_addr
-    if host is None or host.strip("[]") in ("::", "0.0.0.0"):
+    if host is None or unbracket(host) in ("::", "0.0.0.0"):
         host = "localhost"
     return f"{'https' if tls else 'http'}://{_bracketed(host)}:{port}/"
 
 
 def _bracketed(host: str) -> str:
     """``host`` as it goes before ``:port``: an IPv6 address in brackets ([::1]:8001, not ::1:8001)."""
-    return f"[{host.strip('[]')}]" if ":" in host else host
+    return f"[{unbracket(host)}]" if ":" in host else host
 
 
 def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Signals | None = None) -> int:
@@ -382,6 +391,7 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
             "max_staleness": config.max_staleness,
             "tls": tls,
             "basic_auth": bool(exporter.web and exporter.web.users),
+            "max_connections": exporter.server.max_connections,
         },
     )
     if config.scrape_interval < 1 and not config.demo and not is_loopback_url(config.gateway_api_url):
@@ -402,6 +412,19 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
     return EXIT_OK
 
 
+def exit_process(code: int) -> None:
+    """Leave with ``code`` once ``main`` has stopped everything, without interpreter finalization.
+
+    Finalization stops daemon threads by unwinding them, and one still inside bcrypt (Rust)
+    then aborts the whole process; a bcrypt check cannot be interrupted, so it is abandoned.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def console_main() -> None:
     """Entry point of the installed ``provider-metrics-exporter`` command."""
-    sys.exit(main(sys.argv[1:], prog="provider-metrics-exporter"))
+    exit_process(main(sys.argv[1:], prog="provider-metrics-exporter"))

@@ -14,21 +14,29 @@ full, and a scraper whose credentials are not verified yet (the exporter
 restarted, the password changed) would get 429 for as long as the flood
 lasts. So a small lane of its own (one worker) is kept for addresses with no
 failed attempt on record: a flooding address spends its place in it with its
-first wrong password.
+first wrong password. Addresses are cheap to change within one network, so
+once failures come from several addresses of one network (IPv4 /24, IPv6 /48)
+every address there counts as failed: churning through /64s cannot win the
+lane back, and neither can pushing failed addresses out of the bounded table
+(addresses with no failures are forgotten first).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import math
+import queue
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import Any
 
-from .webconfig import CredentialVerifier, parse_basic
+from .addresses import client_group, client_key
+from .credentials import CredentialVerifier, parse_basic
 
 
 class Verdict(enum.Enum):
@@ -45,19 +53,68 @@ class _Budget:
     failures: int = 0  # wrong passwords checked by bcrypt; any keeps the address out of the reserved lane
 
 
-def address_key(address: str | None) -> str:
-    """The unit throttled together: an IPv4 address, or an IPv6 /64 (one host's usual allocation)."""
-    if not address:
-        return ""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
+class DaemonPool(Executor):
+    """A fixed pool of daemon threads: a check still running at exit is abandoned, never joined.
+
+    ThreadPoolExecutor joins its workers at interpreter exit, so one bcrypt check in
+    progress would hold a SIGTERM'd process for as long as the check takes.
+    """
+
+    def __init__(self, workers: int, name: str):
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._workers, self._name = workers, name
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pool closed")
+            if not self._threads:
+                for index in range(self._workers):
+                    thread = threading.Thread(target=self._work, name=f"{self._name}-{index}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            self._tasks.put((future, fn, args) if not kwargs else (future, lambda: fn(*args, **kwargs), ()))
+        return future
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as error:  # noqa: BLE001 -- handed to the waiter
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    task = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    task[0].cancel()
+        for _ in threads:
+            self._tasks.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
+# Addresses of one network with failures on record before the whole network counts as failed.
+FAILING_ADDRESSES_PER_NETWORK = 4
 
 
 class AuthGate:
@@ -75,9 +132,9 @@ class AuthGate:
         max_addresses: int = 4096,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._pool = DaemonPool(workers, "bcrypt")
         self._max_pending = max_pending
-        self._reserve_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt-reserved")
+        self._reserve_pool = DaemonPool(1, "bcrypt-reserved")
         self._reserved = reserved
         self._reserve_pending = 0
         self._burst = float(burst)
@@ -86,6 +143,8 @@ class AuthGate:
         self._max_addresses = max_addresses
         self._monotonic = monotonic
         self._budgets: dict[str, _Budget] = {}
+        # network -> addresses in it that failed (counted once each, while remembered), newest last
+        self._failing_networks: OrderedDict[str, int] = OrderedDict()
         self._pending = 0
         self.bcrypt_runs = 0  # checks handed to the pool, for tests and diagnosis
 
@@ -100,7 +159,7 @@ class AuthGate:
 
     def retry_after(self, address: str | None) -> int:
         """Whole seconds until the address may try again (at least 1)."""
-        budget = self._budgets.get(address_key(address))
+        budget = self._budgets.get(client_key(address))
         if budget is None or budget.tokens >= 1:
             return 1
         return max(1, math.ceil((1 - budget.tokens) / self._refill))
@@ -114,10 +173,11 @@ class AuthGate:
         known = verifier.lookup(credentials)
         if known is not None:  # decided before: no bcrypt, no budget spent
             return Verdict.ALLOWED if known else Verdict.DENIED
-        budget = self._budget(address_key(address))
+        key = client_key(address)
+        budget = self._budget(key)
         if budget.tokens < 1 or budget.in_flight >= self._per_address_in_flight:
             return Verdict.THROTTLED
-        if budget.failures == 0 and self._reserve_pending < self._reserved:
+        if budget.failures == 0 and not self._network_failing(key) and self._reserve_pending < self._reserved:
             reserved = True
         elif self._pending < self._max_pending:
             reserved = False
@@ -144,7 +204,18 @@ class AuthGate:
             budget.tokens = min(self._burst, budget.tokens + 1)
             return Verdict.ALLOWED
         budget.failures += 1
+        if budget.failures == 1:
+            self._note_failing(key)
         return Verdict.DENIED
+
+    def _network_failing(self, key: str) -> bool:
+        return self._failing_networks.get(client_group(key), 0) >= FAILING_ADDRESSES_PER_NETWORK
+
+    def _note_failing(self, key: str) -> None:
+        network = client_group(key)
+        self._failing_networks[network] = self._failing_networks.pop(network, 0) + 1
+        while len(self._failing_networks) > self._max_addresses:
+            self._failing_networks.popitem(last=False)
 
     def _budget(self, key: str) -> _Budget:
         now = self._monotonic()
@@ -176,6 +247,8 @@ class AuthGate:
             if self._budgets[key].failures > 0 and len(self._budgets) <= room:
                 break
             del self._budgets[key]
-        while len(self._budgets) >= self._max_addresses:
-            oldest = next(iter(self._budgets))
-            del self._budgets[oldest]
+        if len(self._budgets) >= self._max_addresses:
+            # Still full of addresses in use: the oldest go, those with no failures first.
+            order = sorted(self._budgets, key=lambda key: self._budgets[key].failures > 0)
+            for key in order[: len(self._budgets) - room]:
+                del self._budgets[key]

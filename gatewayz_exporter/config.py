@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .syntax import is_ascii_digits, unbracket
+
 DEFAULT_API_URL = "https://api.gatewayz.ai"
 DEFAULT_PORT = 8001
 
@@ -74,12 +76,6 @@ class Config:
                 return default
             return value
 
-        def port(name: str, raw: str) -> int:
-            if _ASCII_DIGITS.fullmatch(raw) and 1 <= int(raw) <= 65535:
-                return int(raw)
-            problems.append(f"{name}: must be a port number from 1 to 65535 (got {_shown(raw)})")
-            return DEFAULT_PORT
-
         def url(name: str, raw: str | None, default: str | None) -> str | None:
             if raw is None:
                 return default
@@ -126,16 +122,21 @@ class Config:
             problems.append(f"MAX_STALENESS: must be at least SCRAPE_INTERVAL ({interval:g}s)")
 
         metrics_port = DEFAULT_PORT
-        raw_port, raw_railway_port = text("METRICS_PORT"), text("PORT")
-        if raw_port is not None:
-            metrics_port = port("METRICS_PORT", raw_port)
-        elif raw_railway_port is not None:  # Railway injects PORT; METRICS_PORT wins when both are set.
-            metrics_port = port("PORT", raw_railway_port)
+        port_setting = port_variable(env)
+        if port_setting is not None:
+            port_name, raw_port = port_setting
+            parsed_port = parse_port(raw_port)
+            if parsed_port is None:
+                problems.append(
+                    f"{port_name}: must be a port number from 1 to 65535 (got {_shown(raw_port)})"
+                )
+            else:
+                metrics_port = parsed_port
 
         max_bytes = 64 * 1024 * 1024
         raw_max = text("MAX_RESPONSE_BYTES")
         if raw_max is not None:
-            if _ASCII_DIGITS.fullmatch(raw_max) and int(raw_max) >= 1024:
+            if is_ascii_digits(raw_max, max_digits=18) and int(raw_max) >= 1024:
                 max_bytes = int(raw_max)
             else:
                 problems.append(
@@ -173,7 +174,7 @@ class Config:
         models_max = 500
         raw_models_max = text("STATUS_MODELS_MAX")
         if raw_models_max is not None:
-            if _ASCII_DIGITS.fullmatch(raw_models_max):
+            if is_ascii_digits(raw_models_max, max_digits=9):
                 models_max = int(raw_models_max)
             else:
                 problems.append(
@@ -214,7 +215,6 @@ class Config:
         )
 
 
-_ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18}")
 
 
@@ -234,13 +234,28 @@ def _url_without_secrets(raw: str) -> str:
     return head + ("..." if cut < len(raw) else "")
 
 
+def port_variable(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(name, value) of the variable that sets the listening port: METRICS_PORT, else Railway's
+    PORT; None when neither is set (blank counts as unset), for DEFAULT_PORT."""
+    for name in ("METRICS_PORT", "PORT"):
+        value = (env.get(name) or "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def parse_port(raw: str) -> int | None:
+    """A port number from 1 to 65535 in ASCII digits, else None."""
+    return int(raw) if is_ascii_digits(raw, max_digits=5) and 1 <= int(raw) <= 65535 else None
+
+
 def _is_visible_ascii(value: str) -> bool:
     return all("!" <= c <= "~" for c in value)
 
 
 def _is_address(value: str) -> bool:
     try:
-        ipaddress.ip_address(value.strip("[]"))
+        ipaddress.ip_address(unbracket(value))
         return True
     except ValueError:
         return (

@@ -90,11 +90,6 @@ class Connection(asyncio.Protocol):
         self._outgoing: ssl.MemoryBIO | None = None
         self._hello = bytearray()  # bytes received while waiting for a handshake slot
         self._in_handshake = False
-        self.queued_for_handshake = False
-        self.handshake_started = 0.0
-        self.waiting_since = self.accepted  # for a request head (or a handshake) since
-        self.stalled_since = 0.0  # when the peer last stopped taking what is written
-        self.busy_since = 0.0  # when its current run of back-to-back requests began
         self._handshake: asyncio.Future[bool] | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
@@ -106,6 +101,8 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         self.transport = transport
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
         if not self._host.admit(self):
             self.closed = True
             transport.abort()
@@ -114,8 +111,6 @@ class Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peername = transport.get_extra_info("peername")
-        self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
         config = self._host.current_config()
         if config is not None and config.ssl_context is not None:
             self._tls_context = config.ssl_context
@@ -184,7 +179,6 @@ class Connection(asyncio.Protocol):
             self.abort()
             return
         self._in_handshake = True
-        self.handshake_started = self._loop.time()
         self._handshake_timer = self._loop.call_later(self._host.handshake_timeout, self._handshake_expired)
         self._incoming.write(bytes(self._hello))
         self._hello = bytearray()

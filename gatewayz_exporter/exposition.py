@@ -28,24 +28,15 @@ from prometheus_client import exposition as text_format
 from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.registry import CollectorRegistry
 
-from .collector import (
-    ExtraView,
-    SnapshotCollector,
-    SnapshotSource,
-    exported_providers,
-    render_providers,
-    render_snapshot,
-    stats_families,
-    status_families,
-    tail_families,
-)
+from .collector import ExtraView, SnapshotCollector, SnapshotSource, exported_providers, stats_families
 from .model import Provider, Snapshot
+from .render import render_families, render_providers
 
 TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_PLAIN_0_0_4
 OPENMETRICS_CONTENT_TYPE = om_format.CONTENT_TYPE_LATEST
 # OpenMetrics' generate_latest ships no annotations.
 _openmetrics_latest = cast(Callable[[CollectorRegistry], bytes], om_format.generate_latest)
-GZIP_LEVEL = 3  # 10,000 providers: 9.7 MB -> 537 KiB in 28 ms (level 6: 502 KiB in 62 ms)
+GZIP_LEVEL = 3  # nearly the size of level 6 in half the time, for label-heavy text
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -60,29 +51,7 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return text_format.gzip_accepted(accept_encoding or "")
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default starting value
 LARGE_BODY_BYTES = 1024 * 1024  # from about 1,000 providers
-
-
-def keep_large_buffers_out_of_the_heap() -> None:
-    """Have glibc give every buffer over 128 KiB back to the system as soon as it is freed.
-
-    A poll allocates buffers of megabytes (the body, the rendered families,
-    their compressed form) and frees them when the next poll replaces them.
-    By default glibc then raises its mmap threshold to the freed size, so the
-    next poll's buffers come from the heap, where holes between live objects
-    stay resident: at 10,000 providers about 20 MiB more, for nothing. A fixed
-    threshold keeps them in their own mappings. Nothing happens where there is
-    no glibc ``mallopt`` (musl's is a no-op, macOS has none).
-    """
-    import ctypes  # only once the exposition is big: a small exporter needs none of this
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 class _Deflate:
@@ -98,7 +67,7 @@ class _Deflate:
         compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
         return cls((b"".join(compressor.compress(d) for d in data),), compressor)
 
-    def then(self, data: bytes) -> _Deflate:
+    def continued(self, data: bytes) -> _Deflate:
         """The stream continued with ``data``; this one stays usable."""
         state = self.state.copy()
         return _Deflate((*self.pieces, state.compress(data)), state)
@@ -118,7 +87,7 @@ class _Head:
     _deflate: _Deflate | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def same(self, providers: tuple[Provider, ...] | None, stats: bytes) -> bool:
+    def matches(self, providers: tuple[Provider, ...] | None, stats: bytes) -> bool:
         return self.providers is providers and self.stats == stats
 
     def deflate(self) -> _Deflate:
@@ -155,7 +124,7 @@ class _Rendered:
         """One gzip stream in pieces: the cached compressed body, then ``tail`` and the trailer."""
         with self.lock:
             if self._deflate is None:
-                deflate = self.head.deflate().then(self.status)
+                deflate = self.head.deflate().continued(self.status)
                 if len(self._plain) == 1:  # a small exposition: one piece, as plain
                     deflate.pieces = (b"".join(deflate.pieces),)
                 self._deflate = deflate
@@ -166,16 +135,24 @@ class _Rendered:
 class Exposition:
     """Answers ``body(openmetrics, gzip)`` from the newest snapshot without touching the network."""
 
-    def __init__(self, collector: SnapshotCollector, store: SnapshotSource, live_registry: CollectorRegistry):
+    def __init__(
+        self,
+        collector: SnapshotCollector,
+        store: SnapshotSource,
+        live_registry: CollectorRegistry,
+        *,
+        on_large_body: Callable[[], None] | None = None,
+    ):
+        """``on_large_body`` is called once, the first time the providers' text reaches LARGE_BODY_BYTES."""
         self._collector = collector
         self._store = store
         self._live = live_registry
+        self._on_large_body = on_large_body
         self._cache: dict[tuple[Any, ...], _Rendered] = {}
         self._heads: dict[bool, _Head] = {}  # by format (True: OpenMetrics)
         self._extra_data: dict[tuple[object, bool], bytes] = {}  # the extra source's data lines, by reading
         self._render_lock = threading.Lock()
         self._requested: set[bool] = set()  # formats scraped since the last poll (True: OpenMetrics)
-        self._heap_tuned = False
 
     def prerender(self, snapshot: Snapshot) -> None:
         """Render the new snapshot ahead of the next scrape (called in the poller thread).
@@ -221,28 +198,26 @@ class Exposition:
         return entry
 
     def _tail(self, snapshot: Snapshot, extra: ExtraView | None, openmetrics: bool) -> bytes:
-        """What ``tail_families`` writes; the extra source's data lines are rendered once per reading."""
-        version = self._collector.version
+        """What follows the per-provider families: the extra source's data lines (rendered once
+        per reading), then the exporter's own families with the extra source's poll rows."""
         if extra is None:
-            return render_snapshot(
-                list(tail_families(snapshot, None, version=version)), openmetrics=openmetrics
-            )
+            return render_families(list(self._collector.status_families(snapshot)), openmetrics=openmetrics)
         data = self._extra_data.get((extra.data_key, openmetrics))
         if data is None:
             self._extra_data = {k: v for k, v in self._extra_data.items() if k[0] == extra.data_key}
-            data = render_snapshot(list(extra.data_families()), openmetrics=openmetrics)
+            data = render_families(list(extra.data_families()), openmetrics=openmetrics)
             self._extra_data[(extra.data_key, openmetrics)] = data
-        own = [*status_families(snapshot, version=version, more=extra.poll_rows()), *extra.own_families()]
-        return data + render_snapshot(own, openmetrics=openmetrics)
+        own = [*self._collector.status_families(snapshot, extra.poll_rows()), *extra.own_families()]
+        return data + render_families(own, openmetrics=openmetrics)
 
     def _head(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Head:
         """The head for this snapshot: the previous one when providers and counts are unchanged."""
         providers = exported_providers(snapshot, providers_fresh=freshness[0])
-        stats = render_snapshot(
+        stats = render_families(
             list(stats_families(snapshot, stats_fresh=freshness[1])), openmetrics=openmetrics
         )
         head = self._heads.get(openmetrics)
-        if head is None or not head.same(providers, stats):
+        if head is None or not head.matches(providers, stats):
             if head is not None and head.providers is providers:
                 body = head.body  # only the counts changed
             else:
@@ -250,9 +225,9 @@ class Exposition:
                 self._heads.pop(openmetrics, None)
                 head = None
                 body = () if providers is None else render_providers(providers, openmetrics=openmetrics)
-                if not self._heap_tuned and sum(map(len, body)) >= LARGE_BODY_BYTES:
-                    keep_large_buffers_out_of_the_heap()  # this object holds the biggest buffers
-                    self._heap_tuned = True
+                if self._on_large_body is not None and sum(map(len, body)) >= LARGE_BODY_BYTES:
+                    self._on_large_body()  # this object holds the biggest buffers
+                    self._on_large_body = None
             head = self._heads[openmetrics] = _Head(providers, stats, body)
         return head
 
@@ -272,6 +247,11 @@ class Exposition:
         if gzip:
             return entry.gzip(tail), content_type
         return entry.plain(tail), content_type
+
+    def snapshot_text(self) -> bytes:
+        """The newest snapshot's families in the text format, without the live registry (``--once``)."""
+        snapshot = self._store.current
+        return b"".join(self._entry(snapshot, self._collector.freshness(snapshot), False).plain(b""))
 
     def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, str]:
         """The full exposition as one bytes object, and its content type."""

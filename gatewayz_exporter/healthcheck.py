@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import re
 import ssl
 import sys
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from .config import DEFAULT_PORT, parse_port, port_variable
+from .syntax import unbracket
 from .webconfig import read_config_file
 
 BUDGET_SECONDS = 4.0
@@ -75,7 +76,7 @@ def tls_configured(env: Mapping[str, str], argv: Sequence[str]) -> bool:
 
 
 def candidate_hosts(metrics_addr: str | None) -> list[str]:
-    host = (metrics_addr or "").strip().strip("[]")
+    host = unbracket((metrics_addr or "").strip())
     first = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     return list(dict.fromkeys([first, "127.0.0.1", "::1"]))
 
@@ -106,10 +107,10 @@ def probe(host: str, port: int, tls: bool, timeout: float) -> bool:
 def main(env: Mapping[str, str] | None = None, argv: Sequence[str] | None = None) -> int:
     env = os.environ if env is None else env
     argv = exporter_argv() if argv is None else argv
-    raw_port = (env.get("METRICS_PORT") or env.get("PORT") or "8001").strip()
-    if not re.fullmatch(r"[0-9]{1,5}", raw_port) or not 1 <= int(raw_port) <= 65535:
+    setting = port_variable(env)
+    port = DEFAULT_PORT if setting is None else parse_port(setting[1])
+    if port is None:
         return 1
-    port = int(raw_port)
     schemes = [True, False] if tls_configured(env, argv) else [False, True]
     deadline = time.monotonic() + BUDGET_SECONDS
     for host in candidate_hosts(env.get("METRICS_ADDR")):

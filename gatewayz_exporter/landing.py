@@ -1,32 +1,20 @@
 """The landing page at ``/``: what this exporter is doing, at a glance.
 
 It shows the version, the mode (demo, or the API's host name only: never a
-key, a path or credentials), each API endpoint's latest poll (result,
-failure reason, age), the provider count and links. ``PollHistory`` learns
-the latest attempt of each endpoint by watching the snapshots the poller
-publishes (``store.subscribe``); it only reads them. Every value is
-HTML-escaped.
+key, a path or credentials) and, per API endpoint, the latest poll (result,
+failure reason, HTTP status, age), the age of the last successful poll and
+whether its data is still served or past MAX_STALENESS. Everything comes
+from the newest Snapshot; every value is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import html
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from .model import ENDPOINTS, Snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class LastPoll:
-    """One endpoint's most recent attempt."""
-
-    success: bool
-    reason: str | None  # from model.REASONS when the attempt failed
-    at_monotonic: float
+from .model import ENDPOINTS, EndpointStatus, Snapshot
 
 
 def describe_api(url: str, *, demo: bool) -> str:
@@ -44,87 +32,70 @@ def describe_api(url: str, *, demo: bool) -> str:
     return f"API host {host}" + (f":{port}" if port else "")
 
 
-class PollHistory:
-    """Remembers each endpoint's latest attempt from the published snapshots."""
-
-    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic):
-        self._monotonic = monotonic
-        self._previous: Snapshot | None = None
-        self._last: dict[str, LastPoll] = {}
-        self._lock = threading.Lock()
-
-    def observe(self, snapshot: Snapshot) -> None:
-        """Subscribed to the SnapshotStore: called in the poller thread after each publish."""
-        now = self._monotonic()
-        with self._lock:
-            previous = self._previous
-            for endpoint in ENDPOINTS:
-                status = snapshot.status[endpoint]
-                if not status.attempted:
-                    continue
-                # The poller makes a new status object for each endpoint it fetched; an endpoint
-                # waiting out a Retry-After keeps the old one, and so keeps its age.
-                if previous is not None and previous.status[endpoint] is status:
-                    continue
-                reason = None
-                if not status.success:
-                    old_errors: Mapping[tuple[str, str], int] = previous.errors if previous else {}
-                    grown = [
-                        r
-                        for (e, r), count in snapshot.errors.items()
-                        if e == endpoint and count > old_errors.get((e, r), 0)
-                    ]
-                    reason = grown[0] if grown else None
-                self._last[endpoint] = LastPoll(status.success, reason, now)
-            self._previous = snapshot
-
-    def last(self) -> dict[str, LastPoll]:
-        with self._lock:
-            return dict(self._last)
+def _ago(then: float | None, now: float) -> str:
+    return "never" if then is None else f"{max(0.0, now - then):.0f} s ago"
 
 
 class LandingPage:
-    """Renders ``/`` from the newest snapshot and the poll history."""
+    """Renders ``/`` from the newest snapshot."""
 
     def __init__(
         self,
         current: Callable[[], Snapshot],
-        history: PollHistory,
         *,
         version: str,
         mode: str,
+        max_staleness: float,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self._current = current
-        self._history = history
         self._version = version
         self._mode = mode
+        self._max_staleness = max_staleness
         self._monotonic = monotonic
+
+    def _data(self, status: EndpointStatus, fresh: bool) -> str:
+        """Whether the endpoint's data is exported: until MAX_STALENESS after its last success."""
+        if fresh:
+            return "served"
+        if status.last_success_monotonic is None:
+            return "none yet"
+        return f"stale: not served (older than MAX_STALENESS, {self._max_staleness:g} s)"
+
+    def _row(self, endpoint: str, status: EndpointStatus, fresh: bool, now: float) -> str:
+        if not status.attempted:
+            cells = [endpoint, "not yet polled", "", "", "never", "none yet"]
+        else:
+            result = "ok" if status.success else "failed"
+            cells = [
+                endpoint,
+                f"{result}, {_ago(status.attempted_monotonic, now)}",
+                status.reason or "",
+                "" if status.status_code is None else str(status.status_code),
+                _ago(status.last_success_monotonic, now),
+                self._data(status, fresh),
+            ]
+        return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
 
     def render(self) -> bytes:
         snapshot = self._current()
         now = self._monotonic()
-        last = self._history.last()
+        fresh = {e: snapshot.fresh(e, now, self._max_staleness) for e in ENDPOINTS}
+        rows = [self._row(e, snapshot.status[e], fresh[e], now) for e in ENDPOINTS]
+        if snapshot.providers is None:
+            count = "none yet"
+        elif fresh["providers"]:
+            count = str(len(snapshot.providers))
+        else:
+            count = "not served: the last successful poll is older than MAX_STALENESS"
         e = html.escape
-        rows = []
-        for endpoint in ENDPOINTS:
-            poll = last.get(endpoint)
-            if poll is None:
-                result, reason, age = "not yet polled", "", ""
-            else:
-                result = "ok" if poll.success else "failed"
-                reason = poll.reason or ""
-                age = f"{max(0.0, now - poll.at_monotonic):.0f} s ago"
-            rows.append(
-                f"<tr><td>{e(endpoint)}</td><td>{e(result)}</td><td>{e(reason)}</td><td>{e(age)}</td></tr>"
-            )
-        count = "none yet" if snapshot.providers is None else str(len(snapshot.providers))
         page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
 <body><h1>GatewayZ provider metrics exporter</h1>
 <p>Version {e(self._version)}; {e(self._mode)}.</p>
 <p>Providers: {e(count)}</p>
-<table><tr><th>endpoint</th><th>latest poll</th><th>reason</th><th>when</th></tr>
+<table><tr><th>endpoint</th><th>latest poll</th><th>reason</th><th>HTTP status</th>\
+<th>last success</th><th>data</th></tr>
 {chr(10).join(rows)}
 </table>
 <ul><li><a href="/metrics">/metrics</a> (Prometheus metrics)</li>

@@ -58,13 +58,17 @@ class QuietHeaderDefects(logging.Filter):
         return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
-_QUIET_HEADER_DEFECTS = QuietHeaderDefects()
+QUIET_HEADER_DEFECTS = QuietHeaderDefects()
 
 
 def configure_logging(
     level: str = "INFO", stream: TextIO | None = None, extra_handlers: tuple[logging.Handler, ...] = ()
 ) -> logging.Handler:
-    """Replace the root logger's handlers with one JSON handler on ``stream`` (stdout by default)."""
+    """Replace the root logger's handlers with one JSON handler on ``stream`` (stdout by default).
+
+    The hooks for third-party lines and uncaught thread exceptions are
+    ``process.install_log_hooks``, which only ``app.main`` calls.
+    """
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(ExporterJsonFormatter())
     handler.addFilter(TraceContextFilter())
@@ -76,13 +80,10 @@ def configure_logging(
         extra.addFilter(TraceContextFilter())
         root.addHandler(extra)
     root.setLevel(level)
-    logging.getLogger("urllib3.connection").addFilter(_QUIET_HEADER_DEFECTS)  # adding twice is a no-op
-    logging.captureWarnings(True)
-    threading.excepthook = _log_thread_exception
     return handler
 
 
-def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+def log_thread_exception(args: threading.ExceptHookArgs) -> None:
     """An exception that escapes a thread becomes a JSON line too, not a bare traceback."""
     logging.getLogger("gatewayz_exporter").error(
         "Uncaught exception in thread",

@@ -3,8 +3,10 @@
 ``LokiHandler`` is the standard library's ``QueueHandler`` on a bounded queue:
 a logging call formats the line and offers it to the queue; when the queue is
 full the line is dropped and counted, never waited for. One daemon thread
-drains the queue in batches, gzips them and POSTs them with a timeout,
-retrying with backoff on 429 and 5xx. It uses ``http.client`` (not requests)
+drains the queue in batches, gzips them and POSTs them, each POST within a
+deadline for the whole push (connect to last byte: a Loki that trickles its
+answer cannot hold it open), retrying with backoff on 429, 5xx and transport
+failures, a missed deadline included. It uses ``http.client`` (not requests)
 so its own traffic is never traced, and it reports its own failures straight
 to the stdout handler, never through logging, so it cannot recurse.
 """
@@ -19,6 +21,7 @@ import json
 import logging
 import logging.handlers
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,16 +81,36 @@ class LokiPusher:
         return gzip.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"), compresslevel=5)
 
     def push(self, body: bytes) -> int:
-        """One POST; returns the HTTP status, raises OSError/HTTPException on transport trouble."""
+        """One POST within ``timeout``; returns the HTTP status, raises OSError/HTTPException on
+        transport trouble and TimeoutError past the deadline."""
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         connection = cls(self._host, self._port, timeout=self._timeout)
+        # The socket timeout bounds each read; this bounds them all together.
+        expired = threading.Event()
+        timer = threading.Timer(self._timeout, _cut, args=(connection, expired))
+        timer.daemon = True
+        timer.start()
         try:
             connection.request("POST", self._path, body=body, headers=self._headers)
             response = connection.getresponse()
             response.read(64 * 1024)
             return response.status
+        except (OSError, http.client.HTTPException):
+            if expired.is_set():
+                raise TimeoutError("Loki push deadline passed") from None
+            raise
         finally:
+            timer.cancel()
             connection.close()
+
+
+def _cut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """At the deadline: shut the push's socket down, so its blocked read ends at once."""
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class LokiHandler(logging.handlers.QueueHandler):

@@ -50,6 +50,7 @@ class Provider:
     rate_limit: float | None = None
     max_tokens: float | None = None
     supported_models: int | None = None
+    unrecognised_health: str = ""  # a health_status text outside HEALTH_CODES (health_status is then 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,9 @@ class EndpointStatus:
     duration_seconds: float = 0.0
     last_success_unix: float | None = None  # wall clock, for the timestamp metric
     last_success_monotonic: float | None = None  # monotonic, for staleness
+    reason: str | None = None  # from REASONS when the latest attempt failed
+    status_code: int | None = None  # the latest attempt's HTTP status, when one arrived
+    attempted_monotonic: float | None = None  # when the latest attempt ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,18 @@
-"""Decode and validate API payloads into model values.
+"""Decode API payloads and validate them into model values.
 
 The rule: a payload of the wrong shape fails the whole endpoint
 (``PayloadError``); a bad record drops only itself; a bad field drops only its
-series. Absent or ``null`` optional fields are normal for the real backend and
-are not counted; wrong types, negatives, NaN and infinities are.
+series. The rules themselves live in ``fields``.
 
-Speed without a second set of rules: ``decode_json`` accepts exactly the
-documents ``json.loads`` accepts, but hands a JSON array back as one raw slice
-per record (``RawArray``). ``parse_providers`` then decodes each record with
-msgspec into a typed struct holding only the fields the metrics use. A record
-that does not fit that struct cleanly (a wrong type, a negative, a missing
-slug, a bad timestamp, anything unusual) is decoded again with ``json`` and
-goes through the plain validator below, so the rules are written once and the
-fast path only ever handles records the validator would accept unchanged.
-Records whose bytes are unchanged since the previous payload are not parsed
-again at all: most polls change a few providers, or none.
+Below 64 KiB a body is read by ``json.loads``. A bigger array is split by
+msgspec into one raw slice per record (``RawArray``) and each record decoded
+into a typed struct (``records``); a record the struct cannot hold is decoded
+with ``json`` instead. Either way ``fields.judge_provider`` judges it. A
+``RecordMemo`` (owned by the poller) keeps each record's result by a digest of
+its bytes, so records unchanged since the previous payload are not judged again.
+
+A new payload kind gets a ``parse_<kind>`` here that judges its fields with a
+``fields.FieldJudge`` (adding any new rule to ``fields``), whatever decoded it.
 """
 
 from __future__ import annotations
@@ -22,21 +20,23 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from .model import CAPABILITIES, HEALTH_CODES, STAT_FIELDS, Provider, ProviderStats
+from .fields import FieldJudge, judge_provider
+from .model import STAT_FIELDS, Provider, ProviderStats
 
 if TYPE_CHECKING:
     import msgspec
 
-MAX_SLUG_LENGTH = 256
-MAX_LABEL_LENGTH = 512
+# More records than this in one payload refuse it (``too_large``): each record
+# costs memory however few bytes it takes in the body.
+MAX_PROVIDER_RECORDS = 100_000
+# Slugs named in the poll's log line about dropped data, at most.
+MAX_LOGGED_SLUGS = 10
 
 
 class PayloadError(ValueError):
@@ -51,11 +51,19 @@ class InvalidJson(PayloadError):
     reason = "invalid_json"
 
 
+class TooManyRecords(PayloadError):
+    """More provider records than ``MAX_PROVIDER_RECORDS``."""
+
+    reason = "too_large"
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedProviders:
     providers: tuple[Provider, ...]
     invalid_records: int  # records with any problem (dropped, duplicate, or a field dropped)
     dropped: dict[str, int]  # what was dropped, by kind, for one log line per poll
+    slugs: tuple[str, ...] = ()  # some of the slugs with a problem, for that log line
+    quiet: dict[str, int] | None = None  # fields left out without counting (logged at DEBUG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,133 +77,20 @@ class ParsedStats:
         return 1 if self.dropped else 0
 
 
-def clean_text(value: str, limit: int = MAX_LABEL_LENGTH) -> str:
-    """A label-safe string: lone surrogates replaced (they cannot be encoded), length capped."""
-    if len(value) > limit:
-        value = value[:limit]
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
+class JudgedRecord(NamedTuple):
+    provider: Provider | None
+    problems: tuple[str, ...]
+    quiet: tuple[str, ...]
 
 
-class _Fields:
-    """Reads one record's fields, noting each invalid one."""
-
-    __slots__ = ("problems", "record")
-
-    def __init__(self, record: dict[str, object]):
-        self.record = record
-        self.problems: list[str] = []
-
-    def number(self, key: str, source: dict[str, object] | None = None) -> float | None:
-        value = (self.record if source is None else source).get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.problems.append(key)
-            return None
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond float range
-            self.problems.append(key)
-            return None
-        if not math.isfinite(number) or number < 0:
-            self.problems.append(key)
-            return None
-        return number + 0.0  # -0.0 is 0.0: one spelling in the exposition
-
-    def flag(self, key: str) -> bool | None:
-        value = self.record.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.problems.append(key)
-            return None
-        return value
-
-    def text(self, key: str) -> str:
-        value = self.record.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            self.problems.append(key)
-            return ""
-        return clean_text(value)
-
-    def health(self) -> int:
-        value = self.record.get("health_status")
-        if isinstance(value, str):
-            return HEALTH_CODES.get(value.strip().lower(), 0)
-        if value is not None:
-            self.problems.append("health_status")
-        return 0
-
-    def timestamp(self, key: str) -> float | None:
-        value = self.record.get(key)
-        if value is None:
-            return None
-        seconds = parse_timestamp(value) if isinstance(value, str) else None
-        if seconds is None:
-            self.problems.append(key)
-        return seconds
+def _judged(judgement: tuple[Provider | None, FieldJudge]) -> JudgedRecord:
+    provider, fields = judgement
+    return JudgedRecord(provider, tuple(fields.problems), tuple(fields.quiet))
 
 
-def parse_timestamp(text: str) -> float | None:
-    """ISO 8601 (``Z`` or ``+00:00``; naive means UTC) to Unix seconds, or None."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except (ValueError, OverflowError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        seconds = moment.timestamp()
-    except (OverflowError, OSError, ValueError):
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def parse_provider(record: object) -> tuple[Provider | None, list[str]]:
-    """One record to a Provider, or None when it has no usable slug or is not an object."""
-    if not isinstance(record, dict):
-        return None, ["record_not_object"]
-    slug = record.get("slug")
-    if not isinstance(slug, str) or not slug.strip() or len(slug) > MAX_SLUG_LENGTH:
-        return None, ["record_without_slug"]
-    fields = _Fields(record)
-    metadata = record.get("metadata")
-    rate_limit = max_tokens = models = None
-    if isinstance(metadata, dict):
-        rate_limit = fields.number("rate_limit", metadata)
-        max_tokens = fields.number("max_tokens", metadata)
-        listed = metadata.get("supported_models")
-        if isinstance(listed, list):
-            models = len(listed)
-        elif listed is not None:
-            fields.problems.append("supported_models")
-    elif metadata is not None:
-        fields.problems.append("metadata")
-    provider = Provider(
-        slug=clean_text(slug, MAX_SLUG_LENGTH),
-        name=fields.text("name"),
-        base_url=fields.text("base_url"),
-        site_url=fields.text("site_url"),
-        status_page_url=fields.text("status_page_url"),
-        is_active=fields.flag("is_active"),
-        health_status=fields.health(),
-        response_time_ms=fields.number("average_response_time_ms"),
-        supports=tuple(fields.flag(f"supports_{name}") for name in CAPABILITIES),
-        last_health_check_seconds=fields.timestamp("last_health_check_at"),
-        rate_limit=rate_limit,
-        max_tokens=max_tokens,
-        supported_models=models,
-    )
-    return provider, fields.problems
-
-
-# --- decoding ---------------------------------------------------------------
+def parse_provider(record: object) -> JudgedRecord:
+    """One record as ``json.loads`` made it; no Provider when it has no usable slug or is not an object."""
+    return _judged(judge_provider(record))
 
 
 class RawArray(Sequence["msgspec.Raw"]):
@@ -290,7 +185,7 @@ def _may_hold_a_long_integer(body: bytes | bytearray) -> bool:
     """Whether ``body`` has a run of more digits than ``int()`` converts (in a number or a string).
 
     Such a run covers one of every ``length``-th byte, so only the bytes around
-    those that are digits are looked at: about a millisecond for a 10 MB body.
+    those that are digits are looked at.
     """
     limit = sys.get_int_max_str_digits()
     if not limit:
@@ -306,101 +201,108 @@ def _may_hold_a_long_integer(body: bytes | bytearray) -> bool:
     return False
 
 
-_NO_PROBLEMS: tuple[str, ...] = ()
-_Parsed = tuple[Provider | None, Sequence[str]]
-
-
-def _parse_raw(raw: msgspec.Raw, clean_provider: Callable[[msgspec.Raw], Provider | None]) -> _Parsed:
-    """One raw record: the typed fast path when it is clean, the plain validator otherwise."""
-    provider = clean_provider(raw)
-    if provider is not None:
-        return provider, _NO_PROBLEMS
+def _parse_raw(
+    raw: msgspec.Raw, judge_raw: Callable[[msgspec.Raw], tuple[Provider | None, FieldJudge] | None]
+) -> JudgedRecord:
+    """One raw record, decoded by ``records`` (``json`` only for what msgspec declines)."""
+    judgement = judge_raw(raw)
+    if judgement is not None:
+        return _judged(judgement)
     try:
         # The body is UTF-8 (decode_json checked it as json.loads reads it), so json.loads would
         # find the same encoding in each record; decoding directly skips its per-call detection.
         record = json.loads(str(raw, "utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
         raise InvalidJson("a record json cannot decode") from None
-    provider, problems = parse_provider(record)
-    return provider, tuple(problems)
+    return parse_provider(record)
 
 
-class _RecordMemo:
-    """Parse results of the latest array's records, keyed by a digest of each record's bytes.
+class RecordMemo:
+    """The latest big array's judged records, keyed by a digest of each record's bytes.
 
-    Parsing is a pure function of those bytes, so a record seen in the
-    previous payload is not parsed again. Only the latest payload's records
-    are kept, so the memo is as large as one snapshot's providers.
+    Judging is a pure function of those bytes, so a record seen in the
+    previous payload is not judged again. Only the latest payload's records
+    are kept, so the memo is as large as one snapshot's providers. One memo
+    per poller: results never depend on another poller's history.
     """
 
     __slots__ = ("entries", "providers")
 
     def __init__(self) -> None:
-        self.entries: dict[bytes, _Parsed] = {}
+        self.entries: dict[bytes, JudgedRecord] = {}
         self.providers: tuple[Provider, ...] = ()
 
 
-_MEMO = _RecordMemo()
-
-
-def _parsed_records(records: Sequence[object]) -> Iterator[_Parsed]:
+def _judged_records(records: Sequence[object], memo: RecordMemo | None) -> Iterator[JudgedRecord]:
     if not isinstance(records, RawArray):
         for record in records:
-            provider, problems = parse_provider(record)
-            yield provider, problems
+            yield parse_provider(record)
         return
-    from .records import clean_provider  # msgspec is loaded by now: the body was big
+    from .records import judge_raw  # msgspec is loaded by now: the body was big
 
-    previous = _MEMO.entries
-    entries: dict[bytes, _Parsed] = {}
+    previous = memo.entries if memo is not None else {}
+    entries: dict[bytes, JudgedRecord] = {}
     blake2b = hashlib.blake2b
     for raw in records:
         key = blake2b(raw, digest_size=16).digest()
-        parsed = previous.get(key) or entries.get(key)
-        if parsed is None:
-            parsed = _parse_raw(raw, clean_provider)
-        entries[key] = parsed
-        yield parsed
-    _MEMO.entries = entries
+        judged = previous.get(key) or entries.get(key)
+        if judged is None:
+            judged = _parse_raw(raw, judge_raw)
+        entries[key] = judged
+        yield judged
+    if memo is not None:
+        memo.entries = entries
 
 
-def parse_providers(payload: object) -> ParsedProviders:
+def parse_providers(payload: object, memo: RecordMemo | None = None) -> ParsedProviders:
     """The ``/providers`` payload (a JSON array) to validated providers; first duplicate slug wins.
 
-    ``payload`` is what ``decode_json`` returns (or a plain list, as ``json.loads`` returns).
+    ``payload`` is what ``decode_json`` returns (or a plain list, as ``json.loads``
+    returns). With a ``memo``, records unchanged since its previous payload are
+    not judged again, and an unchanged result is the very same tuple.
     """
     if not isinstance(payload, (list, RawArray)):
         raise PayloadError(f"expected a JSON array of providers, got {type(payload).__name__}")
+    if len(payload) > MAX_PROVIDER_RECORDS:
+        raise TooManyRecords(f"{len(payload)} provider records, more than {MAX_PROVIDER_RECORDS}")
     providers: list[Provider] = []
     seen: set[str] = set()
     dropped: Counter[str] = Counter()
+    quiet: Counter[str] = Counter()
+    slugs: list[str] = []
     invalid = 0
-    for record_provider, record_problems in _parsed_records(payload):
-        provider, problems = record_provider, record_problems
-        if provider is not None and provider.slug in seen:
-            provider, problems = None, ["duplicate_slug"]
+    for judged in _judged_records(payload, memo):
+        provider, problems = judged.provider, judged.problems
+        duplicate = provider is not None and provider.slug in seen
+        if duplicate:
+            problems = ("duplicate_slug",)
         if problems:
             invalid += 1
             dropped.update(problems)
-        if provider is not None:
-            seen.add(provider.slug)
-            providers.append(provider)
+            if provider is not None and len(slugs) < MAX_LOGGED_SLUGS:
+                slugs.append(provider.slug)
+        if provider is None or duplicate:
+            continue
+        if judged.quiet:
+            quiet.update(judged.quiet)
+        seen.add(provider.slug)
+        providers.append(provider)
     result = tuple(providers)
-    if isinstance(payload, RawArray):
+    if memo is not None and isinstance(payload, RawArray):
         # The same providers as last time: hand back the same tuple, so the
         # exposition can tell in one comparison that nothing needs rendering.
-        last = _MEMO.providers
+        last = memo.providers
         if len(last) == len(result) and all(a is b for a, b in zip(last, result, strict=True)):
             result = last
-        _MEMO.providers = result
-    return ParsedProviders(result, invalid, dict(dropped))
+        memo.providers = result
+    return ParsedProviders(result, invalid, dict(dropped), tuple(slugs), dict(quiet) or None)
 
 
 def parse_stats(payload: object) -> ParsedStats:
     """The ``/providers/stats`` payload to counts; a field that is not a count is dropped."""
     if not isinstance(payload, dict):  # a RawArray, too: an array is the wrong shape
         raise PayloadError(f"expected a JSON object of counts, got {type(payload).__name__}")
-    fields = _Fields(payload)
+    fields = FieldJudge(payload)
     values = tuple(fields.number(name) for name in STAT_FIELDS)
     if all(value is None for value in values):
         raise PayloadError("no provider count in the stats object")

@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from .client import MAX_RETRY_AFTER_SECONDS, ApiClient, FetchResult
 from .model import ENDPOINTS, EndpointStatus, Snapshot
-from .parse import ParsedProviders, ParsedStats, PayloadError, parse_providers, parse_stats
+from .parse import ParsedProviders, ParsedStats, PayloadError, RecordMemo, parse_providers, parse_stats
 
 log = logging.getLogger("gatewayz_exporter.poller")
 
@@ -92,6 +92,8 @@ class Poller:
         self._slack = min(0.5, interval / 2)
         self._closed = False
         self.polls = 0
+        self._memo = RecordMemo()  # the previous big payload's judged records
+        self._unrecognised_health: dict[str, str] = {}  # slug -> the status text last warned about
 
     def close(self) -> None:
         """Abandon requests in flight; a poll under way returns at once and publishes nothing."""
@@ -139,7 +141,7 @@ class Poller:
             if self._closed:  # stopping: a poll cut short is not news
                 return self._store.current
             with self._tracer.start_as_current_span("convert") as convert_span:
-                snapshot, parsed, reasons = self._build(self._store.current, results, started)
+                snapshot, parsed, reasons, causes = self._build(self._store.current, results, started)
                 # The decoded JSON can be large; let it go before the new snapshot is rendered.
                 results = {e: replace(r, payload=None) for e, r in results.items()}
                 self._store.publish(snapshot)
@@ -148,7 +150,7 @@ class Poller:
             duration = self._monotonic() - started
             span.set_attribute("provider_count", count)
             span.set_attribute("duration_ms", round(duration * 1000, 3))
-            self._log(snapshot, results, parsed, reasons, duration)
+            self._log(snapshot, results, parsed, reasons, causes, duration)
         return snapshot
 
     def _back_off(self, endpoint: str, result: FetchResult, started: float) -> None:
@@ -168,21 +170,26 @@ class Poller:
                 },
             )
 
+    def _parse(self, endpoint: str, result: FetchResult) -> ParsedProviders | ParsedStats:
+        if endpoint == "providers":
+            return parse_providers(result.payload, self._memo)
+        return parse_stats(result.payload)
+
     def _build(
         self, previous: Snapshot, results: dict[str, FetchResult], started: float
-    ) -> tuple[Snapshot, dict[str, ParsedProviders | ParsedStats], dict[str, str | None]]:
+    ) -> tuple[Snapshot, dict[str, ParsedProviders | ParsedStats], dict[str, str | None], dict[str, str]]:
         now_mono, now_wall = self._monotonic(), self._wall_clock()
         parsed: dict[str, ParsedProviders | ParsedStats] = {}
         reasons: dict[str, str | None] = {}
+        causes: dict[str, str] = {}  # why a payload was refused, for the log line
         for endpoint, result in results.items():
             reasons[endpoint] = result.reason
             if result.ok:
                 try:
-                    parsed[endpoint] = (parse_providers if endpoint == "providers" else parse_stats)(
-                        result.payload
-                    )
+                    parsed[endpoint] = self._parse(endpoint, result)
                 except PayloadError as error:
                     reasons[endpoint] = error.reason
+                    causes[endpoint] = str(error)
                 except Exception:  # a payload the validator did not foresee is still just a bad payload
                     log.exception("Unexpected payload", extra={"endpoint": endpoint})
                     reasons[endpoint] = "invalid_payload"
@@ -198,17 +205,32 @@ class Poller:
             reason = reasons[endpoint]
             old = previous.status[endpoint]
             if reason is None:
-                status[endpoint] = EndpointStatus(True, True, result.duration_seconds, now_wall, now_mono)
-                invalid += parsed[endpoint].invalid_records
-                done = parsed[endpoint]
-                if isinstance(done, ParsedProviders):
-                    providers = done.providers
+                status[endpoint] = EndpointStatus(
+                    True,
+                    True,
+                    result.duration_seconds,
+                    now_wall,
+                    now_mono,
+                    status_code=result.status_code,
+                    attempted_monotonic=now_mono,
+                )
+                accepted = parsed[endpoint]
+                invalid += accepted.invalid_records
+                if isinstance(accepted, ParsedProviders):
+                    providers = accepted.providers
                 else:
-                    stats = done.stats
+                    stats = accepted.stats
             else:
                 errors[(endpoint, reason)] += 1
                 status[endpoint] = EndpointStatus(
-                    True, False, result.duration_seconds, old.last_success_unix, old.last_success_monotonic
+                    True,
+                    False,
+                    result.duration_seconds,
+                    old.last_success_unix,
+                    old.last_success_monotonic,
+                    reason=reason,
+                    status_code=result.status_code,
+                    attempted_monotonic=now_mono,
                 )
         snapshot = Snapshot(
             previous.generation + 1,
@@ -218,7 +240,7 @@ class Poller:
             MappingProxyType(errors),
             invalid,
         )
-        return snapshot, {e: p for e, p in parsed.items() if reasons[e] is None}, reasons
+        return snapshot, {e: p for e, p in parsed.items() if reasons[e] is None}, reasons, causes
 
     @staticmethod
     def _cross_check(
@@ -231,16 +253,19 @@ class Poller:
         dropping to zero. The other endpoint's answer is this poll's when it succeeded,
         else the last good one (it failed, or Retry-After held it back).
         """
-        p, s = parsed.get("providers"), parsed.get("stats")
-        new_p = p if isinstance(p, ParsedProviders) and reasons.get("providers") is None else None
-        new_s = s if isinstance(s, ParsedStats) and reasons.get("stats") is None else None
-        providers = new_p.providers if new_p is not None else previous.providers
-        stats = new_s.stats if new_s is not None else previous.stats
-        if providers is None or stats is None or (new_p is None and new_s is None):
+        polled_providers = parsed.get("providers") if reasons.get("providers") is None else None
+        polled_stats = parsed.get("stats") if reasons.get("stats") is None else None
+        if not isinstance(polled_providers, ParsedProviders):
+            polled_providers = None
+        if not isinstance(polled_stats, ParsedStats):
+            polled_stats = None
+        providers = polled_providers.providers if polled_providers is not None else previous.providers
+        stats = polled_stats.stats if polled_stats is not None else previous.stats
+        if providers is None or stats is None or (polled_providers is None and polled_stats is None):
             return
-        if new_p is not None and not providers and (stats.get("total") or 0) > 0:
+        if polled_providers is not None and not providers and (stats.get("total") or 0) > 0:
             reasons["providers"] = "inconsistent"
-        elif new_s is not None and providers and not any(v for v in stats.values if v is not None):
+        elif polled_stats is not None and providers and not any(v for v in stats.values if v is not None):
             reasons["stats"] = "inconsistent"
 
     def _log(
@@ -249,6 +274,7 @@ class Poller:
         results: dict[str, FetchResult],
         parsed: dict[str, ParsedProviders | ParsedStats],
         reasons: dict[str, str | None],
+        causes: dict[str, str],
         duration: float,
     ) -> None:
         for endpoint, reason in reasons.items():
@@ -259,21 +285,24 @@ class Poller:
                     extra={
                         "endpoint": endpoint,
                         "reason": reason,
-                        "cause": result.cause if result.reason == reason else None,
+                        "cause": result.cause if result.reason == reason else causes.get(endpoint),
                         "status_code": result.status_code,
                         "duration_ms": round(result.duration_seconds * 1000, 1),
                     },
                 )
-        for endpoint, done in parsed.items():
-            if done.dropped:
+        for endpoint, accepted in parsed.items():
+            if accepted.dropped:
                 log.warning(
                     "Dropped invalid provider data",
                     extra={
                         "endpoint": endpoint,
-                        "dropped": done.dropped,
-                        "invalid_records": done.invalid_records,
+                        "dropped": accepted.dropped,
+                        "invalid_records": accepted.invalid_records,
+                        "providers": list(accepted.slugs) if isinstance(accepted, ParsedProviders) else None,
                     },
                 )
+            if isinstance(accepted, ParsedProviders):
+                self._log_providers(accepted)
         if any(s.success for s in snapshot.status.values()):
             stats = snapshot.stats
             log.info(
@@ -286,6 +315,20 @@ class Poller:
                     "poll_duration_ms": round(duration * 1000, 1),
                 },
             )
+
+    def _log_providers(self, accepted: ParsedProviders) -> None:
+        """An unrecognised health status: one WARNING per provider each time its text changes."""
+        if accepted.quiet and log.isEnabledFor(logging.DEBUG):
+            log.debug("Left out provider fields that are not numbers", extra={"fields": accepted.quiet})
+        warned = self._unrecognised_health
+        current = {p.slug: p.unrecognised_health for p in accepted.providers if p.unrecognised_health}
+        for slug, text in current.items():
+            if warned.get(slug) != text:
+                log.warning(
+                    "Unrecognised provider health status, exported as 0 (unknown)",
+                    extra={"provider": slug, "health_status": text},
+                )
+        self._unrecognised_health = current
 
 
 def _int(value: float | None) -> int | None:

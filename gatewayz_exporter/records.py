@@ -1,18 +1,28 @@
-"""Typed decoding of provider records with msgspec: the fast path of ``parse``.
+"""The fast decoder for big provider arrays: msgspec finds each record and reads its fields.
 
 Loaded only when a body is big enough for it to matter, so an exporter
-watching a few dozen providers never loads msgspec at all.
+watching a few dozen providers never loads msgspec. It only decodes: the
+typed struct answers ``get(key)`` as a dict does, and ``fields.judge_provider``
+judges it by the same rules as a record ``json.loads`` made. A record the
+typed struct cannot hold (a field of another JSON type, a missing slug) is
+decoded again with every field raw: scalars are decoded one by one with
+``json``, arrays and objects where a scalar belongs are judged without being
+built. Only what msgspec declines even then is left to the caller's ``json``.
 """
 
 from __future__ import annotations
 
+import json
+import re
+
 import msgspec
 
-from .model import HEALTH_CODES, Provider
-from .parse import MAX_LABEL_LENGTH, MAX_SLUG_LENGTH, parse_timestamp
+from .fields import NOT_BUILT, ElementCount, FieldJudge, TypedObject, judge_provider
+from .model import Provider
 
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_ABSENT = msgspec.Raw(b"")
 
 
 def split_array(body: bytes | bytearray) -> list[msgspec.Raw]:
@@ -24,13 +34,69 @@ def split_array(body: bytes | bytearray) -> list[msgspec.Raw]:
     return _RAW_ARRAY.decode(body)
 
 
-class _Metadata(msgspec.Struct):
+_EMPTY_ARRAY = re.compile(rb"\[\s*\]")
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NESTING = re.compile(rb"[\[\]{}]")
+_OPENERS = b"[{"
+_CHUNK_BYTES = 64 * 1024
+_SMALL_ARRAY_BYTES = 1024
+
+
+def count_elements(raw: bytes | bytearray | memoryview) -> int | None:
+    """The number of elements of the JSON array ``raw`` (valid JSON), or None when it is not an array.
+
+    Counts the commas outside strings and nested values, 64 KiB at a time,
+    instead of building the elements: the memory used is a few chunks,
+    however many elements there are.
+    """
+    if not raw or raw[0] != 0x5B:  # "["
+        return None
+    if len(raw) <= _SMALL_ARRAY_BYTES:  # a few hundred raw slices at most: cheaper than scanning
+        try:
+            return len(_RAW_ARRAY.decode(raw))
+        except DECODE_ERRORS:  # not JSON msgspec reads (NaN, say): scanned like any other
+            pass
+    if _EMPTY_ARRAY.fullmatch(raw):
+        return 0
+    depth, commas, in_string, start, size = 0, 0, False, 0, len(raw)
+    while start < size:
+        end = min(start + _CHUNK_BYTES, size)
+        while end < size and raw[end - 1] == 0x5C:  # a backslash stays with the byte it escapes
+            end += 1
+        chunk = bytes(raw[start:end])
+        if b"\\" in chunk:
+            chunk = _ESCAPE.sub(b"__", chunk)  # no escaped quote can end a string
+        pieces = chunk.split(b'"')
+        outside = b"".join(pieces[1 if in_string else 0 :: 2])  # the parts between strings
+        in_string ^= len(pieces) % 2 == 0
+        at = 0
+        for bracket in _NESTING.finditer(outside):
+            if depth == 1:
+                commas += outside.count(b",", at, bracket.start())
+            depth += 1 if outside[bracket.start()] in _OPENERS else -1
+            at = bracket.end()
+        if depth == 1:
+            commas += outside.count(b",", at)
+        start = end
+    return commas + 1
+
+
+class _Metadata(msgspec.Struct, TypedObject):
     rate_limit: float | None = None
     max_tokens: float | None = None
-    supported_models: list[msgspec.Raw] | None = None
+    supported_models: msgspec.Raw = _ABSENT  # counted, never decoded
+
+    def get(self, key: str, /) -> object:
+        if key != "supported_models":
+            return getattr(self, key, None)
+        raw = memoryview(self.supported_models)
+        if not raw or raw[:4].tobytes() == b"null":
+            return None
+        count = count_elements(raw)
+        return raw if count is None else ElementCount(count)  # anything but an array is a problem
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, TypedObject):
     """The fields the metrics use; msgspec skips every other field without building it."""
 
     slug: str
@@ -52,67 +118,67 @@ class _Record(msgspec.Struct):
 _RECORD = msgspec.json.Decoder(_Record)
 
 
-def _label(value: str | None) -> str:
-    # A str decoded by msgspec is valid UTF-8 (it rejects lone surrogates), so only the cap applies.
-    return "" if value is None else value[:MAX_LABEL_LENGTH]
+def _raw_value(raw: msgspec.Raw, key: str) -> object:
+    """One raw field as ``json.loads`` reads it, except that arrays and objects are not built."""
+    view = memoryview(raw)
+    if not view:
+        return None  # absent
+    if view[0] == 0x5B:  # "["
+        return ElementCount(count_elements(view) or 0) if key == "supported_models" else NOT_BUILT
+    if view[0] == 0x7B:  # "{"
+        return NOT_BUILT
+    return json.loads(str(raw, "utf-8", "surrogatepass"))
 
 
-def _clean_provider(record: _Record) -> Provider | None:
-    """The Provider for a typed record the validator would accept without a problem, else None."""
-    slug = record.slug
-    if not slug.strip() or len(slug) > MAX_SLUG_LENGTH:
-        return None
-    response = record.average_response_time_ms
-    if response is not None:
-        if response < 0:
-            return None
-        response += 0.0
-    rate_limit = max_tokens = None
-    models = None
-    metadata = record.metadata
-    if metadata is not None:
-        rate_limit, max_tokens = metadata.rate_limit, metadata.max_tokens
-        if rate_limit is not None:
-            if rate_limit < 0:
-                return None
-            rate_limit += 0.0
-        if max_tokens is not None:
-            if max_tokens < 0:
-                return None
-            max_tokens += 0.0
-        if metadata.supported_models is not None:
-            models = len(metadata.supported_models)
-    checked = None
-    if record.last_health_check_at is not None:
-        checked = parse_timestamp(record.last_health_check_at)
-        if checked is None:
-            return None
-    health = record.health_status
-    return Provider(
-        slug=slug,
-        name=_label(record.name),
-        base_url=_label(record.base_url),
-        site_url=_label(record.site_url),
-        status_page_url=_label(record.status_page_url),
-        is_active=record.is_active,
-        health_status=0 if health is None else HEALTH_CODES.get(health.strip().lower(), 0),
-        response_time_ms=response,
-        supports=(
-            record.supports_streaming,
-            record.supports_function_calling,
-            record.supports_vision,
-            record.supports_image_generation,
-        ),
-        last_health_check_seconds=checked,
-        rate_limit=rate_limit,
-        max_tokens=max_tokens,
-        supported_models=models,
-    )
+class _RawMetadata(msgspec.Struct, TypedObject):
+    rate_limit: msgspec.Raw = _ABSENT
+    max_tokens: msgspec.Raw = _ABSENT
+    supported_models: msgspec.Raw = _ABSENT
+
+    def get(self, key: str, /) -> object:
+        return _raw_value(getattr(self, key, _ABSENT), key)
 
 
-def clean_provider(raw: msgspec.Raw) -> Provider | None:
-    """The Provider for a record the validator would accept unchanged, or None: then the validator decides."""
+_RAW_METADATA = msgspec.json.Decoder(_RawMetadata)
+
+
+class _RawRecord(msgspec.Struct, TypedObject):
+    """The same fields as ``_Record``, each as raw JSON: a record whose fields have any JSON type."""
+
+    slug: msgspec.Raw = _ABSENT
+    name: msgspec.Raw = _ABSENT
+    base_url: msgspec.Raw = _ABSENT
+    site_url: msgspec.Raw = _ABSENT
+    status_page_url: msgspec.Raw = _ABSENT
+    is_active: msgspec.Raw = _ABSENT
+    health_status: msgspec.Raw = _ABSENT
+    average_response_time_ms: msgspec.Raw = _ABSENT
+    supports_streaming: msgspec.Raw = _ABSENT
+    supports_function_calling: msgspec.Raw = _ABSENT
+    supports_vision: msgspec.Raw = _ABSENT
+    supports_image_generation: msgspec.Raw = _ABSENT
+    last_health_check_at: msgspec.Raw = _ABSENT
+    metadata: msgspec.Raw = _ABSENT
+
+    def get(self, key: str, /) -> object:
+        raw = getattr(self, key, _ABSENT)
+        if key == "metadata" and raw and memoryview(raw)[0] == 0x7B:
+            return _RAW_METADATA.decode(raw)
+        return _raw_value(raw, key)
+
+
+_RAW_RECORD = msgspec.json.Decoder(_RawRecord)
+
+
+def judge_raw(raw: msgspec.Raw) -> tuple[Provider | None, FieldJudge] | None:
+    """The judged record, or None when msgspec declines it (then ``json`` decodes it whole)."""
     try:
-        return _clean_provider(_RECORD.decode(raw))
+        return judge_provider(_RECORD.decode(raw))
     except (ValueError, RecursionError):  # msgspec's DecodeError/ValidationError, UnicodeDecodeError
+        pass
+    if memoryview(raw)[:1].tobytes() != b"{":
+        return judge_provider(NOT_BUILT)  # not an object: dropped without building it
+    try:
+        return judge_provider(_RAW_RECORD.decode(raw))
+    except (ValueError, RecursionError):
         return None

@@ -6,10 +6,8 @@ framing is h11's (sans-IO): our code decides what a request means, never where
 it ends. A request h11 refuses gets a 4xx and the connection closes; a
 client's bad bytes are logged at DEBUG at most, rate-limited.
 
-Every connection is counted from ``accept``, before TLS; at the cap, the one
-waiting longest without a request makes room (failing that, the one whose
-client has longest stopped reading, then the longest busy run of requests
-sent back to back; see ``_evict_for_new``). The bytes of a connection
+Every connection is counted from ``accept``, before TLS; who may hold one, and
+who makes room at the cap, is ``admission.Admission``'s policy. The bytes of a connection
 (TLS on memory buffers included) are ``connection.Connection``'s: one that
 never sends a ClientHello costs no TLS state at all, and only a bounded
 number of handshakes are in progress at once. The first request head (the handshake
@@ -26,37 +24,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import re
-import resource
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import cast
 
 import h11
 from opentelemetry import trace
 
+from .admission import Admission
 from .auth import AuthGate, Verdict
 from .connection import Connection
 from .exposition import Exposition, accepts_gzip, wants_openmetrics
+from .listening import (
+    ACCEPT_BATCH,
+    LISTEN_BACKLOG,
+    connection_budget,
+    loop_exception_handler,
+    make_listen_socket,
+)
+from .request_checks import FOLD, HOST_HEADER, ClientErrorLog, could_be_request_line, path_of
+from .responses import send_response
 from .webconfig import WebConfig, WebConfigReloader
 
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-HANDSHAKE_GRACE = 1.0  # seconds; a handshake stalled longer yields its slot to one that is waiting
-EVICT_GRACE = 1.0  # seconds; at the cap, a connection waiting longer without a request yields to a new one
-BACK_TO_BACK = 0.5  # seconds; a request sent sooner after the last answer continues a busy run
-WRITE_SLICE = 256 * 1024
-COALESCE_BYTES = 64 * 1024  # head and the start of the body leave in one write
-LISTEN_BACKLOG = 1024
-FD_RESERVE = 64  # open files kept for everything but client connections (log shipping, API polls, ...)
 
 LANDING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
@@ -66,68 +62,6 @@ LANDING_PAGE = b"""<!doctype html>
 <li><a href="/readyz">/readyz</a> (readiness: a recent successful poll)</li></ul>
 </body></html>
 """
-
-# RFC 9112 §5.2 lets a server reject obs-fold with 400; h11 would unfold it silently. An LF
-# followed by SP or HTAB never occurs in a valid request head, and this server takes no bodies.
-_FOLD = re.compile(rb"\n[ \t]")
-# RFC 9112 §3 request-line (method SP request-target SP HTTP-version), as h11 reads it, and every
-# prefix of one. h11 waits for a whole head before it reads the line, so bytes that can never
-# start a request (an SSLv2 ClientHello, an SSH banner, binary) would hold the connection until
-# the head deadline; they are refused as soon as they arrive.
-_TCHARS = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
-_REQUEST_LINE = re.compile(_TCHARS + rb"+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]\r?")
-_REQUEST_LINE_PREFIX = re.compile(
-    _TCHARS + rb"*(?: [\x21-\x7e]*(?: (?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9]\r?)?)?)?)?)?)?)?)?)?)?"
-)
-# RFC 3986 host [":" port]: reg-name, IPv4 or a bracketed IP literal.
-_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
-
-
-def make_listen_socket(host: str | None, port: int) -> socket.socket:
-    """Bind ``host:port``; with no host, every interface on IPv6 *and* IPv4 where the kernel allows."""
-    if host is None:
-        if socket.has_dualstack_ipv6():
-            return socket.create_server(
-                ("::", port),
-                family=socket.AF_INET6,
-                dualstack_ipv6=True,
-                reuse_port=False,
-                backlog=LISTEN_BACKLOG,
-            )
-        return socket.create_server(("0.0.0.0", port), backlog=LISTEN_BACKLOG)
-    address = host.strip("[]")
-    with contextlib.suppress(ValueError):
-        mapped = ipaddress.IPv6Address(address).ipv4_mapped
-        if mapped is not None:
-            # An IPv6 listener is IPV6_V6ONLY, so binding ::ffff:a.b.c.d fails (EINVAL); the
-            # clients that address names are IPv4's, and an IPv4 listener on a.b.c.d serves them.
-            address = str(mapped)
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return socket.create_server((address, port), family=family, backlog=LISTEN_BACKLOG)
-
-
-class _ClientErrorLog:
-    """DEBUG lines about clients' bad requests, at most ``burst`` and then one per ``interval``."""
-
-    def __init__(self, interval: float = 1.0, burst: int = 5):
-        self._interval = interval
-        self._tokens = float(burst)
-        self._burst = float(burst)
-        self._updated = time.monotonic()
-        self._suppressed = 0
-
-    def __call__(self, event: str, peer: str | None, **fields: object) -> None:
-        if not log.isEnabledFor(logging.DEBUG):
-            return
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) / self._interval)
-        self._updated = now
-        if self._tokens < 1:
-            self._suppressed += 1
-            return
-        self._tokens -= 1
-        suppressed, self._suppressed = self._suppressed, 0
-        log.debug(event, extra={"peer": peer, "suppressed": suppressed, **fields})
 
 
 class _Refused(Exception):
@@ -175,28 +109,24 @@ class MetricsServer:
         self._head_timeout = head_timeout
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
-        self._max_handshakes = max_handshakes
         self._handshake_timeout = handshake_timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[Connection] = set()
-        # Connections waiting for a request (handshake, head, or idle keep-alive), longest first.
-        self._waiting: OrderedDict[Connection, None] = OrderedDict()
-        # Connections whose peer stopped reading what is written to them, longest first.
-        self._stalled: OrderedDict[Connection, None] = OrderedDict()
-        # Connections sending request after request (pipelined or back to back), longest run first.
-        self._busy: OrderedDict[Connection, None] = OrderedDict()
-        self._handshaking: set[Connection] = set()
-        self._handshake_queue: deque[Connection] = deque()
-        self._client_errors = _ClientErrorLog()
+        self._client_errors = ClientErrorLog()
+        self._admission = Admission(max_connections, max_handshakes, time.monotonic, self.client_error)
         self.port: int | None = None
 
     @property
     def connections(self) -> int:
         """Connections held now, counted from accept (TLS handshakes included)."""
-        return len(self._connections)
+        return len(self._admission)
+
+    @property
+    def max_connections(self) -> int:
+        """The connection cap (after start, as the open-file limit allows)."""
+        return self._max_connections
 
     @property
     def auth_gate(self) -> AuthGate:
@@ -213,26 +143,22 @@ class MetricsServer:
         return self._handshake_timeout
 
     def admit(self, connection: Connection) -> bool:
-        if len(self._connections) >= self._max_connections and not self._evict_for_new(connection.accepted):
-            return False
-        self._connections.add(connection)
-        self._waiting_for_request(connection)
-        return True
+        return self._admission.admit(connection)
 
     def released(self, connection: Connection) -> None:
-        self._connections.discard(connection)
-        self._waiting.pop(connection, None)
-        self._stalled.pop(connection, None)
-        self._busy.pop(connection, None)
-        self.handshake_finished(connection)
+        self._admission.release(connection)
 
     def write_stalled(self, connection: Connection) -> None:
-        if connection in self._connections:
-            connection.stalled_since = self._loop_or_raise().time()
-            self._stalled[connection] = None
+        self._admission.stalled(connection)
 
     def write_resumed(self, connection: Connection) -> None:
-        self._stalled.pop(connection, None)
+        self._admission.resumed(connection)
+
+    def want_handshake(self, connection: Connection) -> None:
+        self._admission.want_handshake(connection)
+
+    def handshake_finished(self, connection: Connection) -> None:
+        self._admission.handshake_finished(connection)
 
     def client_error(self, event: str, peer: str | None, **fields: object) -> None:
         self._client_errors(event, peer, **fields)
@@ -248,18 +174,21 @@ class MetricsServer:
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> int:
-        self._max_connections = min(self._max_connections, _raise_file_limit(self._max_connections))
         sock = self._listen_socket or make_listen_socket(self._host, self._port)
         self.port = sock.getsockname()[1]
         loop = self._loop = asyncio.new_event_loop()
-        loop.set_exception_handler(_loop_exception_handler)
+        loop.set_exception_handler(loop_exception_handler)
+        self._max_connections = min(self._max_connections, connection_budget(self._max_connections))
+        self._admission.max_connections = self._max_connections
         ready = threading.Event()
 
         async def serve() -> None:
-            # backlog= here too: asyncio calls listen() again with its own default (100) otherwise.
+            # asyncio accepts up to backlog sockets per wake-up and calls listen(backlog) itself:
+            # a small batch for asyncio, then the kernel's queue set back to LISTEN_BACKLOG.
             self._server = await loop.create_server(
-                lambda: Connection(self, loop), sock=sock, backlog=LISTEN_BACKLOG
+                lambda: Connection(self, loop), sock=sock, backlog=ACCEPT_BATCH
             )
+            sock.listen(LISTEN_BACKLOG)
             ready.set()
 
         failure: list[BaseException] = []
@@ -293,7 +222,7 @@ class MetricsServer:
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
-            for connection in list(self._connections):
+            for connection in self._admission.members():
                 connection.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
@@ -308,96 +237,6 @@ class MetricsServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._gate.close()
 
-    # --- the connection cap ----------------------------------------------------
-
-    def _waiting_for_request(self, connection: Connection) -> None:
-        connection.waiting_since = self._loop_or_raise().time()
-        self._waiting[connection] = None
-        self._waiting.move_to_end(connection)
-
-    def _serving_request(self, connection: Connection) -> None:
-        self._waiting.pop(connection, None)
-
-    def _evict_for_new(self, now: float) -> bool:
-        """At the cap: close the connection that has waited longest without a request, if over
-        EVICT_GRACE, so a new one can come in. A real scraper sends its request within
-        milliseconds; connections held open without one (silent, trickling, idle keep-alive)
-        then cannot keep it out. Failing that, the connection whose peer has longest stopped
-        reading its answer, if over EVICT_GRACE: a real scraper reads as fast as it is sent to,
-        and clients that pipeline requests and never read would otherwise hold the whole cap.
-        Other connections with a request in progress are never closed.
-        """
-        if self._waiting:
-            oldest = next(iter(self._waiting))
-            if now - oldest.waiting_since > EVICT_GRACE:
-                self.client_error("Connection cap reached; closed the longest waiting", oldest.peer)
-                oldest.abort()
-                return True
-        if self._stalled:
-            stalled = next(iter(self._stalled))
-            if now - stalled.stalled_since > EVICT_GRACE:
-                self.client_error(
-                    "Connection cap reached; closed a reader that stopped reading", stalled.peer
-                )
-                stalled.abort()
-                return True
-        if self._busy:
-            busy = next(iter(self._busy))
-            if now - busy.busy_since > EVICT_GRACE:
-                self.client_error("Connection cap reached; closed the longest busy", busy.peer)
-                busy.abort()
-                return True
-        return False
-
-    def _busy_run(self, connection: Connection, run_started: float, continued: bool) -> None:
-        """Track runs of requests sent back to back: a scraper sends one request a scrape
-        interval, so a run over EVICT_GRACE is a client holding its connection busy (at the cap,
-        it yields to a new one: else 1,024 clients pipelining or looping keep every scrape out)."""
-        if not continued:
-            self._busy.pop(connection, None)
-        elif connection not in self._busy:
-            connection.busy_since = run_started
-            self._busy[connection] = None
-
-    # --- TLS handshake slots -------------------------------------------------
-
-    def want_handshake(self, connection: Connection) -> None:
-        """A connection's ClientHello record is complete: handshake now, or queue for a slot.
-
-        When all slots are taken, the handshake that has waited longest for its client,
-        if longer than HANDSHAKE_GRACE, is given up, and a freed slot goes to the newest
-        waiting connection: a real client sends its ClientHello at once and finishes in
-        milliseconds, so connections that stall, and those queued long ago, cannot keep
-        it waiting. (Queued ones still end at their head deadline.)
-        """
-        if connection in self._handshaking or connection.queued_for_handshake:
-            return
-        if len(self._handshaking) < self._max_handshakes:
-            self._handshaking.add(connection)
-            connection.start_handshake()
-            return
-        connection.pause_for_handshake_slot()
-        if len(self._handshake_queue) >= self._max_connections:
-            self._handshake_queue = deque(c for c in self._handshake_queue if not c.closed)
-        connection.queued_for_handshake = True
-        self._handshake_queue.append(connection)
-        stalled = min(self._handshaking, key=lambda c: c.handshake_started)
-        loop = self._loop_or_raise()
-        if loop.time() - stalled.handshake_started > HANDSHAKE_GRACE:
-            self.client_error("TLS handshake stalled; slot given to a waiting one", stalled.peer)
-            stalled.abort()
-
-    def handshake_finished(self, connection: Connection) -> None:
-        if connection not in self._handshaking:
-            return
-        self._handshaking.discard(connection)
-        while self._handshake_queue and len(self._handshaking) < self._max_handshakes:
-            waiting = self._handshake_queue.pop()
-            waiting.queued_for_handshake = False
-            if not waiting.closed:
-                self._handshaking.add(waiting)
-                waiting.start_handshake()
-
     # --- one connection --------------------------------------------------------
 
     async def serve(self, connection: Connection) -> None:
@@ -407,31 +246,30 @@ class MetricsServer:
                 if not await connection.handshake():
                     connection.abort()
                     return
-            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+            exchange = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
             first = True
-            answered = run_started = 0.0
+            answered: float | None = None
             while True:
                 if first:
                     deadline = connection.accepted + self._head_timeout
                 else:
-                    started = connection.has_buffered() or bool(conn.trailing_data[0])
+                    started = connection.has_buffered() or bool(exchange.trailing_data[0])
                     deadline = loop.time() + (self._head_timeout if started else self._idle_timeout)
-                request = await self._next_request(connection, conn, deadline)
+                request = await self._next_request(connection, exchange, deadline)
                 if request is None:
                     break
-                now = loop.time()
-                continued = not first and now - answered < BACK_TO_BACK
-                if not continued:
-                    run_started = now
-                self._busy_run(connection, run_started, continued)
+                self._admission.request_started(connection, answered)
                 first = False
-                self._serving_request(connection)
-                keep_alive = await self._respond(connection, conn, request)
-                if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                keep_alive = await self._respond(connection, exchange, request)
+                if (
+                    not keep_alive
+                    or exchange.our_state is not h11.DONE
+                    or exchange.their_state is not h11.DONE
+                ):
                     break
-                conn.start_next_cycle()
-                answered = loop.time()
-                self._waiting_for_request(connection)
+                exchange.start_next_cycle()
+                answered = time.monotonic()
+                self._admission.waiting(connection)
             await self._finish(connection)
         except (TimeoutError, ConnectionError, OSError):
             connection.abort()
@@ -446,33 +284,35 @@ class MetricsServer:
         connection.close()
 
     async def _next_request(
-        self, connection: Connection, conn: h11.Connection, deadline: float
+        self, connection: Connection, exchange: h11.Connection, deadline: float
     ) -> h11.Request | None:
         """The next request head, or None when the client is gone or was refused."""
         loop = self._loop_or_raise()
         try:
             async with asyncio.timeout_at(deadline) as timeout:
                 while True:
-                    event = conn.next_event()
+                    event = exchange.next_event()
                     if event is h11.NEED_DATA:
                         # Checked before each wait: pipelined bytes left from the last request too.
-                        if conn.their_state is h11.IDLE and not _could_be_request_line(conn.trailing_data[0]):
+                        if exchange.their_state is h11.IDLE and not could_be_request_line(
+                            exchange.trailing_data[0]
+                        ):
                             raise _Refused(400, "not an HTTP/1.x request line")
                         data = await connection.receive()
                         # h11 bounds only an incomplete head; a whole 20 KiB head in one read
                         # would pass. Feeding at most one byte over the limit makes it refuse (431).
-                        room = max(1, MAX_HEAD_BYTES + 1 - len(conn.trailing_data[0]))
+                        room = max(1, MAX_HEAD_BYTES + 1 - len(exchange.trailing_data[0]))
                         if len(data) > room:
                             connection.push_back(data[room:])
                             data = data[:room]
-                        if data and conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                        if data and exchange.their_state is h11.IDLE and not exchange.trailing_data[0]:
                             # The head deadline runs from the first byte of each request.
                             timeout.reschedule(min(deadline, loop.time() + self._head_timeout))
-                        if _FOLD.search(data) or (
-                            data[:1] in (b" ", b"\t") and conn.trailing_data[0][-1:] == b"\n"
+                        if FOLD.search(data) or (
+                            data[:1] in (b" ", b"\t") and exchange.trailing_data[0][-1:] == b"\n"
                         ):
                             raise _Refused(400, "obsolete line folding (obs-fold) is not accepted")
-                        conn.receive_data(data)
+                        exchange.receive_data(data)
                         continue
                     if isinstance(event, h11.Request):
                         return event
@@ -483,43 +323,45 @@ class MetricsServer:
             return None
         except h11.RemoteProtocolError as error:
             status = error.error_status_hint if 400 <= error.error_status_hint < 500 else 400
-            await self._refuse(connection, conn, status, str(error))
+            await self._refuse(connection, exchange, status, str(error))
             return None
         except _Refused as refused:
-            await self._refuse(connection, conn, refused.status, str(refused))
+            await self._refuse(connection, exchange, refused.status, str(refused))
             return None
 
-    async def _refuse(self, connection: Connection, conn: h11.Connection, status: int, message: str) -> None:
+    async def _refuse(
+        self, connection: Connection, exchange: h11.Connection, status: int, message: str
+    ) -> None:
         self.client_error("Bad request", connection.peer, status=status, problem=message[:200])
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if exchange.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = f"{HTTPStatus(status).phrase.lower()}\n".encode()
         try:
             await self._send(
-                connection, conn, status, (body,), head_only=False, extra=((b"connection", b"close"),)
+                connection, exchange, status, (body,), head_only=False, extra=((b"connection", b"close"),)
             )
         except (h11.LocalProtocolError, ConnectionError, TimeoutError):
             connection.abort()
 
-    async def _respond(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
+    async def _respond(self, connection: Connection, exchange: h11.Connection, request: h11.Request) -> bool:
         """Answer one request; False when the connection must close."""
         try:
-            return await self._route(connection, conn, request)
+            return await self._route(connection, exchange, request)
         except _Refused as refused:
-            await self._refuse(connection, conn, refused.status, str(refused))
+            await self._refuse(connection, exchange, refused.status, str(refused))
             return False
         except h11.RemoteProtocolError as error:  # the client's bytes, found bad mid-request
-            await self._refuse(connection, conn, 400, str(error))
+            await self._refuse(connection, exchange, 400, str(error))
             return False
         except (ConnectionError, TimeoutError, OSError):
             raise
         except Exception:  # a bug must cost one response, not the server
             log.exception("Request failed")
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            if exchange.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 with contextlib.suppress(h11.LocalProtocolError, ConnectionError, TimeoutError):
                     await self._send(
                         connection,
-                        conn,
+                        exchange,
                         500,
                         (b"internal error\n",),
                         head_only=False,
@@ -527,14 +369,14 @@ class MetricsServer:
                     )
             return False
 
-    async def _route(self, connection: Connection, conn: h11.Connection, request: h11.Request) -> bool:
+    async def _route(self, connection: Connection, exchange: h11.Connection, request: h11.Request) -> bool:
         if request.http_version not in (b"1.0", b"1.1"):
             raise _Refused(400, "only HTTP/1.0 and HTTP/1.1")
         headers: dict[bytes, list[bytes]] = {}
         for name, value in request.headers:
             headers.setdefault(name, []).append(value)
         hosts = headers.get(b"host", [])
-        if len(hosts) > 1 or (hosts and not _HOST.fullmatch(hosts[0])):
+        if len(hosts) > 1 or (hosts and not HOST_HEADER.fullmatch(hosts[0])):
             raise _Refused(400, "invalid Host")
         if len(headers.get(b"authorization", [])) > 1:
             raise _Refused(400, "more than one Authorization")
@@ -547,36 +389,36 @@ class MetricsServer:
             if method in (b"GET", b"HEAD"):
                 raise _Refused(400, "request bodies are not accepted")
         # Without a body h11 reports the request's end at once.
-        elif not isinstance(conn.next_event(), h11.EndOfMessage):
+        elif not isinstance(exchange.next_event(), h11.EndOfMessage):
             raise _Refused(400, "request bodies are not accepted")
         if method not in (b"GET", b"HEAD"):
             close = ((b"connection", b"close"),) if has_body else ()
             await self._send(
                 connection,
-                conn,
+                exchange,
                 405,
                 (b"only GET and HEAD\n",),
                 head_only=False,
                 extra=((b"allow", b"GET, HEAD"), *close),
             )
             return not has_body
-        path = _path_of(request.target)
+        path = path_of(request.target)
         path = path.rstrip(b"/") or b"/"
         if path == b"/healthz":
-            await self._send(connection, conn, 200, (b"ok\n",), head_only=head_only)
+            await self._send(connection, exchange, 200, (b"ok\n",), head_only=head_only)
             return True
         if path == b"/readyz":
             ready = self._is_ready()
             await self._send(
                 connection,
-                conn,
+                exchange,
                 200 if ready else 503,
                 (b"ready\n" if ready else b"no successful poll within MAX_STALENESS\n",),
                 head_only=head_only,
             )
             return True
         if path not in (b"/", b"/metrics"):
-            await self._send(connection, conn, 404, (b"not found; see /\n",), head_only=head_only)
+            await self._send(connection, exchange, 404, (b"not found; see /\n",), head_only=head_only)
             return True
         config = self.current_config()
         if config is not None and config.verifier is not None:
@@ -586,7 +428,7 @@ class MetricsServer:
                 retry = str(self._gate.retry_after(connection.peer)).encode()
                 await self._send(
                     connection,
-                    conn,
+                    exchange,
                     429,
                     (b"too many failed or pending authentication attempts\n",),
                     head_only=head_only,
@@ -596,7 +438,7 @@ class MetricsServer:
             if verdict is not Verdict.ALLOWED:
                 await self._send(
                     connection,
-                    conn,
+                    exchange,
                     401,
                     (b"unauthorized\n",),
                     head_only=head_only,
@@ -607,7 +449,7 @@ class MetricsServer:
             page = self._landing() if self._landing is not None else LANDING_PAGE
             await self._send(
                 connection,
-                conn,
+                exchange,
                 200,
                 (page,),
                 head_only=head_only,
@@ -623,13 +465,14 @@ class MetricsServer:
         extra = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")) if gzip else ()
         await self._send(
             connection,
-            conn,
+            exchange,
             200,
             parts,
             head_only=head_only,
             content_type=content_type.encode("latin-1"),
             extra=extra,
         )
+        self._admission.scraped(connection)
         return True
 
     def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
@@ -644,7 +487,7 @@ class MetricsServer:
     async def _send(
         self,
         connection: Connection,
-        conn: h11.Connection,
+        exchange: h11.Connection,
         status: int,
         parts: Sequence[bytes],
         *,
@@ -652,103 +495,5 @@ class MetricsServer:
         content_type: bytes = b"text/plain; charset=utf-8",
         extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
-        headers = [
-            (b"content-type", content_type),
-            (b"content-length", str(sum(map(len, parts))).encode()),
-            *extra,
-        ]
-        head = conn.send(h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase))
-        if head is None:  # h11 returns None only for ConnectionClosed
-            raise ConnectionResetError()
-        # The head and the start of the body leave together (TCP_NODELAY is on); the rest
-        # in slices, waiting for each to drain: a slow reader then holds one slice of buffer,
-        # not a copy of a 10 MB exposition. A reader that stops is cut off.
-        # The whole response must be taken within idle_timeout: a reader that trickles
-        # cannot hold a connection (and a slice of the body) for longer.
         deadline = self._loop_or_raise().time() + self._idle_timeout
-        with_body = not head_only and conn.our_state is h11.SEND_BODY
-        slices = _slices(parts, COALESCE_BYTES - len(head)) if with_body else iter(())
-        first: list[bytes | memoryview] = [head]
-        size = len(head)
-        pending: bytes | memoryview | None = None
-        for piece in slices:
-            if size + len(piece) > COALESCE_BYTES and len(first) > 1:
-                pending = piece
-                break
-            first.append(piece)
-            size += len(piece)
-        for chunk in first[1:]:
-            # memoryviews pass through h11 uncopied (it only measures them); its stubs say bytes
-            conn.send_with_data_passthrough(h11.Data(data=cast(bytes, chunk)))
-        connection.write(*first)
-        while pending is not None:
-            conn.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
-            connection.write(pending)
-            async with asyncio.timeout_at(deadline):
-                await connection.drain()
-            pending = next(slices, None)
-        if conn.our_state is h11.SEND_BODY:
-            conn.send(h11.EndOfMessage())
-        async with asyncio.timeout_at(deadline):
-            await connection.drain()
-
-
-def _raise_file_limit(connections: int) -> int:
-    """Raise the soft limit on open files to fit ``connections`` (as Go does for every program);
-    return how many connections the limit leaves room for.
-
-    asyncio accepts up to a backlog's worth of sockets before it can close those over the
-    cap, so a burst holds the cap plus the backlog for a moment. With a soft limit of 1,024
-    (systemd's default) accept() would fail first, and asyncio stops accepting for a second.
-    """
-    overhead = LISTEN_BACKLOG + FD_RESERVE
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < connections + overhead:
-        target = connections + overhead
-        if hard != resource.RLIM_INFINITY:
-            target = min(target, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY or soft >= connections + overhead:
-        return connections
-    room = max(16, soft - overhead)
-    log.warning("Open-file limit caps the connections", extra={"soft_limit": soft, "connections": room})
-    return room
-
-
-def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-    """Running out of file descriptors in accept() is load, not a bug: a WARNING, not an ERROR."""
-    if "out of system resource" in str(context.get("message", "")):
-        log.warning("Cannot accept connections for a moment: out of file descriptors")
-        return
-    loop.default_exception_handler(context)
-
-
-def _slices(parts: Sequence[bytes], first: int) -> Iterator[memoryview]:
-    """Views of ``parts``: the first at most ``first`` bytes long, then WRITE_SLICE at most."""
-    limit = max(1, first)
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            yield view[:limit]
-            view = view[limit:]
-            limit = WRITE_SLICE
-
-
-def _path_of(target: bytes) -> bytes:
-    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
-    if target.startswith(b"/"):
-        return target.split(b"?", 1)[0].split(b"#", 1)[0]
-    scheme, sep, rest = target.partition(b"://")
-    if sep and scheme.lower() in (b"http", b"https"):
-        slash = rest.find(b"/")
-        return _path_of(rest[slash:]) if slash >= 0 else b"/"
-    return target  # asterisk-form or nonsense: no route matches it
-
-
-def _could_be_request_line(received: bytes) -> bool:
-    """False when the bytes of a request received so far cannot begin with a request-line."""
-    line, newline, _ = received.partition(b"\n")
-    pattern = _REQUEST_LINE if newline else _REQUEST_LINE_PREFIX
-    return pattern.fullmatch(line) is not None
+        await send_response(connection, exchange, status, parts, deadline, head_only, content_type, extra)

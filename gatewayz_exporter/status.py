@@ -24,16 +24,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar, cast
 
+from .fields import MAX_LABEL_LENGTH, MAX_SLUG_LENGTH, clean_text, parse_timestamp
 from .model import REASONS, EndpointStatus
-from .parse import (
-    MAX_LABEL_LENGTH,
-    MAX_SLUG_LENGTH,
-    InvalidJson,
-    PayloadError,
-    RawArray,
-    clean_text,
-    parse_timestamp,
-)
+from .parse import InvalidJson, PayloadError, RawArray
 
 # Endpoint name -> path; the names are the ``endpoint`` label of the poll metrics.
 STATUS_PATHS = MappingProxyType(

@@ -23,8 +23,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
-from .collector import Family, PollRows, render_snapshot
+from .collector import Family, PollRows
 from .model import REASONS
+from .render import render_families
 from .status import (
     BREAKER_STATES,
     MODEL_STATES,
@@ -319,4 +320,4 @@ class StatusSnapshotSource(Protocol):
 def render_status(snapshot: StatusSnapshot, fresh: frozenset[str], *, openmetrics: bool) -> bytes:
     """The status data families and the invalid-record counter as exposition text."""
     families = [*status_data_families(snapshot, fresh), invalid_records_family(snapshot)]
-    return render_snapshot(families, openmetrics=openmetrics)
+    return render_families(families, openmetrics=openmetrics)

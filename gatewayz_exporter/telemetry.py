@@ -35,7 +35,7 @@ from .logs import SERVICE_NAME, ExporterJsonFormatter
 log = logging.getLogger("gatewayz_exporter.telemetry")
 
 
-def _redact_header_warning(record: logging.LogRecord) -> bool:
+def redact_header_warning(record: logging.LogRecord) -> bool:
     """The SDK logs a malformed OTEL_EXPORTER_OTLP_HEADERS entry verbatim, and headers carry tokens."""
     if record.args:
         record.msg = (
@@ -44,9 +44,6 @@ def _redact_header_warning(record: logging.LogRecord) -> bool:
         record.args = ()
     return True
 
-
-# Installed at import: the SDK parses the headers while tracing is set up, before logging is.
-logging.getLogger("opentelemetry.util.re").addFilter(_redact_header_warning)
 
 PROTOCOLS = ("http/protobuf", "grpc")
 # Numbers the SDK reads from the environment for the parts used here.
@@ -69,6 +66,14 @@ SDK_NUMBERS = (
 _SDK_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 # Header names the requests instrumentation must never record, whatever OTEL_* says.
 SENSITIVE_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key,.*key.*,.*token.*"
+# Where the requests instrumentation reads the headers whose captured values it redacts.
+SANITIZE_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+
+
+def covers_sensitive_headers(sanitize_list: str) -> bool:
+    """Whether a sanitize list names every one of SENSITIVE_HEADERS."""
+    listed = {item.strip().lower() for item in sanitize_list.split(",")}
+    return all(item in listed for item in SENSITIVE_HEADERS.split(","))
 
 
 class TelemetryError(ValueError):
@@ -139,12 +144,6 @@ class _Tracing:
         self.provider = TracerProvider(resource=service_resource(), shutdown_on_exit=False)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))  # OTEL_BSP_* apply
         self.tracer = self.provider.get_tracer("gatewayz_exporter")
-        # Never record credentials: extend (not replace) any sanitize list the operator set.
-        from opentelemetry.util.http import (
-            OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE,
-        )
-
-        os.environ[SANITIZE] = ",".join(filter(None, [os.environ.get(SANITIZE, ""), SENSITIVE_HEADERS]))
         self._instrumentor = RequestsInstrumentor()
         self._instrumentor.instrument(tracer_provider=self.provider, response_hook=_response_hook)
 
@@ -190,6 +189,11 @@ class Telemetry:
         settings = tracing_settings(env) if enable_tracing else None
         tracing = None
         if settings:
+            # Never record credentials: app.main extends the sanitize list (process.sanitize_captured_headers).
+            if not covers_sensitive_headers(os.environ.get(SANITIZE_VARIABLE, "")):
+                raise TelemetryError(
+                    f"{SANITIZE_VARIABLE}: must name the credential headers before tracing starts"
+                )
             try:
                 tracing = _Tracing(settings)
             except Exception as error:  # noqa: BLE001 -- the SDK refuses a setting with whatever it likes

@@ -15,29 +15,34 @@ Everything is validated when the exporter starts; a problem stops start-up.
 Like exporter-toolkit, the file (and the certificate, key and CA files it
 names) is re-read when it changes: ``WebConfigReloader.current()`` is asked on
 every connection and request, so a rotated certificate or a changed password
-applies to the next one. An edit that does not validate keeps the last good
-config and logs one error.
+applies to the next one. An edit that does not validate, or that would weaken
+security (turn TLS off, or leave no users where there were some), keeps the
+last good config and logs one error: that takes a restart.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import os
-import re
 import ssl
 import stat
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import bcrypt
 import yaml
+
+from .credentials import (
+    BCRYPT_HASH,
+    MAX_BCRYPT_COST,
+    CheckPassword,
+    CredentialVerifier,
+    bcrypt_cost,
+)
 
 log = logging.getLogger("gatewayz_exporter.webconfig")
 
@@ -60,135 +65,16 @@ TLS_KEYS = {
 # exporter-toolkit options this exporter cannot honour: refused rather than silently ignored,
 # since an operator relying on them would believe in a protection that is not there.
 UNSUPPORTED = {"cipher_suites", "curve_preferences", "client_allowed_sans", "headers"}
-SUCCESS_CACHE_SIZE = 64
-FAILURE_CACHE_SIZE = 4096
-# bcrypt keys Blowfish with at most 72 bytes. Go's bcrypt.CompareHashAndPassword (exporter-toolkit)
-# and htpasswd use the first 72 bytes of a longer password; so does this exporter, so the same
-# hashes and passwords work in both. (bcrypt 5 for Python raises instead of truncating.)
-BCRYPT_MAX_PASSWORD_BYTES = 72
-# A well-formed bcrypt hash: checked by shape, never by running bcrypt, so a reload costs nothing.
-BCRYPT_HASH = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
-
 # A web config is a few hundred bytes (a bcrypt hash is 60); 256 KiB holds thousands of users.
 # The cap and the regular-file check keep a path like /dev/zero or a FIFO from hanging start-up
 # or a reload (it runs on the server's event loop) or reading without end.
 MAX_CONFIG_BYTES = 256 * 1024
 
-CheckPassword = Callable[[bytes, bytes], bool]
 EMPTY_DIGEST = hashlib.sha256(b"").digest()
 
 
 class WebConfigError(ValueError):
     """The web config file is missing, malformed, or names files that do not exist."""
-
-
-class Credentials(NamedTuple):
-    """A parsed ``Authorization: Basic`` header; ``digest`` identifies it without holding the password."""
-
-    user: bytes
-    password: bytes
-    digest: bytes
-
-
-def parse_basic(authorization: bytes | str | None) -> Credentials | None:
-    """The user and password of a Basic ``Authorization`` header, or None when it is not one."""
-    if authorization is None:
-        return None
-    if isinstance(authorization, str):
-        authorization = authorization.encode("latin-1", "replace")
-    scheme, _, token = authorization.strip().partition(b" ")
-    if scheme.lower() != b"basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, password = decoded.partition(b":")
-    if not sep:
-        return None
-    return Credentials(user, password, hashlib.sha256(decoded).digest())
-
-
-def _cost(hashed: bytes) -> int:
-    return int(hashed[4:6])
-
-
-class CredentialVerifier:
-    """Checks basic-auth credentials against the configured bcrypt hashes.
-
-    bcrypt is deliberately slow, so a verified (user, password) pair is
-    remembered by its SHA-256 digest: a scrape every few seconds pays the
-    bcrypt cost once, and the cache never holds a password. A pair that failed
-    is remembered too, apart (so failures can never push out a good pair): the
-    same wrong password sent again is refused without bcrypt. ``lookup`` is the
-    cheap check (run it anywhere); ``verify`` is the slow one (run it in the
-    bcrypt pool). ``checkpw`` is injectable so tests can count bcrypt calls.
-    """
-
-    def __init__(self, users: Mapping[str, bytes], *, checkpw: CheckPassword = bcrypt.checkpw):
-        if not users:
-            raise ValueError("no users")
-        self._users = {user.encode("utf-8"): hashed for user, hashed in users.items()}
-        # An unknown user is checked against the costliest configured hash, so it takes as long
-        # as a known user's wrong password (the same time exactly when there is one user or one cost).
-        self._reference = max(self._users.values(), key=_cost)
-        self._checkpw = checkpw
-        self._verified: OrderedDict[bytes, bytes] = OrderedDict()  # digest -> its user
-        self._failed: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def lookup(self, credentials: Credentials) -> bool | None:
-        """True: verified before; False: failed before; None: only bcrypt can tell."""
-        with self._lock:
-            if credentials.digest in self._verified:
-                self._verified.move_to_end(credentials.digest)
-                return True
-            if credentials.digest in self._failed:
-                return False
-        return None
-
-    def verify(self, credentials: Credentials) -> bool:
-        """Run bcrypt; remember the pair on success. Thread-safe."""
-        stored = self._users.get(credentials.user)
-        reference = stored if stored is not None else self._reference
-        try:
-            matches = self._checkpw(credentials.password[:BCRYPT_MAX_PASSWORD_BYTES], reference)
-        except ValueError:  # cannot happen with hashes that passed validation; never a 500
-            matches = False
-        valid = matches and stored is not None
-        with self._lock:
-            if valid:
-                self._verified[credentials.digest] = credentials.user
-                while len(self._verified) > SUCCESS_CACHE_SIZE:
-                    self._verified.popitem(last=False)
-            else:
-                self._failed[credentials.digest] = None
-                while len(self._failed) > FAILURE_CACHE_SIZE:
-                    self._failed.popitem(last=False)
-        return valid
-
-    def adopt(self, previous: CredentialVerifier) -> None:
-        """Keep what ``previous`` verified for users whose hash this config leaves unchanged.
-
-        A reload (a rotated certificate, another user added) must not make every scraper pay
-        bcrypt again: during a flood of wrong passwords the bcrypt pool is full, and a scraper
-        whose credentials were forgotten would get 429 until the flood ends.
-        """
-        with previous._lock:
-            verified = list(previous._verified.items())
-            old_users = dict(previous._users)
-        with self._lock:
-            for digest, user in verified:
-                if user in self._users and self._users[user] == old_users.get(user):
-                    self._verified[digest] = user
-
-    def authenticate(self, authorization: bytes | str | None) -> bool:
-        """True when the header holds a configured user's password (cache first, then bcrypt)."""
-        credentials = parse_basic(authorization)
-        if credentials is None:
-            return False
-        known = self.lookup(credentials)
-        return known if known is not None else self.verify(credentials)
 
 
 @dataclass(frozen=True)
@@ -331,6 +217,13 @@ class WebConfigReloader:
                     raise WebConfigError(
                         f"{config.path}: tls_server_config cannot be added or removed while running; restart"
                     )
+                if config.users and not fresh.users:
+                    # Half-written (basic_auth_users: with nothing under it yet) or meant: either
+                    # way a reload must not open /metrics to anyone.
+                    raise WebConfigError(
+                        f"{config.path}: basic_auth_users cannot be emptied or removed while running; "
+                        "restart to turn authentication off"
+                    )
             except WebConfigError as error:
                 # One error per broken state: a file that cannot be read (gone, a FIFO, too
                 # large) has no signature, so the problem itself tells one such state from another.
@@ -439,5 +332,11 @@ def _users(users: object, path: str) -> dict[str, bytes]:
             raise WebConfigError(f"{path}: basic_auth_users: invalid user name {user!r}")
         if not isinstance(hashed, str) or not BCRYPT_HASH.fullmatch(hashed.encode("latin-1", "replace")):
             raise WebConfigError(f"{path}: basic_auth_users.{user} must be a bcrypt hash")
+        cost = bcrypt_cost(hashed.encode("ascii"))
+        if cost > MAX_BCRYPT_COST:
+            raise WebConfigError(
+                f"{path}: basic_auth_users.{user}: bcrypt cost {cost} is above {MAX_BCRYPT_COST}; "
+                f"hash the password again with a lower cost (htpasswd -nBC 12 {user})"
+            )
         out[user] = hashed.encode("ascii")
     return out

@@ -278,9 +278,10 @@ def exporter_for():
 
 
 def registry_of(exporter) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(exporter.collector)
-    return registry
+    """The exporter's newest snapshot in prometheus_client's registry (the test oracle)."""
+    from oracle import oracle_registry
+
+    return oracle_registry(exporter.collector)
 
 
 def free_port() -> int:

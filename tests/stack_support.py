@@ -279,7 +279,36 @@ def prometheus_config_copy(tmp: Path) -> Path:
     return directory
 
 
-def start_prometheus(tmp: Path, exporter_url: str, alertmanager_url: str) -> Process:
+class MetricsStandIn:
+    """One HTTP server answering every GET with a tiny exposition: Loki, Tempo and Grafana as
+    the stack's self-scrape sees them (up == 1)."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"stand_in_up 1\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_prometheus(tmp: Path, exporter_url: str, alertmanager_url: str, stack_url: str = "") -> Process:
+    """Prometheus through its entrypoint; ``stack_url`` stands in for Loki, Tempo and Grafana
+    (unset: their compose names, which do not resolve here, so GatewayzStackTargetDown fires)."""
     assert PROMETHEUS and PROMTOOL, "Debian's prometheus package is needed; .ci/run installs it"
     port = free_port()
     command = [
@@ -287,6 +316,9 @@ def start_prometheus(tmp: Path, exporter_url: str, alertmanager_url: str) -> Pro
         str(ROOT / "prometheus/entrypoint.sh"),
         f"--storage.tsdb.path={tmp / 'prometheus-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        # Firing alerts are re-sent every minute; an alert that fired before Prometheus knew its
+        # Alertmanager (Watchdog, at the first evaluation) would wait that long.
+        "--rules.alert.resend-delay=1s",
     ]
     env = {
         "PROMETHEUS_CONFIG_DIR": str(prometheus_config_copy(tmp)),
@@ -294,7 +326,11 @@ def start_prometheus(tmp: Path, exporter_url: str, alertmanager_url: str) -> Pro
         "PROMTOOL_BIN": PROMTOOL,
         "EXPORTER_INTERNAL_URL": exporter_url,
         "ALERTMANAGER_INTERNAL_URL": alertmanager_url,
+        "PROMETHEUS_INTERNAL_URL": f"http://127.0.0.1:{port}",
+        "PROMETHEUS_EXTERNAL_URL": f"http://127.0.0.1:{port}",  # the "Source" links
     }
+    if stack_url:
+        env.update(LOKI_INTERNAL_URL=stack_url, TEMPO_INTERNAL_URL=stack_url, GRAFANA_INTERNAL_URL=stack_url)
     return Process("prometheus", command, env, tmp / "prometheus.log", f"http://127.0.0.1:{port}")
 
 
@@ -324,3 +360,28 @@ def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=60,
     )
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert AMTOOL, MISSING_AM
+    return subprocess.run([AMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+# Alertmanager entrypoint environments: each channel alone, both, and a full email set-up.
+SLACK_ONLY = {"SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part"}
+EMAIL_ONLY = {
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_FROM": "alertmanager@example.com",
+    "SMTP_USERNAME": "apikey",
+    "SMTP_PASSWORD": "smtp-secret-value",
+}
+CHANNELS = {"slack": SLACK_ONLY, "email": EMAIL_ONLY, "both": {**SLACK_ONLY, **EMAIL_ONLY}}
+GOOD = {
+    "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part",
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_FROM": "alertmanager@example.com",
+    "SMTP_USERNAME": "apikey",
+    "SMTP_PASSWORD": "smtp-secret-value",
+}

@@ -1,23 +1,24 @@
-"""Alertmanager as code: amtool checks the configuration and its routes (CI runs these), the
-entrypoint takes settings and secrets from the environment or files, and a real Alertmanager
-applies the inhibitions."""
+"""Alertmanager as code: amtool checks the configuration and routes every alert for every
+combination of channels (CI runs these), and a real Alertmanager applies the grouping and the
+inhibitions and delivers to stand-ins (the entrypoint's own tests: test_alertmanager_entrypoint.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import stat
+import re
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from conftest import ROOT
+from conftest import ROOT, free_port
 from stack_support import (
-    AMTOOL,
-    MISSING_AM,
+    CHANNELS,
     SlackStandIn,
     SmtpStandIn,
+    amtool,
     notification_env,
     run_entrypoint,
     start_alertmanager,
@@ -27,11 +28,6 @@ pytestmark = pytest.mark.prometheus
 CONFIG = "alertmanager/alertmanager.yml"
 
 
-def amtool(*args: str) -> subprocess.CompletedProcess:
-    assert AMTOOL, MISSING_AM
-    return subprocess.run([AMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
 def test_amtool_checks_the_configuration_and_its_templates():
     result = amtool("check-config", CONFIG)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -39,30 +35,34 @@ def test_amtool_checks_the_configuration_and_its_templates():
 
 
 @pytest.mark.parametrize(
-    ("labels", "receiver"),
+    ("labels", "receivers"),
     [
-        (["severity=critical", "alertname=GatewayzProviderDown", "provider=openai"], "slack-and-email"),
-        (["severity=critical", "alertname=GatewayzProviderExporterDown"], "slack-and-email"),
+        (["severity=critical", "alertname=GatewayzProviderDown", "provider=openai"], "slack-critical,email"),
+        (["severity=critical", "alertname=GatewayzManyProvidersDown"], "slack-critical,email"),
+        (["severity=critical", "alertname=GatewayzProviderExporterDown"], "slack-critical,email"),
         (
             ["severity=critical", "alertname=GatewayzProviderApiUnauthorized", "endpoint=stats"],
-            "slack-and-email",
+            "slack-critical,email",
         ),
         (
             ["severity=warning", "alertname=GatewayzProviderApiScrapeFailing", "endpoint=providers"],
-            "slack-and-email",
+            "email,slack-warning",
         ),
-        (["severity=warning", "alertname=GatewayzProviderDataStale", "endpoint=stats"], "slack-and-email"),
-        (["severity=warning", "alertname=GatewayzProviderDegraded", "provider=google"], "slack"),
-        (["severity=warning", "alertname=GatewayzProviderSlowResponses", "provider=google"], "slack"),
-        (["alertname=SomethingElse"], "slack"),
+        (
+            ["severity=warning", "alertname=GatewayzProviderDataStale", "endpoint=stats"],
+            "email,slack-warning",
+        ),
+        (["severity=warning", "alertname=GatewayzProviderDegraded", "provider=google"], "slack-warning"),
+        (["severity=warning", "alertname=GatewayzStackTargetDown", "job=loki"], "slack-warning"),
+        (["severity=none", "alertname=Watchdog"], "heartbeat"),
+        (["severity=none", "alertname=GatewayzProviderDataUnknown"], "blackhole"),
+        (["alertname=SomethingElse"], "slack-warning"),
     ],
 )
-def test_amtool_routes_each_alert_by_severity(labels, receiver):
-    result = amtool(
-        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *labels
-    )
+def test_amtool_routes_each_alert_by_severity(labels, receivers):
+    result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == receiver
+    assert result.stdout.strip() == receivers
 
 
 def alert_rules() -> list[dict]:
@@ -72,37 +72,97 @@ def alert_rules() -> list[dict]:
     return [r for g in rules["groups"] for r in g["rules"]]
 
 
-@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
-def test_amtool_routes_every_shipped_alert_by_its_own_severity(rule):
-    """Every rule of alerts.yml, not a hand-picked list: pages and API failures go to Slack and
-    email, other warnings to Slack."""
-    paging = rule["labels"]["severity"] == "critical" or rule["alert"] in (
-        "GatewayzProviderApiScrapeFailing",
-        "GatewayzProviderDataStale",
-    )
-    receiver = "slack-and-email" if paging else "slack"
-    labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
-    result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
-    assert result.returncode == 0 and result.stdout.strip() == receiver, result.stdout + result.stderr
+# Where each kind of alert goes, for every combination of channels (the entrypoint leaves out
+# the blocks of the channels that are off). Every combination pages somewhere.
+ROUTES = {
+    "slack": {"page": "slack-critical", "api": "slack-warning", "warning": "slack-warning"},
+    "email": {"page": "email", "api": "email", "warning": "email"},
+    "both": {"page": "slack-critical,email", "api": "email,slack-warning", "warning": "slack-warning"},
+}
+
+
+def kind_of(rule: dict) -> str:
+    if rule["labels"]["severity"] == "critical":
+        return "page"
+    if rule["alert"] in ("GatewayzProviderApiScrapeFailing", "GatewayzProviderDataStale"):
+        return "api"
+    return "warning"
+
+
+@pytest.mark.parametrize("heartbeat", ["on", "off"])
+@pytest.mark.parametrize("channels", list(CHANNELS))
+def test_every_shipped_alert_is_routed_for_every_combination_of_channels(tmp_path, channels, heartbeat):
+    """Every rule of alerts.yml, not a hand-picked list, through the configuration the
+    entrypoint renders: pages and API failures on every channel, other warnings on Slack (or
+    email without Slack), Watchdog to the heartbeat when there is one, else nowhere."""
+    env = dict(CHANNELS[channels])
+    if heartbeat == "on":
+        env["HEARTBEAT_URL"] = "https://hc-ping.example.com/5f1c2a"
+    result = run_entrypoint(tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    rendered = tmp_path / "runtime" / "alertmanager.yml"
+    check = amtool("check-config", str(rendered))
+    assert check.returncode == 0, check.stdout + check.stderr
+    for rule in alert_rules():
+        labels = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in rule["labels"].items())]
+        routed = amtool("config", "routes", "test", f"--config.file={rendered}", *labels)
+        assert routed.returncode == 0, routed.stdout + routed.stderr
+        if rule["alert"] == "Watchdog":
+            expected = "heartbeat" if heartbeat == "on" else "blackhole"
+        elif rule["labels"]["severity"] == "none":
+            expected = "blackhole"
+        else:
+            expected = ROUTES[channels][kind_of(rule)]
+        assert routed.stdout.strip() == expected, (channels, heartbeat, rule["alert"])
+    text = rendered.read_text()
+    assert ("hc-ping.example.com/5f1c2a" in text) == (heartbeat == "on")
+    assert ("slack_configs" in text) == (channels != "email")
+    assert ("email_configs" in text) == (channels != "slack")
+    assert "${" not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
 def test_every_alert_rule_reaches_a_receiver_that_sends_resolved_notices():
     import yaml
 
     config = yaml.safe_load((ROOT / CONFIG).read_text())
-    for receiver in config["receivers"]:
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert set(receivers) == {"blackhole", "heartbeat", "slack-critical", "slack-warning", "email"}
+    for receiver in receivers.values():
         for kind in ("slack_configs", "email_configs"):
             for entry in receiver.get(kind, []):
                 assert entry["send_resolved"] is True, (receiver["name"], kind)
-        assert receiver["slack_configs"][0]["api_url_file"] == "${SLACK_WEBHOOK_URL_FILE}"
-    (paging,) = [r for r in config["receivers"] if r["name"] == "slack-and-email"]
-    assert paging["email_configs"][0]["auth_password_file"] == "${SMTP_PASSWORD_FILE}"
-    rules = yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())
-    for rule in (r for g in rules["groups"] for r in g["rules"]):
-        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
-        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule["alert"]
+    # One Slack definition: the warning receiver is the critical one with another channel.
+    critical = receivers["slack-critical"]["slack_configs"][0]
+    warning = receivers["slack-warning"]["slack_configs"][0]
+    assert {k: v for k, v in critical.items() if k != "channel"} == {
+        k: v for k, v in warning.items() if k != "channel"
+    }
+    assert critical["api_url_file"] == "${SLACK_WEBHOOK_URL_FILE}"
+    assert (critical["channel"], warning["channel"]) == (
+        "${SLACK_CHANNEL_CRITICAL}",
+        "${SLACK_CHANNEL_WARNING}",
+    )
+    assert (ROOT / CONFIG).read_text().count("api_url_file:") == 1
+    assert receivers["email"]["email_configs"][0]["auth_password_file"] == "${SMTP_PASSWORD_FILE}"
+    assert receivers["heartbeat"]["webhook_configs"][0]["send_resolved"] is False
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in ("critical", "warning", "none"), rule["alert"]
+        assert {"summary", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
     text = (ROOT / CONFIG).read_text()
     assert "hooks.slack.com" not in text and "smtp_auth_password:" not in text and "api_url:" not in text
+
+
+def test_grouping_is_by_alert_and_environment_so_many_providers_are_one_message():
+    import yaml
+
+    route = yaml.safe_load((ROOT / CONFIG).read_text())["route"]
+    assert route["group_by"] == ["alertname", "environment"]
+    (watchdog,) = [r for r in route["routes"] if r["receiver"] == "heartbeat"]
+    assert seconds(watchdog["repeat_interval"]) <= 300
+
+
+def seconds(duration: str) -> int:
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 def test_the_message_templates_name_provider_summary_runbook_and_dashboard():
@@ -115,173 +175,8 @@ def test_the_message_templates_name_provider_summary_runbook_and_dashboard():
         )
         assert result.returncode == 0, result.stderr
         # amtool renders with its example alert, whose labels are not ours: check the structure.
-        for word in ("Runbook", "Dashboard", "/d/gatewayz-provider-management/"):
+        for word in ("Runbook", "Dashboard", "/d/gatewayz-provider-management/", "Silence", "silence"):
             assert word in result.stdout, (template, word)
-
-
-# --- the entrypoint -------------------------------------------------------------------------
-
-
-GOOD = {
-    "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/services/T/B/secret-part",
-    "ALERT_EMAIL_TO": "oncall@example.com",
-    "SMTP_HOST": "smtp.example.com",
-    "SMTP_FROM": "alertmanager@example.com",
-    "SMTP_USERNAME": "apikey",
-    "SMTP_PASSWORD": "smtp-secret-value",
-}
-
-
-def test_the_entrypoint_refuses_to_start_and_names_every_missing_setting(tmp_path):
-    result = run_entrypoint(tmp_path)
-    assert result.returncode == 2 and "args=" not in result.stdout
-    for name in ("ALERT_EMAIL_TO", "SMTP_FROM", "SMTP_HOST", "SLACK_WEBHOOK_URL"):
-        assert name in result.stderr, name
-    result = run_entrypoint(tmp_path, **{k: v for k, v in GOOD.items() if k != "SMTP_PASSWORD"})
-    assert result.returncode == 2 and "SMTP_PASSWORD" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("ALERT_EMAIL_TO", "oncall@example.com' }\nroute: {"),
-        ("SMTP_HOST", "smtp.example.com|x"),
-        ("SMTP_PORT", "25; rm"),
-        ("SMTP_FROM", "not an address"),
-        ("GRAFANA_URL", "javascript:alert(1)"),
-        ("SMTP_REQUIRE_TLS", "maybe"),
-    ],
-)
-def test_the_entrypoint_rejects_values_that_could_change_the_configuration(tmp_path, name, value):
-    result = run_entrypoint(tmp_path, **{**GOOD, name: value})
-    assert result.returncode == 2 and name in result.stderr and "args=" not in result.stdout
-
-
-# grep matches line by line: with a line break, one line can match the pattern while the others
-# reach sed as commands of their own (here: the Slack webhook redirected, the recipients changed).
-INJECTIONS = {
-    "ALERT_EMAIL_TO": "oncall@example.com|g\ns|api_url_file: .*|api_url: https://evil.invalid/x|\n9999a@b.c",
-    "SMTP_USERNAME": "apikey|g\ns|to: .*|to: 'thief@evil.invalid'|\n9999a@b.c",
-    "SMTP_HOST": "smtp.example.com\n",
-    "GRAFANA_URL": "https://grafana.example.com\nhttps://other.example.com",
-    "SMTP_PORT": "587\n",
-}
-
-
-@pytest.mark.parametrize("name", INJECTIONS)
-def test_the_entrypoint_refuses_values_with_a_line_break(tmp_path, name):
-    result = run_entrypoint(tmp_path, **{**GOOD, name: INJECTIONS[name]})
-    assert result.returncode == 2 and "args=" not in result.stdout, result.stdout + result.stderr
-    assert name in result.stderr
-    rendered = tmp_path / "runtime" / "alertmanager.yml"
-    assert not rendered.exists() or "evil.invalid" not in rendered.read_text()
-
-
-# Railway resolves "https://${{grafana.RAILWAY_PUBLIC_DOMAIN}}" to "https://" until Grafana has a
-# public domain. Alerts come first: Alertmanager starts, and its messages carry no link.
-NO_GRAFANA_HOST = ["", "https://", "https:///", "http://"]
-
-
-@pytest.mark.parametrize("value", NO_GRAFANA_HOST)
-def test_the_entrypoint_starts_without_dashboard_links_when_grafana_url_has_no_host(tmp_path, value):
-    result = run_entrypoint(tmp_path, **{**GOOD, "GRAFANA_URL": value})
-    assert result.returncode == 0 and "args=--config.file=" in result.stdout, result.stdout + result.stderr
-    output = result.stdout + result.stderr
-    (notice,) = [line for line in output.splitlines() if "dashboard links" in line]
-    assert "dashboard links are off" in notice and "GRAFANA_URL" in notice
-    runtime = tmp_path / "runtime"
-    assert "${GRAFANA_URL}" not in (runtime / "templates" / "gatewayz.tmpl").read_text()
-    for template in ("gatewayz.text", "gatewayz.email.html", "gatewayz.dashboard_url"):
-        result = amtool(
-            "template",
-            "render",
-            f"--template.glob={runtime / 'templates' / '*.tmpl'}",
-            '--template.text={{ template "' + template + '" . }}',
-        )
-        assert result.returncode == 0, result.stderr
-        if template == "gatewayz.dashboard_url":  # Slack's title_link: none rather than a broken one
-            assert result.stdout == "", result.stdout
-            continue
-        lines = [line for line in result.stdout.splitlines() if "Dashboard" in line]
-        assert lines, result.stdout  # amtool's example has two alerts: a dashboard line each
-        for line in lines:
-            assert "not configured" in line and "GRAFANA_URL" in line and "/d/" not in line, line
-            assert "href" not in line and "://" not in line, line
-
-
-@pytest.mark.parametrize(
-    "value", ["https://:3000", "https:// grafana.example.com", "ftp://grafana.example.com", "https://\n", " "]
-)
-def test_the_entrypoint_still_refuses_a_grafana_url_that_is_malformed_rather_than_empty(tmp_path, value):
-    result = run_entrypoint(tmp_path, **{**GOOD, "GRAFANA_URL": value})
-    assert result.returncode == 2 and "GRAFANA_URL" in result.stderr and "args=" not in result.stdout
-
-
-def test_railways_grafana_url_reference_starts_alertmanager_before_and_after_grafana_has_a_domain(tmp_path):
-    """The value railway.py gives Alertmanager, resolved as Railway resolves it: "" for a
-    public domain that does not exist yet, then the generated one."""
-    from test_deploy import railway_services
-
-    variables = railway_services()["alertmanager"]["variables"]
-    reference = variables["GRAFANA_URL"]["value"]
-    assert "${{grafana.RAILWAY_PUBLIC_DOMAIN}}" in reference
-    before = run_entrypoint(
-        tmp_path, **{**GOOD, "GRAFANA_URL": reference.replace("${{grafana.RAILWAY_PUBLIC_DOMAIN}}", "")}
-    )
-    assert before.returncode == 0, before.stderr
-    assert "dashboard links are off" in before.stdout + before.stderr
-    after = run_entrypoint(
-        tmp_path,
-        **{
-            **GOOD,
-            "GRAFANA_URL": reference.replace("${{grafana.RAILWAY_PUBLIC_DOMAIN}}", "gz.up.railway.app"),
-        },
-    )
-    assert after.returncode == 0, after.stderr
-    assert "dashboard links to https://gz.up.railway.app" in after.stdout
-    templates = (tmp_path / "runtime" / "templates" / "gatewayz.tmpl").read_text()
-    assert "https://gz.up.railway.app/d/gatewayz-provider-management/" in templates
-
-
-def test_secrets_from_variables_land_in_private_files_and_leave_the_environment(tmp_path):
-    result = run_entrypoint(tmp_path, **GOOD)
-    assert result.returncode == 0, result.stderr
-    runtime = tmp_path / "runtime"
-    assert f"args=--config.file={runtime / 'alertmanager.yml'} --storage.path=/data" in result.stdout
-    slack = runtime / "secrets" / "slack_webhook_url"
-    password = runtime / "secrets" / "smtp_password"
-    assert slack.read_text() == GOOD["SLACK_WEBHOOK_URL"] and password.read_text() == GOOD["SMTP_PASSWORD"]
-    for path in (slack, password, runtime / "alertmanager.yml"):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    rendered = (runtime / "alertmanager.yml").read_text()
-    assert f"api_url_file: '{slack}'" in rendered and f"auth_password_file: '{password}'" in rendered
-    settings = "\n".join(line for line in rendered.splitlines() if not line.lstrip().startswith("#"))
-    assert "smtp_smarthost: 'smtp.example.com:587'" in settings and "${" not in settings
-    # No secret value in the configuration, on the console, or in Alertmanager's environment.
-    for secret in (GOOD["SLACK_WEBHOOK_URL"], GOOD["SMTP_PASSWORD"]):
-        assert secret not in rendered and secret not in result.stdout + result.stderr
-    assert "SLACK_WEBHOOK_URL=" not in result.stdout and "SMTP_PASSWORD=" not in result.stdout
-    templates = (runtime / "templates" / "gatewayz.tmpl").read_text()
-    assert "http://localhost:3000" in templates and "${GRAFANA_URL}" not in templates
-
-
-def test_secret_files_are_used_where_they_are(tmp_path):
-    slack = tmp_path / "slack-secret"
-    slack.write_text("https://hooks.example.invalid/x\n")
-    password = tmp_path / "smtp-secret"
-    password.write_text("pw")
-    env = {k: v for k, v in GOOD.items() if k not in ("SLACK_WEBHOOK_URL", "SMTP_PASSWORD")}
-    result = run_entrypoint(
-        tmp_path, **env, SLACK_WEBHOOK_URL_FILE=str(slack), SMTP_PASSWORD_FILE=str(password)
-    )
-    assert result.returncode == 0, result.stderr
-    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
-    assert f"api_url_file: '{slack}'" in rendered and f"auth_password_file: '{password}'" in rendered
-    assert not (tmp_path / "runtime" / "secrets" / "slack_webhook_url").exists()
-    missing = run_entrypoint(
-        tmp_path, **env, SLACK_WEBHOOK_URL_FILE=str(tmp_path / "nope"), SMTP_PASSWORD="x"
-    )
-    assert missing.returncode == 2 and "SLACK_WEBHOOK_URL_FILE" in missing.stderr
 
 
 # --- a real Alertmanager ----------------------------------------------------------------------
@@ -300,7 +195,11 @@ def post_alerts(url: str, *alerts: dict) -> None:
     payload = [
         {
             "labels": alert,
-            "annotations": {"summary": f"{alert['alertname']} stand-in", "description": "d", "runbook": "r"},
+            "annotations": {
+                "summary": f"{alert['alertname']} stand-in",
+                "description": "d",
+                "runbook_url": "r",
+            },
             "startsAt": now.isoformat(),
             "endsAt": (now + timedelta(minutes=5)).isoformat(),
         }
@@ -353,30 +252,6 @@ def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(tmp_path, rece
     assert json.dumps(slack.messages).count("stand-in-smtp-password") == 0
 
 
-def test_the_entrypoint_understands_the_names_their_running_alertmanager_uses(tmp_path):
-    """railway-grafana-stack's Alertmanager is set up with SMTP_HOST=host:port, SMTP_USER and
-    ALERT_EMAIL_OPS; the same variables start this one."""
-    result = run_entrypoint(
-        tmp_path,
-        SLACK_WEBHOOK_URL=GOOD["SLACK_WEBHOOK_URL"],
-        SMTP_HOST="smtp.gmail.com:465",
-        SMTP_USER="alerts@example.com",
-        SMTP_PASSWORD="app-password",
-        SMTP_FROM="alerts@example.com",
-        ALERT_EMAIL_OPS="ops@example.com,oncall@example.com",
-    )
-    assert result.returncode == 0, result.stderr
-    rendered = (tmp_path / "runtime" / "alertmanager.yml").read_text()
-    assert "smtp_smarthost: 'smtp.gmail.com:465'" in rendered
-    assert "smtp_auth_username: 'alerts@example.com'" in rendered
-    assert "smtp_require_tls: false" in rendered  # 465 is TLS from the first byte
-    assert "to: 'ops@example.com,oncall@example.com'" in rendered
-    assert (tmp_path / "runtime" / "secrets" / "smtp_password").read_text() == "app-password"
-    starttls = run_entrypoint(tmp_path, **GOOD, SMTP_PORT="587")
-    assert "smtp_require_tls: true" in (tmp_path / "runtime" / "alertmanager.yml").read_text()
-    assert starttls.returncode == 0
-
-
 def test_a_provider_down_silences_only_that_providers_warnings(tmp_path, receivers):
     slack, smtp = receivers
     alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
@@ -426,13 +301,15 @@ def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_bro
     alertmanager = start_alertmanager(tmp_path, {**notification_env(slack, smtp), "GRAFANA_URL": "https://"})
     try:
         labels = {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai"}
-        post_alerts(alertmanager.url, {**labels, "job": "provider_metrics"})
+        post_alerts(alertmanager.url, {**labels, "job": "provider_metrics", "environment": "staging"})
         message = slack.wait_for(lambda m: "openai" in slack.text(m), "Slack message for openai")
         mail = smtp.wait_for(lambda m: "openai" in m.text, "email for openai")
     finally:
         alertmanager.stop()
     (attachment,) = message["attachments"]
-    assert attachment["title"].startswith("[FIRING:1] GatewayzProviderDown (critical): provider openai")
+    assert attachment["title"].startswith(
+        "[FIRING:1] [staging] GatewayzProviderDown (critical): provider openai"
+    )
     assert not attachment.get("title_link")  # a plain title, not a link to "https:///d/…"
     assert "Dashboard: not linked: Grafana's address is not configured" in attachment["text"]
     assert "Dashboard: not linked: Grafana's address is not configured" in mail.text
@@ -441,3 +318,147 @@ def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_bro
         assert "/d/gatewayz-provider-management" not in text and 'href=""' not in text
     log = (tmp_path / "alertmanager.log").read_text()
     assert "dashboard links are off" in log
+
+
+def test_data_unknown_holds_the_alerts_computed_from_that_data_and_nothing_else(tmp_path, receivers):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    try:
+        job = {"job": "provider_metrics"}
+        post_alerts(
+            alertmanager.url,
+            {"alertname": "GatewayzProviderDataUnknown", "severity": "none", "endpoint": "providers", **job},
+            {
+                "alertname": "GatewayzProviderDown",
+                "severity": "critical",
+                "provider": "openai",
+                "data": "providers",
+                **job,
+            },
+            {"alertname": "GatewayzManyProvidersDown", "severity": "critical", "data": "providers", **job},
+            {"alertname": "GatewayzNoActiveProviders", "severity": "critical", "data": "stats", **job},
+            {
+                "alertname": "GatewayzProviderApiScrapeFailing",
+                "severity": "warning",
+                "endpoint": "providers",
+                **job,
+            },
+        )
+
+        def states():
+            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
+            found = {a["labels"]["alertname"]: a["status"]["state"] for a in alerts}
+            return found if len(found) == 5 and "unprocessed" not in found.values() else None
+
+        assert alertmanager.wait(states, "processing the alerts") == {
+            "GatewayzProviderDataUnknown": "active",  # sent nowhere (blackhole)
+            "GatewayzProviderDown": "suppressed",
+            "GatewayzManyProvidersDown": "suppressed",
+            "GatewayzNoActiveProviders": "active",  # /stats still answers: its data is good
+            "GatewayzProviderApiScrapeFailing": "active",  # the cause: it pages
+        }
+        slack.wait_for(lambda m: "GatewayzProviderApiScrapeFailing" in slack.text(m), "the cause's message")
+        assert not any("DataUnknown" in slack.text(m) for m in slack.messages)
+    finally:
+        alertmanager.stop()
+
+
+def test_many_providers_down_is_one_message_per_receiver_listing_them_with_a_silence_link(
+    tmp_path, receivers
+):
+    slack, smtp = receivers
+    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    providers = [f"provider{n}" for n in range(8)]
+    try:
+        post_alerts(
+            alertmanager.url,
+            *(
+                {
+                    "alertname": "GatewayzProviderDown",
+                    "severity": "critical",
+                    "provider": p,
+                    "data": "providers",
+                    "job": "provider_metrics",
+                    "environment": "production",
+                }
+                for p in providers
+            ),
+        )
+        message = slack.wait_for(lambda m: "provider7" in slack.text(m), "the Slack message")
+        mail = smtp.wait_for(lambda m: "provider7" in m.text, "the email")
+        alertmanager.wait(lambda: len(slack.messages) >= 1 and len(smtp.messages) >= 1, "both")
+    finally:
+        alertmanager.stop()
+    assert len(slack.messages) == 1 and len(smtp.messages) == 1, (slack.messages, smtp.messages)
+    title = message["attachments"][0]["title"]
+    assert title.startswith("[FIRING:8] [production] GatewayzProviderDown (critical): providers ")
+    assert all(p in title for p in providers) and mail.subject == title
+    silence = (
+        "https://grafana.example.com/alerting/silence/new?alertmanager=Alertmanager"
+        "&matcher=alertname%3DGatewayzProviderDown&matcher=environment%3Dproduction"
+    )
+    assert f"Silence: {silence}" in slack.text(message).replace("\\u0026", "&")
+    assert "Silence this alert" in mail.html
+
+
+def compose_defaults(service: str) -> dict[str, str]:
+    """A compose service's environment as `docker compose up` gives it with no variable set."""
+    import yaml
+
+    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service][
+        "environment"
+    ]
+    return {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in environment.items()}
+
+
+def test_compose_without_secrets_delivers_slack_email_and_heartbeat_to_the_catcher(tmp_path):
+    """`docker compose up` with nothing set: Alertmanager starts on the compose defaults and the
+    catcher (compose/catcher.py, run here on loopback) receives all three kinds of message."""
+    smtp_port, http_port = free_port(), free_port()
+    catcher = subprocess.Popen(
+        [sys.executable, str(ROOT / "compose/catcher.py")],
+        env={
+            "CATCHER_SMTP_PORT": str(smtp_port),
+            "CATCHER_HTTP_PORT": str(http_port),
+            "PATH": "/usr/bin:/bin",
+        },
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    env = {
+        k: v.replace("catcher:1025", f"127.0.0.1:{smtp_port}").replace(
+            "catcher:8025", f"127.0.0.1:{http_port}"
+        )
+        for k, v in compose_defaults("alertmanager").items()
+    }
+    assert env["SMTP_PASSWORD"] == "" and env["SMTP_FROM"] == "GatewayZ Alerts <alerts@example.com>"
+    try:
+        alertmanager = start_alertmanager(tmp_path, env)
+        try:
+            post_alerts(
+                alertmanager.url,
+                {
+                    "alertname": "GatewayzProviderDown",
+                    "severity": "critical",
+                    "provider": "openai",
+                    "environment": "local",
+                },
+                {"alertname": "Watchdog", "severity": "none", "environment": "local"},
+            )
+
+            def caught() -> str | None:
+                page = requests.get(f"http://127.0.0.1:{http_port}/", timeout=5).text
+                wanted = ("slack: /slack: ", "email: to ", "webhook: /heartbeat: firing Watchdog")
+                return page if all(w in page for w in wanted) else None
+
+            page = alertmanager.wait(caught, "the catcher holding a Slack message, an email and a heartbeat")
+        finally:
+            alertmanager.stop()
+    finally:
+        catcher.terminate()
+        log, _ = catcher.communicate(timeout=10)
+    assert "[FIRING:1] [local] GatewayzProviderDown (critical): provider openai" in page
+    assert (
+        "catcher: slack: /slack: [FIRING:1] [local] GatewayzProviderDown (critical): provider openai" in log
+    )
+    assert "catcher: email: to <oncall@example.com>: [FIRING:1] [local] GatewayzProviderDown" in log

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+import subprocess
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -273,7 +276,7 @@ def test_rates_span_enough_scrapes_of_the_exporter_in_any_grafana():
     Grafana sets none). The exporter is scraped every 60 s, so without a Min step an increase()
     over $__rate_interval often holds one sample and the panel is empty."""
     prom = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
-    (job,) = prom["scrape_configs"]
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "provider_metrics"]
     scrape = seconds(job["scrape_interval"])
     grafana_default_scrape, shortest_dashboard_interval = 15, 1
     checked = 0
@@ -286,3 +289,51 @@ def test_rates_span_enough_scrapes_of_the_exporter_in_any_grafana():
             assert rate_interval >= 4 * scrape, (panel["title"], target["expr"])
             checked += 1
     assert checked
+
+
+def run_grafana_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """grafana/entrypoint.sh with a stand-in for the image's /run.sh that prints the password
+    Grafana would get, and the data directory in ``tmp_path``."""
+    run = tmp_path / "run.sh"
+    run.write_text('#!/bin/sh\necho "password=$GF_SECURITY_ADMIN_PASSWORD"\n')
+    run.chmod(0o755)
+    return subprocess.run(
+        ["sh", str(ROOT / "grafana/entrypoint.sh"), "web"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GRAFANA_RUN": str(run),
+            "GF_PATHS_DATA": str(tmp_path / "data"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("unset", [{}, {"GF_SECURITY_ADMIN_PASSWORD": ""}])
+def test_without_an_admin_password_grafana_generates_one_prints_it_once_and_keeps_it(tmp_path, unset):
+    first = run_grafana_entrypoint(tmp_path, **unset)
+    assert first.returncode == 0, first.stderr
+    (password,) = re.findall(r"^password=(\S+)$", first.stdout, re.MULTILINE)
+    assert len(password) >= 32 and password != "admin"
+    assert [line for line in first.stdout.splitlines() if "entrypoint" in line and password in line]
+    stored = tmp_path / "data" / "generated-admin-password"
+    assert stored.read_text().strip() == password and stat.S_IMODE(stored.stat().st_mode) == 0o600
+    again = run_grafana_entrypoint(tmp_path, **unset)
+    assert again.returncode == 0 and f"password={password}" in again.stdout  # the same one
+    logged = [line for line in again.stdout.splitlines() if "entrypoint" in line]
+    assert logged and not [line for line in logged if password in line]  # printed only once
+    own = run_grafana_entrypoint(tmp_path, GF_SECURITY_ADMIN_PASSWORD="a-long-enough-secret")
+    assert "password=a-long-enough-secret" in own.stdout and "generated" not in own.stdout
+
+
+def test_grafana_has_the_stacks_alertmanager_as_a_data_source_for_silences():
+    sources = {s["uid"]: s for s in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+    alertmanager = sources["gatewayz-alertmanager"]
+    assert alertmanager["type"] == "alertmanager" and alertmanager["url"] == "${ALERTMANAGER_INTERNAL_URL}"
+    assert alertmanager["jsonData"]["implementation"] == "prometheus"
+    # The silence links in Alertmanager's messages name it.
+    template = (ROOT / "alertmanager/templates/gatewayz.tmpl").read_text()
+    assert f"alerting/silence/new?alertmanager={alertmanager['name']}" in template
+    assert "ALERTMANAGER_INTERNAL_URL=http://alertmanager:9093" in (ROOT / "grafana/Dockerfile").read_text()

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import tracemalloc
 from functools import partial
 
 import pytest
@@ -11,10 +12,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics import exposition as om
-from test_exposition import provider_payloads
+from test_exposition import json_values, provider_payloads
 
-from gatewayz_exporter.parse import RAW_ARRAY_MIN_BYTES, RawArray, parse_providers, parse_stats
+from gatewayz_exporter.parse import (
+    MAX_PROVIDER_RECORDS,
+    RAW_ARRAY_MIN_BYTES,
+    PayloadError,
+    RawArray,
+    RecordMemo,
+    parse_providers,
+    parse_stats,
+)
 from gatewayz_exporter.parse import decode_json as decode_json_as_configured
+from gatewayz_exporter.records import count_elements
 
 # The fast path whatever the body's size (by default only bodies of 64 KiB and more take it).
 decode_json = partial(decode_json_as_configured, raw_array_min_bytes=0)
@@ -147,19 +157,29 @@ def body_of(records) -> bytes:
 
 def test_records_unchanged_since_the_last_payload_are_reused_and_changed_ones_parsed_again():
     records = [{"slug": f"p{i}", "average_response_time_ms": i} for i in range(5)]
-    first = parse_providers(decode_json(body_of(records)))
-    again = parse_providers(decode_json(body_of(records)))
+    memo = RecordMemo()
+    first = parse_providers(decode_json(body_of(records)), memo)
+    again = parse_providers(decode_json(body_of(records)), memo)
     assert again.providers is first.providers  # one comparison tells the exposition nothing changed
 
     records[2] = {"slug": "p2", "average_response_time_ms": 99}
-    changed = parse_providers(decode_json(body_of(records)))
+    changed = parse_providers(decode_json(body_of(records)), memo)
     assert changed.providers[2].response_time_ms == 99
     assert all(changed.providers[i] is first.providers[i] for i in (0, 1, 3, 4))
 
     records.insert(0, records[4])  # the same bytes twice: the second is a duplicate
-    shifted = parse_providers(decode_json(body_of(records)))
+    shifted = parse_providers(decode_json(body_of(records)), memo)
     assert [p.slug for p in shifted.providers] == ["p4", "p0", "p1", "p2", "p3"]
     assert shifted.dropped == {"duplicate_slug": 1}
+
+
+def test_parsing_depends_only_on_the_payload_and_its_own_memo():
+    body = body_of([{"slug": f"p{i}"} for i in range(5)])
+    mine, other = RecordMemo(), RecordMemo()
+    first = parse_providers(decode_json(body), mine)
+    assert parse_providers(decode_json(body), other).providers is not first.providers
+    assert parse_providers(decode_json(body)).providers == first.providers
+    assert parse_providers(decode_json(body), mine).providers is first.providers
 
 
 def test_a_bad_record_is_counted_on_every_poll_even_when_unchanged():
@@ -266,3 +286,88 @@ def test_a_deeply_nested_body_fails_or_passes_the_poll_whatever_its_size(api, ex
         assert succeeded[0] == succeeded[1], depth
         outcomes.add(succeeded[0])
     assert outcomes == {True, False}  # the range spans the limit
+
+
+MiB = 1024 * 1024
+
+
+def peak_bytes_while(work) -> int:
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def parse_body(body: bytes):
+    try:
+        return parse_providers(decode_json_as_configured(body), RecordMemo())
+    except PayloadError as error:
+        return error
+
+
+HUGE_LIST = b"[" + b",".join([b'"m"'] * (4 * MiB)) + b"]"
+
+
+@pytest.mark.parametrize(
+    "record,expected",
+    [
+        (b'{"slug": "big", "metadata": {"supported_models": %s}}', (["big"], 0, 4 * MiB)),
+        (b'{"slug": "big", "is_active": "yes", "metadata": {"supported_models": %s}}', (["big"], 1, 4 * MiB)),
+        (b'{"slug": "big", "name": %s}', (["big"], 1, None)),
+        (b'{"slug": "big", "metadata": %s}', (["big"], 1, None)),
+        (b"%s", ([], 1, None)),
+    ],
+    ids=[
+        "model list",
+        "model list beside a wrong type",
+        "list as a name",
+        "list as metadata",
+        "list as a record",
+    ],
+)
+def test_a_huge_list_anywhere_in_a_record_is_judged_without_building_its_elements(record, expected):
+    body = b"[" + record % HUGE_LIST + b"]"
+    result = []
+    peak = peak_bytes_while(lambda: result.append(parse_body(body)))
+    parsed = result[0]
+    models = parsed.providers[0].supported_models if parsed.providers else None
+    assert ([p.slug for p in parsed.providers], parsed.invalid_records, models) == expected
+    assert peak < len(body)
+
+
+def test_millions_of_tiny_records_are_refused_as_too_large_in_memory_proportional_to_the_body():
+    records = [b'{"slug":"p%d"}' % i for i in range(16 * MiB // 14)]
+    body = b"[" + b",".join(records) + b"]"
+    result = []
+    peak = peak_bytes_while(lambda: result.append(parse_body(body)))
+    assert isinstance(result[0], PayloadError) and result[0].reason == "too_large"
+    assert str(MAX_PROVIDER_RECORDS) in str(result[0])
+    assert peak < 17 * len(body)
+
+
+def test_as_many_records_as_the_limit_are_accepted():
+    body = json.dumps([{"slug": f"p{i}"} for i in range(MAX_PROVIDER_RECORDS)]).encode()
+    assert len(parse_body(body).providers) == MAX_PROVIDER_RECORDS
+    small_limit = json.dumps([{"slug": "a"}] * (MAX_PROVIDER_RECORDS + 1)).encode()
+    assert parse_body(small_limit).reason == "too_large"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, max_size=20))
+def test_counting_an_array_agrees_with_json_loads(items):
+    assert count_elements(json.dumps(items).encode()) == len(items)
+    padded = [*items, "x" * 2000]  # past the size where a short array is split rather than scanned
+    assert count_elements(json.dumps(padded).encode()) == len(padded)
+
+
+@pytest.mark.parametrize("filler", ["\\", '"', ",", "[", "\\\\]", "é,"])
+def test_counting_an_array_agrees_with_json_loads_across_chunk_boundaries(filler):
+    items = [
+        filler * (70_000 // len(filler) + shift) + tail for shift in range(4) for tail in ("", ",", "\\")
+    ]
+    items += [[filler, {"k": [filler] * 3}], 1, None]
+    body = json.dumps(items).encode()
+    assert count_elements(body) == len(items)
+    assert count_elements(json.dumps({"a": items}).encode()) is None

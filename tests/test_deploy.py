@@ -4,7 +4,6 @@ import importlib.util
 import io
 import json
 import logging
-import platform
 import re
 import shlex
 import shutil
@@ -104,12 +103,12 @@ def test_entrypoints_are_posix_sh_and_executable(script):
     assert any("--chmod=0755 entrypoint.sh" in rest for k, rest in instructions(dockerfile) if k == "COPY")
 
 
-def test_dockerfile_base_matches_the_python_the_tests_run_on():
-    # An exact patch release is pinned; the tests may run on any patch release of the same
-    # minor version (a stock Debian 12 has 3.11.2, CI's image 3.11.7).
+def test_dockerfile_base_is_pinned_by_version_and_digest_within_the_supported_pythons():
     (base,) = [rest for keyword, rest in dockerfile_instructions() if keyword == "FROM"]
-    major, minor = platform.python_version_tuple()[:2]
-    assert re.fullmatch(rf"python:{major}\.{minor}\.\d+-slim-bookworm", base), base
+    found = re.fullmatch(r"python:3\.(\d+)\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base)
+    assert found, base
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert int(found.group(1)) >= int(re.fullmatch(r">=3\.(\d+)", requires).group(1)), (base, requires)
 
 
 def test_dockerfile_installs_pinned_requirements_before_copying_source_and_runs_as_non_root():
@@ -138,6 +137,7 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_dockerignored():
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
+    assert ".venv" in ignored  # the README's first command makes one in the build context
     for keyword, rest in dockerfile_instructions():
         if keyword == "COPY":
             for source in shlex.split(rest)[:-1]:
@@ -197,7 +197,9 @@ def test_the_image_tree_runs_and_its_health_probe_works(tmp_path, api):
 
 def test_railway_toml_builds_the_dockerfile_with_health_check_restart_and_draining():
     config = tomllib.loads((ROOT / "railway.toml").read_text())
-    assert config["build"] == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}
+    build = dict(config["build"])
+    assert build.pop("watchPatterns")  # the same as the IaC's, checked with them
+    assert build == {"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile"}
     deploy = config["deploy"]
     assert deploy["healthcheckPath"] == "/healthz"
     assert deploy["restartPolicyType"] == "ON_FAILURE"
@@ -236,6 +238,29 @@ def test_railway_iac_describes_the_same_exporter_service_as_railway_toml():
     assert variables["PORT"]["value"] == "8001"
 
 
+def test_railway_iac_evaluates_as_the_cli_runs_it_main_without_arguments_in_a_new_python():
+    """`railway config plan` runs `python3` on the file, calls main() with no argument and reads
+    the graph as JSON; the context then comes from the environment."""
+    script = (
+        "import importlib.util, json, sys; "
+        "spec = importlib.util.spec_from_file_location('iac', sys.argv[1]); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "print(json.dumps(module.main().to_graph()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / ".railway" / "railway.py")],
+        env={"PATH": "/usr/bin:/bin", "RAILWAY_SOURCE_REPO": "acme/gatewayz-fork"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    graph = json.loads(result.stdout)
+    services = [r for r in graph["resources"] if r["type"] == "service"]
+    assert {s["name"] for s in services} == set(IMAGES)
+    assert {s["source"]["repo"] for s in services} == {"acme/gatewayz-fork"}
+
+
 def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_port():
     services = railway_services()
     assert set(services) == set(IMAGES)
@@ -251,7 +276,9 @@ def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_
         dockerfile, context = IMAGES[name]
         assert service["source"]["type"] == "github"
         assert service["source"].get("rootDirectory", ".") == context, name
-        assert service["build"] == {
+        build = dict(service["build"])
+        assert build.pop("watchPatterns"), name  # checked below
+        assert build == {
             "builder": "DOCKERFILE",
             "dockerfilePath": str(Path(dockerfile).relative_to(context)),
         }
@@ -260,6 +287,70 @@ def test_railway_iac_builds_every_image_of_the_stack_with_a_health_check_on_its_
         # Railway health-checks PORT: it must be the port the image exposes (and listens on).
         exposed = [rest.split()[0] for keyword, rest in instructions(dockerfile) if keyword == "EXPOSE"]
         assert literal_values(service)["PORT"] == exposed[0], name
+
+
+def watched(patterns: list[str], path: str) -> bool:
+    """Railway's watch patterns in the two forms used here: "/file" and "/directory/**"."""
+    for pattern in patterns:
+        assert re.fullmatch(r"/[\w./-]+?(/\*\*)?", pattern) and "*" not in pattern.removesuffix("/**"), (
+            pattern
+        )
+        if pattern.endswith("/**"):
+            if path.startswith(pattern[1:-2]):
+                return True
+        elif path == pattern[1:]:
+            return True
+    return False
+
+
+def repository_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return listed.stdout.split()
+
+
+def image_inputs(name: str) -> set[str]:
+    """The repository files an image is built from: its Dockerfile and everything it copies."""
+    dockerfile, context = IMAGES[name]
+    inputs = {dockerfile}
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "COPY":
+            for source in [a for a in shlex.split(rest) if not a.startswith("--")][:-1]:
+                path = Path(context, source)
+                if (ROOT / path).is_dir():
+                    inputs |= {f for f in repository_files() if f.startswith(f"{path.as_posix()}/")}
+                else:
+                    inputs.add(path.as_posix())
+    if context == ".":
+        inputs.add(".dockerignore")
+    return inputs
+
+
+def test_railway_rebuilds_a_service_only_when_a_file_its_image_is_built_from_changes():
+    services = railway_services()
+    patterns = {name: service["build"]["watchPatterns"] for name, service in services.items()}
+    files = repository_files()
+    assert "README.md" in files  # the listing saw the repository
+    for name in IMAGES:
+        inputs = image_inputs(name)
+        assert all(watched(patterns[name], path) for path in inputs), name
+        # A file of another image rebuilds nothing here.
+        for other in set(IMAGES) - {name}:
+            assert not any(watched(patterns[name], path) for path in image_inputs(other) - inputs), (
+                name,
+                other,
+            )
+    # Documentation, tests, the IaC and compose rebuild no service.
+    for path in [
+        "README.md",
+        "CHANGELOG.md",
+        "tests/test_deploy.py",
+        ".railway/railway.py",
+        "docker-compose.yml",
+    ]:
+        assert not any(watched(p, path) for p in patterns.values()), path
+    # railway.toml, read for the exporter until Railway stops reading it, says the same.
+    toml = tomllib.loads((ROOT / "railway.toml").read_text())
+    assert toml["build"]["watchPatterns"] == patterns["provider-metrics-exporter"]
 
 
 def test_railway_iac_gives_each_stateful_service_a_volume_where_it_keeps_its_data():
@@ -298,6 +389,9 @@ def test_railway_iac_services_reach_each_other_by_private_network_references():
         ("grafana", "PROMETHEUS_INTERNAL_URL"): ("prometheus", 9090),
         ("grafana", "LOKI_INTERNAL_URL"): ("loki", 3100),
         ("grafana", "TEMPO_INTERNAL_URL"): ("tempo", 3200),
+        ("prometheus", "LOKI_INTERNAL_URL"): ("loki", 3100),
+        ("prometheus", "TEMPO_INTERNAL_URL"): ("tempo", 3200),
+        ("prometheus", "GRAFANA_INTERNAL_URL"): ("grafana", 3000),
         ("provider-metrics-exporter", "LOKI_URL"): ("loki", 3100),
         ("provider-metrics-exporter", "OTEL_EXPORTER_OTLP_ENDPOINT"): ("tempo", 4318),
     }
@@ -330,6 +424,7 @@ def test_railway_iac_holds_no_secret_only_references_to_shared_variables():
         "SLACK_WEBHOOK_URL": "SLACK_WEBHOOK_URL",
         "SMTP_PASSWORD": "SMTP_PASSWORD",
         "GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD",
+        "REMOTE_WRITE_PASSWORD": "REMOTE_WRITE_PASSWORD",
     }
     text = (ROOT / ".railway" / "railway.py").read_text()
     assert "hooks.slack.com" not in text and not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text)
@@ -377,6 +472,7 @@ def test_data_sources_read_their_urls_from_the_environment_and_link_logs_and_tra
         "gatewayz-prometheus": "prometheus",
         "gatewayz-loki": "loki",
         "gatewayz-tempo": "tempo",
+        "gatewayz-alertmanager": "alertmanager",
     }
     assert sources["gatewayz-prometheus"]["url"] == "${PROMETHEUS_INTERNAL_URL}"
     assert sources["gatewayz-loki"]["url"] == "${LOKI_INTERNAL_URL}"
@@ -418,7 +514,7 @@ def test_grafana_expands_the_provisioning_files_to_working_urls_and_links():
     """What Grafana makes of the provisioning files with the image's environment: the compose
     URLs, and the Loki/Tempo links with their own ${__...} variables intact."""
     image_env = dict(re.findall(r"(\w+_INTERNAL_URL)=(\S+)", (ROOT / "grafana/Dockerfile").read_text()))
-    assert len(image_env) == 3
+    assert len(image_env) == 4
     sources = {
         s["uid"]: s for s in interpolated(yaml.safe_load(DATASOURCES.read_text())["datasources"], image_env)
     }
@@ -426,6 +522,7 @@ def test_grafana_expands_the_provisioning_files_to_working_urls_and_links():
         "gatewayz-prometheus": "http://prometheus:9090",
         "gatewayz-loki": "http://loki:3100",
         "gatewayz-tempo": "http://tempo:3200",
+        "gatewayz-alertmanager": "http://alertmanager:9093",
     }
     (derived,) = sources["gatewayz-loki"]["jsonData"]["derivedFields"]
     assert derived["url"] == "${__value.raw}"
@@ -440,6 +537,7 @@ def test_the_data_source_urls_default_to_compose_names_in_image_compose_and_entr
         "PROMETHEUS_INTERNAL_URL": "http://prometheus:9090",
         "LOKI_INTERNAL_URL": "http://loki:3100",
         "TEMPO_INTERNAL_URL": "http://tempo:3200",
+        "ALERTMANAGER_INTERNAL_URL": "http://alertmanager:9093",
     }
     dockerfile = (ROOT / "grafana/Dockerfile").read_text()
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]["environment"]
@@ -516,9 +614,9 @@ def run_grafana_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedPr
     )
 
 
-@pytest.mark.parametrize("password", [None, "", "admin", "short-pw"])
-def test_grafana_does_not_start_without_a_real_admin_password(tmp_path, password):
-    env = {} if password is None else {"GF_SECURITY_ADMIN_PASSWORD": password}
+@pytest.mark.parametrize("password", ["admin", "short-pw"])
+def test_grafana_does_not_start_with_a_weak_admin_password(tmp_path, password):
+    env = {"GF_SECURITY_ADMIN_PASSWORD": password}
     result = run_grafana_entrypoint(tmp_path, **env)
     assert result.returncode == 2 and "args=" not in result.stdout
     assert "GF_SECURITY_ADMIN_PASSWORD" in result.stderr or "at least 12 characters" in result.stderr
@@ -560,7 +658,9 @@ def test_grafana_entrypoint_never_logs_credentials_in_a_data_source_url(tmp_path
 def test_compose_builds_the_same_images_railway_deploys():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == set(IMAGES)
+    # The catcher stands in for Slack and SMTP locally; Railway talks to the real ones.
+    assert set(services) - {"catcher"} == set(IMAGES)
+    assert services.pop("catcher")["build"] == {"context": "compose", "dockerfile": "catcher.Dockerfile"}
     for name, service in services.items():
         dockerfile, context = IMAGES[name]
         build = service["build"]
@@ -578,8 +678,8 @@ def test_compose_builds_the_same_images_railway_deploys():
     assert prometheus["EXPORTER_INTERNAL_URL"] == "http://provider-metrics-exporter:8001"
     assert prometheus["ALERTMANAGER_INTERNAL_URL"] == "http://alertmanager:9093"
     alertmanager = services["alertmanager"]["environment"]
-    for secret in ("SLACK_WEBHOOK_URL", "SMTP_PASSWORD"):
-        assert alertmanager[secret] == f"${{{secret}:-}}"  # from the caller's environment only
+    assert alertmanager["SMTP_PASSWORD"] == "${SMTP_PASSWORD:-}"  # from the caller's environment only
+    assert alertmanager["SLACK_WEBHOOK_URL"] == "${SLACK_WEBHOOK_URL:-http://catcher:8025/slack}"
 
 
 def compose_environment(service: str, caller: dict[str, str]) -> dict[str, str]:
@@ -619,6 +719,7 @@ def test_compose_alertmanager_keeps_the_port_given_in_smtp_host(tmp_path):
         "railway.toml",
         ".railway/railway.py",
         "prometheus/prom.yml",
+        ".env.example",
         "alertmanager/alertmanager.yml",
         "grafana/provisioning/datasources/datasources.yml",
     ],
@@ -769,3 +870,77 @@ def test_pip_install_dot_declares_every_package_the_exporter_imports():
         if not {normal(d) for d in distributions.get(module, [module])} & declared
     }
     assert undeclared == set()
+
+
+# --- .env.example ----------------------------------------------------------------------------
+
+
+def env_example() -> dict[str, str]:
+    """Variable name -> its one-line comment, from .env.example (set or commented out)."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    variables: dict[str, str] = {}
+    for number, line in enumerate(lines):
+        match = re.fullmatch(r"(?:# )?([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match:
+            comment = lines[number - 1]
+            assert comment.startswith("# ") and not re.fullmatch(r"# [A-Z][A-Z0-9_]*=.*", comment), line
+            assert match[1] not in variables, match[1]
+            variables[match[1]] = comment
+            if not line.startswith("#"):
+                assert match[2] == "", line  # a name to fill in, never a value
+    return variables
+
+
+def readme_railway_variables() -> set[str]:
+    """The names in the README's table of Railway shared variables."""
+    section = (ROOT / "README.md").read_text().split("#### Railway from zero", 1)[1].split("\n### ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.strip().startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.strip().split("|")[1]))
+    return names
+
+
+def iac_environment_reads() -> set[str]:
+    """What .railway/railway.py reads from the shell it is planned and applied in."""
+    reads = re.findall(r'os\.environ\.get\("(\w+)"\)', (ROOT / ".railway" / "railway.py").read_text())
+    return set(reads) - {"GITHUB_REPOSITORY"}  # GitHub Actions' own
+
+
+def test_env_example_lists_every_documented_variable_and_nothing_else():
+    documented = set(readme_configuration_rows()) | readme_railway_variables() | iac_environment_reads()
+    assert {
+        "ADMIN_KEY",
+        "GRAFANA_ADMIN_PASSWORD",
+        "RAILWAY_SOURCE_REPO",
+    } <= documented  # the tables were read
+    listed = set(env_example())
+    assert documented - listed == set(), "documented but missing from .env.example"
+    assert listed - documented == set(), "in .env.example but documented nowhere"
+
+
+def test_the_readme_railway_table_names_exactly_the_shared_variables_the_iac_references():
+    referenced = {
+        variable["name"]
+        for service in railway_services().values()
+        for variable in service.get("variables", {}).values()
+        if variable["type"] == "sharedReference"
+    }
+    assert referenced == readme_railway_variables()
+
+
+def test_compose_takes_its_settings_from_env_example_names_only():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    values = [str(v) for service in compose.values() for v in service.get("environment", {}).values()]
+    interpolated = {name for value in values for name in re.findall(r"\$\{(\w+)", value)}
+    assert {"ADMIN_KEY", "GRAFANA_ADMIN_PASSWORD", "REMOTE_WRITE_URL"} <= interpolated
+    assert interpolated - set(env_example()) == set()
+    # Every shared variable Railway gives a service, compose gives the same service from .env.
+    for name, service in railway_services().items():
+        shared = {
+            key: variable["name"]
+            for key, variable in service.get("variables", {}).items()
+            if variable["type"] == "sharedReference"
+        }
+        for key, variable in shared.items():
+            assert compose[name]["environment"][key] == f"${{{variable}:-}}", (name, key)

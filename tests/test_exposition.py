@@ -1,15 +1,17 @@
-"""The exposition: direct rendering equals prometheus_client's, any payload renders, polls are atomic."""
+"""The exposition: our renderer equals prometheus_client's and the golden files; any payload renders; polls are atomic."""
 
 import gzip
+import os
 import threading
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 
+import pytest
 from conftest import SEED_PROVIDERS, SEED_STATS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics import exposition as om
+from oracle import oracle_text
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import CollectorRegistry
@@ -40,16 +42,12 @@ def collector_for(snapshot) -> SnapshotCollector:
 
 
 def reference(collector, openmetrics) -> str:
-    registry = CollectorRegistry()
-    registry.register(collector)
-    if openmetrics:
-        return om.generate_latest(registry).decode()
-    return generate_latest(registry).decode()
+    return oracle_text(collector, openmetrics)
 
 
 def direct(collector, openmetrics) -> str:
     """What the exporter serves for the collector's snapshot (an empty live registry adds only ``# EOF``)."""
-    exposition = Exposition(collector, collector._store, CollectorRegistry())
+    exposition = Exposition(collector, collector.store, CollectorRegistry())
     body, _ = exposition.body(openmetrics=openmetrics, gzip=False)
     return body.decode("utf-8")
 
@@ -101,7 +99,7 @@ def test_any_provider_payload_gives_an_exposition_prometheus_can_parse(payload):
     text = direct(collector, False)
     families = {f.name: f for f in parse_text(text)}
     assert "gatewayz_provider_scrape_errors" in families
-    slugs = {p.slug for p in collector._store.current.providers}
+    slugs = {p.slug for p in collector.store.current.providers}
     health = families.get("gatewayz_provider_health_status")
     assert {s.labels["provider"] for s in health.samples} == slugs if health else not slugs
     list(parse_openmetrics(direct(collector, True)))  # raises on any invalid line
@@ -219,4 +217,34 @@ def test_cached_pieces_are_reused_only_while_they_still_match_the_snapshot():
             packed, _ = exposition.body(openmetrics=openmetrics, gzip=True)
             assert plain.decode() == reference(collector, openmetrics), (snapshot.generation, openmetrics)
             assert gzip.decompress(packed) == plain
+        assert exposition.snapshot_text().decode() == reference(collector, False)  # what --once prints
     assert 'provider="new"' in plain.decode() and 'provider="openai"' not in plain.decode()
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def golden_collector() -> SnapshotCollector:
+    """The seed fixture as polled once at a fixed time, by a fixed build."""
+    ok = EndpointStatus(True, True, 0.25, 1765944551.0, NOW, status_code=200, attempted_monotonic=NOW)
+    snapshot = snapshot_of(SEED_PROVIDERS)
+    snapshot = replace(snapshot, status=MappingProxyType({"providers": ok, "stats": ok}))
+    return SnapshotCollector(
+        SnapshotStore(snapshot),
+        max_staleness=300,
+        version="golden",
+        python_version="3.x",
+        monotonic=lambda: NOW,
+    )
+
+
+@pytest.mark.parametrize("name,openmetrics", [("seed.prom", False), ("seed.openmetrics", True)])
+def test_the_seed_exposition_is_the_golden_file_byte_for_byte(name, openmetrics):
+    """Regenerate after a deliberate change: ``UPDATE_GOLDEN=1 pytest tests/test_exposition.py -k golden``."""
+    collector = golden_collector()
+    body = direct(collector, openmetrics).encode("utf-8")
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_bytes(body)
+    assert body == path.read_bytes()
+    assert body.decode("utf-8") == reference(collector, openmetrics)

@@ -110,3 +110,32 @@ def test_a_web_config_with_basic_auth_only_is_probed_over_http_first(tmp_path, t
     )
     assert healthcheck.tls_configured({"WEB_CONFIG_FILE": str(tls_files)}, [])
     assert healthcheck.tls_configured({"WEB_CONFIG_FILE": str(tmp_path / "unreadable.yml")}, [])
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"METRICS_PORT": "  ", "PORT": "{port}"},  # blank is unset, for the exporter and the probe alike
+        {"PORT": " {port} "},
+        {"METRICS_PORT": "{port}", "PORT": "1"},
+    ],
+)
+def test_the_probe_asks_the_port_the_exporter_listens_on(api, env):
+    from gatewayz_exporter.config import Config
+
+    port = free_port()
+    env = {name: value.format(port=port) for name, value in env.items()}
+    config = Config.from_env({**env, "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})
+    assert config.metrics_port == port
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT],
+        env={"PATH": os.environ["PATH"], **env, "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert eventually(lambda: process.poll() is not None or healthcheck.main(env, argv=[]) == 0, 20)
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(10)

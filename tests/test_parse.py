@@ -5,7 +5,8 @@ import math
 import pytest
 from conftest import SEED_PROVIDERS, SEED_STATS
 
-from gatewayz_exporter.parse import PayloadError, parse_providers, parse_stats, parse_timestamp
+from gatewayz_exporter.fields import parse_timestamp
+from gatewayz_exporter.parse import PayloadError, parse_providers, parse_stats
 
 
 def test_seed_payload_parses_into_every_field():
@@ -69,7 +70,7 @@ def test_wrong_types_in_flags_metadata_and_timestamps_are_dropped_and_counted():
                 "slug": "a",
                 "is_active": "true",
                 "supports_vision": 1,
-                "metadata": {"rate_limit": "many", "max_tokens": -5, "supported_models": "all"},
+                "metadata": {"rate_limit": [1], "max_tokens": -5, "supported_models": "all"},
                 "last_health_check_at": "yesterday",
                 "name": 7,
                 "health_status": 1,
@@ -91,6 +92,35 @@ def test_wrong_types_in_flags_metadata_and_timestamps_are_dropped_and_counted():
         "name",
         "health_status",
     }
+
+
+def test_a_metadata_limit_given_as_text_leaves_its_gauge_out_without_counting():
+    parsed = parse_providers([{"slug": "a", "metadata": {"rate_limit": "unlimited", "max_tokens": "n/a"}}])
+    provider = parsed.providers[0]
+    assert provider.rate_limit is None and provider.max_tokens is None
+    assert parsed.invalid_records == 0 and parsed.dropped == {}
+    assert parsed.quiet == {"rate_limit": 1, "max_tokens": 1}
+
+
+def test_an_unrecognised_health_status_is_unknown_counted_and_kept_for_the_log():
+    parsed = parse_providers(
+        [{"slug": "a", "health_status": " Offline\n"}, {"slug": "b", "health_status": "down"}]
+    )
+    offline, down = parsed.providers
+    assert offline.health_status == 0 and offline.unrecognised_health == "Offline"
+    assert down.health_status == 3 and down.unrecognised_health == ""
+    assert parsed.invalid_records == 1 and parsed.dropped == {"unrecognised_health_status": 1}
+    assert parsed.slugs == ("a",)
+
+
+def test_an_unrecognised_health_status_is_capped_and_printable():
+    provider = parse_providers([{"slug": "a", "health_status": "x\x00y" + "z" * 500}]).providers[0]
+    assert provider.unrecognised_health.startswith("x?y") and len(provider.unrecognised_health) == 64
+
+
+def test_metadata_fields_are_read_from_metadata_only():
+    provider = parse_providers([{"slug": "a", "rate_limit": 5, "max_tokens": 6, "metadata": {}}]).providers[0]
+    assert provider.rate_limit is None and provider.max_tokens is None
 
 
 def test_duplicate_slugs_keep_the_first_and_count_the_rest():

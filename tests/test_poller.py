@@ -339,6 +339,82 @@ def test_bad_records_drop_only_themselves_and_are_counted(api, exporter_for, cap
     }
 
 
+def test_the_dropped_data_warning_names_the_providers(api, exporter_for, caplog):
+    api.set_data([dict(SEED_PROVIDERS[1], average_response_time_ms=-3), SEED_PROVIDERS[0]], SEED_STATS)
+    exporter = exporter_for(api)
+    with caplog.at_level("WARNING"):
+        exporter.poller.poll_once()
+    (line,) = [r for r in caplog.records if r.getMessage() == "Dropped invalid provider data"]
+    assert line.providers == ["anthropic"]
+
+
+def test_an_unrecognised_health_status_is_counted_and_warned_once_per_change(api, exporter_for, caplog):
+    exporter = exporter_for(api)
+
+    def poll_with(status):
+        api.set_data([dict(SEED_PROVIDERS[0], health_status=status), SEED_PROVIDERS[1]], SEED_STATS)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            exporter.poller.poll_once()
+        return [
+            (r.provider, r.health_status)
+            for r in caplog.records
+            if r.getMessage().startswith("Unrecognised provider health status")
+        ]
+
+    assert poll_with("offline") == [("openai", "offline")]
+    assert value(exporter, "gatewayz_provider_health_status", provider="openai") == 0
+    assert value(exporter, "gatewayz_provider_invalid_records_total") == 1
+    assert poll_with("offline") == []  # the same status again: counted, not warned
+    assert value(exporter, "gatewayz_provider_invalid_records_total") == 2
+    assert poll_with("on fire") == [("openai", "on fire")]
+    assert poll_with("healthy") == []
+    assert poll_with("on fire") == [("openai", "on fire")]  # a change back is news again
+
+
+def test_a_non_numeric_metadata_limit_leaves_its_gauge_out_quietly(api, exporter_for, caplog):
+    record = dict(SEED_PROVIDERS[0], metadata={"rate_limit": "unlimited", "max_tokens": 8})
+    api.set_data([record], SEED_STATS)
+    exporter = exporter_for(api)
+    with caplog.at_level("DEBUG", logger="gatewayz_exporter.poller"):
+        exporter.poller.poll_once()
+    assert value(exporter, "gatewayz_provider_rate_limit", provider="openai") is None
+    assert value(exporter, "gatewayz_provider_max_tokens", provider="openai") == 8
+    assert value(exporter, "gatewayz_provider_invalid_records_total") == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    (quiet,) = [r for r in caplog.records if r.getMessage().startswith("Left out provider fields")]
+    assert quiet.levelname == "DEBUG" and quiet.fields == {"rate_limit": 1}
+
+
+def test_more_provider_records_than_the_limit_are_refused_as_too_large(
+    api, exporter_for, caplog, monkeypatch
+):
+    from gatewayz_exporter import parse
+
+    monkeypatch.setattr(parse, "MAX_PROVIDER_RECORDS", 3)
+    api.set_data([{"slug": f"p{i}"} for i in range(4)], SEED_STATS)
+    exporter = exporter_for(api)
+    with caplog.at_level("WARNING"):
+        exporter.poller.poll_once()
+    assert errors(exporter, "providers", "too_large") == 1
+    (line,) = [r for r in caplog.records if r.getMessage() == "Provider API poll failed"]
+    assert line.reason == "too_large" and "more than 3" in line.cause
+    status = exporter.store.current.status["providers"]
+    assert (status.success, status.reason, status.status_code) == (False, "too_large", 200)
+
+
+def test_an_endpoint_status_keeps_the_latest_failure_reason_and_http_status(api, exporter_for):
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    ok = exporter.store.current.status["providers"]
+    assert (ok.success, ok.reason, ok.status_code) == (True, None, 200)
+    api.routes["/providers/"] = Reply(status=503, body={"detail": "down"})
+    exporter.poller.poll_once()
+    failed = exporter.store.current.status["providers"]
+    assert (failed.success, failed.reason, failed.status_code) == (False, "http_error", 503)
+    assert failed.last_success_monotonic == ok.last_success_monotonic
+
+
 def test_a_bad_stats_field_drops_only_its_series_and_is_counted(api, exporter_for):
     api.routes["/providers/stats"] = Reply(body={**SEED_STATS, "down": "one", "unknown": -1})
     exporter = exporter_for(api)

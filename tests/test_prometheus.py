@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -31,9 +32,60 @@ def test_promtool_checks_the_prometheus_config():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_checks_the_alert_rules():
-    result = promtool("check", "rules", "prometheus/alerts.yml")
+def rule_files() -> list[Path]:
+    """Every rule file under prometheus/ (not the promtool unit tests of them)."""
+    return sorted(p for p in (ROOT / "prometheus").glob("*.yml") if "groups" in yaml.safe_load(p.read_text()))
+
+
+def test_promtool_checks_every_rule_file():
+    files = rule_files()
+    assert {"alerts.yml", "recording_rules.yml"} <= {f.name for f in files}
+    result = promtool("check", "rules", *map(str, files))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+RUNBOOK_BASE = (
+    "https://github.com/Alpaca-Network/gatewayz-provider-metrics-exporter/blob/main/docs/runbook.md#"
+)
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings: lower case, punctuation dropped, spaces to '-'."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    return anchors
+
+
+def every_alert() -> list[tuple[str, dict]]:
+    return [
+        (path.name, rule)
+        for path in rule_files()
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+@pytest.mark.parametrize(
+    ("file", "rule"), every_alert(), ids=lambda x: x if isinstance(x, str) else x["alert"]
+)
+def test_every_alert_has_a_summary_a_severity_and_a_runbook_section(file, rule):
+    assert rule["labels"]["severity"] in ("critical", "warning", "none"), (file, rule["alert"])
+    assert rule["annotations"].get("summary"), (file, rule["alert"])
+    url = rule["annotations"]["runbook_url"]
+    assert url == RUNBOOK_BASE + rule["alert"].lower(), (file, url)
+    anchors = github_anchors((ROOT / "docs/runbook.md").read_text())
+    assert url.removeprefix(RUNBOOK_BASE) in anchors, f"docs/runbook.md has no section for {rule['alert']}"
+
+
+def test_the_runbook_anchors_follow_githubs_rules():
+    assert github_anchors("## GatewayzProviderDown\n### What it means: `x`") == {
+        "gatewayzproviderdown",
+        "what-it-means-x",
+    }
 
 
 def test_promtool_unit_tests_of_the_alert_rules_pass():
@@ -56,14 +108,15 @@ def test_every_alert_exporter_down_inhibits_keeps_firing_until_exporter_down_has
     rules = {
         r["alert"]: r
         for g in yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())["groups"]
+        if g["name"] in ("gatewayz-providers", "gatewayz-provider-exporter")
         for r in g["rules"]
     }
     exporter_down = rules.pop("GatewayzProviderExporterDown")
+    # The inhibitor: it fires at once, and must stop as soon as the data is back.
+    assert "for" not in rules.pop("GatewayzProviderDataUnknown")
     assert "keep_firing_for" not in exporter_down  # it must resolve as soon as the exporter is back
     config = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
-    skew = seconds(config["scrape_configs"][0]["scrape_interval"]) + seconds(
-        config["global"]["evaluation_interval"]
-    )
+    skew = seconds(exporter_job(config)["scrape_interval"]) + seconds(config["global"]["evaluation_interval"])
     needed = seconds(exporter_down["for"]) + skew
     short = {
         name: rule.get("keep_firing_for")
@@ -87,6 +140,7 @@ def test_the_recording_rules_produce_the_six_compatibility_names_with_status_lab
     for group in rules["groups"]:
         for rule in group["rules"]:
             produced.setdefault(rule["record"], set()).add(tuple(sorted(rule.get("labels", {}).items())))
+    assert produced.pop("gatewayz:providers_zero_when_data") == {()}  # the shared zero fallback
     assert produced == {
         "gatewayz_providers_by_health_status": {
             (("health_status", s),) for s in ("healthy", "degraded", "down", "unknown")
@@ -100,9 +154,25 @@ def test_the_recording_rules_produce_the_six_compatibility_names_with_status_lab
     }
 
 
-def test_prom_yml_has_the_seeds_job_exactly():
+def exporter_job(config: dict) -> dict:
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "provider_metrics"]
+    return job
+
+
+def test_prom_yml_has_the_seeds_job_exactly_and_scrapes_the_stack_itself():
     config = yaml.safe_load((ROOT / "prometheus/prom.yml").read_text())
-    (job,) = config["scrape_configs"]
+    job = exporter_job(config)
+    stack = {
+        j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"] if j is not job
+    }
+    assert stack == {
+        "prometheus": ["localhost:9090"],
+        "alertmanager": ["alertmanager:9093"],
+        "loki": ["loki:3100"],
+        "tempo": ["tempo:3200"],
+        "grafana": ["grafana:3000"],
+    }
+    assert config["global"]["external_labels"] == {"environment": "production"}
     assert job == {
         "job_name": "provider_metrics",
         "scheme": "http",
@@ -117,11 +187,7 @@ def test_prom_yml_has_the_seeds_job_exactly():
     assert alertmanagers["api_version"] == "v2"
 
 
-RULE_FILES = [
-    ROOT / "prometheus" / "alerts.yml",
-    ROOT / "prometheus" / "recording_rules.yml",
-    ROOT / "prometheus" / "status_alerts.yml",
-]
+RULE_FILES = rule_files()
 
 
 class Prometheus:
@@ -236,7 +302,8 @@ def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provid
         return rules if rules and not any(r["lastEvaluation"].startswith("0001") for r in rules) else None
 
     rules = prometheus._wait(evaluated_rules, "evaluating every rule")
-    assert len(rules) == 9 + 11 + 7  # alerts, compatibility recording rules, status alerts
+    shipped = sum(len(g["rules"]) for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"])
+    assert len(rules) == shipped
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
     alerts = prometheus._wait(
@@ -335,11 +402,58 @@ def run_prometheus_entrypoint(tmp_path: Path, **env: str) -> subprocess.Complete
     )
 
 
+def rendered(tmp_path: Path) -> dict:
+    return yaml.safe_load((tmp_path / "prometheus-config" / "prom.rendered.yml").read_text())
+
+
 def rendered_targets(tmp_path: Path) -> tuple[list[str], list[str]]:
-    config = yaml.safe_load((tmp_path / "prometheus-config" / "prom.rendered.yml").read_text())
-    (job,) = config["scrape_configs"]
+    config = rendered(tmp_path)
     (alertmanagers,) = config["alerting"]["alertmanagers"]
-    return job["static_configs"][0]["targets"], alertmanagers["static_configs"][0]["targets"]
+    return exporter_job(config)["static_configs"][0]["targets"], alertmanagers["static_configs"][0]["targets"]
+
+
+def test_the_entrypoint_sets_the_environment_label_the_stack_targets_and_the_external_url(tmp_path):
+    result = run_prometheus_entrypoint(
+        tmp_path,
+        ENVIRONMENT="staging",
+        PROMETHEUS_EXTERNAL_URL="https://prometheus.example.com",
+        PROMETHEUS_INTERNAL_URL="http://prometheus.railway.internal:9090",
+        ALERTMANAGER_INTERNAL_URL="http://alertmanager.railway.internal:9093",
+        LOKI_INTERNAL_URL="http://[fd12::2]:3100",
+        TEMPO_INTERNAL_URL="http://tempo.railway.internal:3200",
+        GRAFANA_INTERNAL_URL="http://grafana.railway.internal:3000",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--web.external-url=https://prometheus.example.com" in result.stdout
+    config = rendered(tmp_path)
+    assert config["global"]["external_labels"] == {"environment": "staging"}
+    assert {j["job_name"]: j["static_configs"][0]["targets"][0] for j in config["scrape_configs"]} == {
+        "provider_metrics": "provider-metrics-exporter:8001",
+        "prometheus": "prometheus.railway.internal:9090",
+        "alertmanager": "alertmanager.railway.internal:9093",
+        "loki": "[fd12::2]:3100",
+        "tempo": "tempo.railway.internal:3200",
+        "grafana": "grafana.railway.internal:3000",
+    }
+    default = run_prometheus_entrypoint(tmp_path)
+    assert default.returncode == 0 and "--web.external-url" not in default.stdout
+    assert rendered(tmp_path)["global"]["external_labels"] == {"environment": "production"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ENVIRONMENT", "prod'} x"),
+        ("ENVIRONMENT", "staging\nproduction"),
+        ("PROMETHEUS_EXTERNAL_URL", "javascript:alert(1)"),
+        ("PROMETHEUS_EXTERNAL_URL", "https://p.example.com\n"),
+        ("LOKI_INTERNAL_URL", "http://loki"),
+        ("GRAFANA_INTERNAL_URL", "http://grafana:3000/'] }"),
+    ],
+)
+def test_the_entrypoint_refuses_a_malformed_environment_or_url(tmp_path, name, value):
+    result = run_prometheus_entrypoint(tmp_path, **{name: value})
+    assert result.returncode == 2 and "args=" not in result.stdout and name in result.stderr
 
 
 def test_the_entrypoint_takes_its_targets_from_the_environment_ipv6_literals_included(tmp_path):

@@ -133,6 +133,8 @@ def basic(user, password):
         ),
         ({"basic_auth_users": {"prometheus": "$2b$12$" + "!" * 53}}, "must be a bcrypt hash"),
         ({"basic_auth_users": {"prometheus": "$2b$99$" + "a" * 53}}, "must be a bcrypt hash"),
+        ({"basic_auth_users": {"prometheus": "$2b$15$" + "a" * 53}}, "bcrypt cost 15 is above 14"),
+        ({"basic_auth_users": {"prometheus": "$2y$31$" + "a" * 53}}, "bcrypt cost 31 is above 14"),
     ],
 )
 def test_a_bad_web_config_is_refused_with_the_problem_named(certs, document, problem):
@@ -213,6 +215,13 @@ def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys)
     assert main([], env={"ADMIN_KEY": TEST_KEY, "WEB_CONFIG_FILE": "/nope.yml"}) == 2
 
 
+def test_a_bcrypt_cost_above_14_stops_start_up_with_exit_code_2(tmp_path, capsys):
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": "$2b$16$" + "a" * 53}})
+    assert main([], env={"ADMIN_KEY": TEST_KEY, "WEB_CONFIG_FILE": path}) == 2
+    err = capsys.readouterr().err
+    assert "bcrypt cost 16 is above 14" in err and len(err.strip().splitlines()) == 1
+
+
 def test_tls_versions_in_the_wrong_order_stop_start_up_with_exit_code_2(certs, capsys):
     tls = {
         "cert_file": "server.crt",
@@ -273,7 +282,7 @@ def test_verified_credentials_are_cached_by_digest_and_a_repeated_failure_costs_
 
 
 def test_failures_never_push_a_verified_pair_out_of_the_cache():
-    from gatewayz_exporter.webconfig import CredentialVerifier, parse_basic
+    from gatewayz_exporter.credentials import CredentialVerifier, parse_basic
 
     calls = []
 
@@ -364,7 +373,7 @@ class Clock:
 
 def gate_and_verifier(checkpw, **limits):
     from gatewayz_exporter.auth import AuthGate
-    from gatewayz_exporter.webconfig import CredentialVerifier
+    from gatewayz_exporter.credentials import CredentialVerifier
 
     clock = Clock()
     gate = AuthGate(monotonic=clock, **limits)
@@ -445,12 +454,14 @@ def test_a_missing_or_malformed_header_is_denied_without_bcrypt_or_budget():
         ("2001:db8::1", "2001:db8:0:1::1", False),
         ("::ffff:127.0.0.1", "127.0.0.1", True),  # IPv4 on a dual-stack socket
         ("127.0.0.1", "127.0.0.2", False),
+        ("64:ff9b::192.0.2.1", "64:ff9b::192.0.2.2", False),  # NAT64: IPv4 hosts behind one gateway
+        ("64:ff9b::c000:201", "192.0.2.1", True),
     ],
 )
-def test_ipv6_clients_are_throttled_per_64(first, second, shared):
-    from gatewayz_exporter.auth import address_key
+def test_ipv6_clients_are_throttled_per_64_and_nat64_clients_per_ipv4(first, second, shared):
+    from gatewayz_exporter.addresses import client_key
 
-    assert (address_key(first) == address_key(second)) is shared
+    assert (client_key(first) == client_key(second)) is shared
 
 
 def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
@@ -481,18 +492,25 @@ def test_bcrypt_checks_in_flight_are_bounded_and_the_rest_answered_at_once():
     assert sorted(v.value for v in verdicts) == ["denied"] * 4 + ["throttled"] * 6
 
 
+def right_at_once_wrong_when_released(release: threading.Event):
+    """A bcrypt stand-in: the right password passes at once, a wrong one fails once ``release`` is set."""
+
+    def check(password: bytes, hashed: bytes) -> bool:
+        if password == PASSWORD.encode():
+            return True
+        release.wait(10)
+        return False
+
+    return check
+
+
 def test_a_flood_from_many_addresses_leaves_a_lane_for_an_address_with_no_failures():
     """A scraper whose credentials are not verified yet (after a restart or a password change)
     must get through while wrong passwords from many addresses keep the shared checks full."""
     from gatewayz_exporter.auth import Verdict
 
     release = threading.Event()
-
-    def slow_unless_right(password: bytes, hashed: bytes) -> bool:
-        if password == PASSWORD.encode():
-            return True
-        release.wait(10)
-        return False
+    slow_unless_right = right_at_once_wrong_when_released(release)
 
     gate, verifier, _ = gate_and_verifier(slow_unless_right, workers=2, max_pending=4, reserved=1)
 
@@ -519,6 +537,71 @@ def test_a_flood_from_many_addresses_leaves_a_lane_for_an_address_with_no_failur
         gate.close()
     assert throttled == [Verdict.THROTTLED] * 6  # the shared checks are full (4 in flight)
     assert scraper is Verdict.ALLOWED
+
+
+_EXIT_WHILE_CHECKING = """
+import asyncio, base64, time
+from gatewayz_exporter.auth import AuthGate
+from gatewayz_exporter.credentials import CredentialVerifier
+
+def endless(password, hashed):
+    time.sleep(120)
+    return False
+
+verifier = CredentialVerifier({"prometheus": b"$2b$04$" + b"a" * 53}, checkpw=endless)
+gate = AuthGate()
+
+async def main():
+    asyncio.ensure_future(gate.check(verifier, b"Basic " + base64.b64encode(b"prometheus:wrong"), "10.0.0.1"))
+    await asyncio.sleep(0.2)
+
+asyncio.new_event_loop().run_until_complete(main())
+gate.close()
+print("leaving", flush=True)
+"""
+
+
+def test_a_bcrypt_check_in_progress_does_not_keep_the_process_alive_at_exit():
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_WHILE_CHECKING], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout == "leaving\n", result.stderr
+    assert time.monotonic() - started < 20  # the check alone would take 120 s
+
+
+def test_address_churn_within_one_network_cannot_win_back_the_lane_for_addresses_with_no_failures():
+    """An attacker with a /48 (65,536 /64s) fails once from each of many /64s; however many it
+    goes through, its next fresh /64 is not taken for a first login, so the lane stays free."""
+    from gatewayz_exporter.auth import Verdict
+
+    release = threading.Event()
+    slow_unless_right = right_at_once_wrong_when_released(release)
+
+    gate, verifier, _ = gate_and_verifier(
+        slow_unless_right, workers=1, max_pending=1, reserved=1, max_addresses=64
+    )
+
+    async def churn():
+        release.set()
+        for i in range(300):  # more /64s than the table holds
+            address = f"2001:db8:7:{i:x}::1"
+            assert await gate.check(verifier, header(f"first {i}"), address) is Verdict.DENIED
+        release.clear()
+        fresh = [
+            asyncio.ensure_future(gate.check(verifier, header(f"fresh {i}"), f"2001:db8:7:{0x1000 + i:x}::1"))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        scraper = await asyncio.wait_for(gate.check(verifier, header(PASSWORD), "2001:db8:9::1"), 5)
+        release.set()
+        await asyncio.gather(*fresh)
+        return scraper
+
+    try:
+        assert asyncio.run(churn()) is Verdict.ALLOWED
+    finally:
+        gate.close()
 
 
 def test_the_table_of_addresses_stays_bounded():
@@ -600,6 +683,11 @@ def test_a_rotated_certificate_is_presented_on_the_next_connection(certs, served
         ("basic_auth_users: [unclosed", "not valid YAML"),
         ("", "the file is empty"),  # mid-rewrite: it must not open /metrics to everyone
         ("basic_auth_users:\n  prometheus: not-a-hash\n", "must be a bcrypt hash"),
+        ("basic_auth_users:\n  prometheus: $2b$15$" + "a" * 53 + "\n", "bcrypt cost 15 is above 14"),
+        # Half-written or meant, an edit that leaves no users must not open /metrics to everyone.
+        ("basic_auth_users:\n", "restart to turn authentication off"),
+        ("basic_auth_users: null\ntls_server_config: null\n", "restart to turn authentication off"),
+        ("basic_auth_users: {}\n", "restart to turn authentication off"),
     ],
 )
 def test_a_broken_edit_keeps_the_last_good_config_and_logs_one_error(tmp_path, served, caplog, edit, problem):

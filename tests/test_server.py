@@ -1,11 +1,9 @@
 """The HTTP server: routes, readiness, negotiation, and never waiting on the API."""
 
 import gzip
-import re
 import socket
 import threading
 import time
-from types import MappingProxyType
 
 import pytest
 import requests
@@ -34,69 +32,6 @@ def test_landing_page_links_the_endpoints(running):
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
     for link in ("/metrics", "/healthz", "/readyz"):
         assert f'href="{link}"' in response.text
-
-
-def test_landing_page_shows_version_mode_each_endpoints_last_poll_and_the_provider_count(api, running):
-    from conftest import TEST_KEY
-
-    from gatewayz_exporter import __version__
-
-    api.routes["/providers/stats"] = Reply(500, b"down")
-    running.poller.poll_once()
-    page = requests.get(running.base + "/", timeout=5).text
-    host = api.url.removeprefix("http://")
-    assert f"Version {__version__}; API host {host}." in page
-    assert api.url not in page and TEST_KEY not in page
-    assert "Providers: 4" in page
-    assert re.search(r"<td>providers</td><td>ok</td><td></td><td>\d+ s ago</td>", page)
-    assert re.search(r"<td>stats</td><td>failed</td><td>http_error</td><td>\d+ s ago</td>", page)
-
-
-def test_the_mode_names_the_api_host_only_never_credentials_paths_or_keys():
-    from gatewayz_exporter.landing import describe_api
-
-    assert describe_api("https://user:secret@api.example.com:8443/v1?key=abc", demo=False) == (
-        "API host api.example.com:8443"
-    )
-    assert describe_api("https://[2001:db8::1]/x", demo=False) == "API host [2001:db8::1]"
-    assert describe_api("https://api.gatewayz.ai", demo=True).startswith("demo")
-
-
-def test_landing_page_escapes_html_and_ages_polls_with_the_injected_clock():
-    from gatewayz_exporter.landing import LandingPage, PollHistory
-    from gatewayz_exporter.model import ENDPOINTS, EndpointStatus, Provider, Snapshot
-
-    now = [100.0]
-    history = PollHistory(monotonic=lambda: now[0])
-    first = Snapshot(
-        1,
-        providers=(Provider("a"),),
-        status=MappingProxyType({e: EndpointStatus(True, True, 0.1, 1.0, 100.0) for e in ENDPOINTS}),
-    )
-    history.observe(first)
-    now[0] = 130.0
-    errors = dict(first.errors)
-    errors[("stats", "rate_limited")] += 1
-    stats_failed = EndpointStatus(True, False, 0.1, 1.0, 100.0)
-    second = Snapshot(
-        2,
-        providers=first.providers,
-        status=MappingProxyType({"providers": first.status["providers"], "stats": stats_failed}),
-        errors=MappingProxyType(errors),
-    )
-    history.observe(second)  # providers waited out a Retry-After: same status object, same age
-    now[0] = 160.0
-    page = (
-        LandingPage(
-            lambda: second, history, version="<b>1</b>", mode="<script>x</script>", monotonic=lambda: now[0]
-        )
-        .render()
-        .decode()
-    )
-    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page and "&lt;b&gt;1" in page
-    assert "<td>providers</td><td>ok</td><td></td><td>60 s ago</td>" in page
-    assert "<td>stats</td><td>failed</td><td>rate_limited</td><td>30 s ago</td>" in page
-    assert "Providers: 1" in page
 
 
 def test_unknown_paths_and_methods_get_404_and_405(running):

@@ -8,9 +8,7 @@ import time
 
 import pytest
 from conftest import TEST_KEY, FakeApi, FakeClock, Reply, every_status_series
-from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics import exposition as om
-from prometheus_client.registry import CollectorRegistry
+from oracle import oracle_text
 
 from gatewayz_exporter.client import ApiClient
 from gatewayz_exporter.config import Config, ConfigError
@@ -464,9 +462,8 @@ def test_demo_down_keeps_a_provider_down_in_the_registry_and_in_major_outage():
 
 
 def reference_exposition(exporter, openmetrics: bool) -> str:
-    registry = CollectorRegistry()
-    registry.register(exporter.collector)
-    return (om.generate_latest if openmetrics else generate_latest)(registry).decode()
+    """What prometheus_client writes for the exporter's newest snapshot and status reading."""
+    return oracle_text(exporter.collector, openmetrics)
 
 
 @pytest.mark.parametrize("openmetrics", [False, True])

@@ -34,7 +34,7 @@ def test_promtool_checks_the_status_rules_and_their_unit_tests_pass():
 
 def test_every_status_alert_names_provider_and_gateway_and_links_its_runbook_section():
     runbook = (ROOT / "docs/runbook.md").read_text()
-    sections = set(re.findall(r"^### (\w+)$", runbook, re.MULTILINE))
+    sections = set(re.findall(r"^## (\w+)$", runbook, re.MULTILINE))
     for rule in status_rules():
         name, labels, annotations = rule["alert"], rule["labels"], rule["annotations"]
         assert labels["severity"] in ("critical", "warning"), name
@@ -46,7 +46,7 @@ def test_every_status_alert_names_provider_and_gateway_and_links_its_runbook_sec
         ), name
         assert annotations["runbook_url"] == RUNBOOK + name.lower(), name
         assert name in sections, name
-        section = runbook.split(f"### {name}\n", 1)[1].split("\n### ", 1)[0]
+        section = runbook.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         for part in ("**What it means.**", "**First three commands.**", "**Escalate**"):
             assert part in section, (name, part)
 

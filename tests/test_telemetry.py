@@ -18,20 +18,26 @@ from receivers import LokiReceiver, OtlpReceiver
 from gatewayz_exporter.app import build
 from gatewayz_exporter.logs import configure_logging
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
-from gatewayz_exporter.telemetry import Telemetry, TelemetryError, tracing_settings
+from gatewayz_exporter.process import install_log_hooks, sanitize_captured_headers
+from gatewayz_exporter.telemetry import SANITIZE_VARIABLE, Telemetry, TelemetryError, tracing_settings
 
 
 @pytest.fixture
 def root_logging():
     """Let a test replace the root logger's handlers; put pytest's back afterwards."""
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+    saved = (list(root.handlers), root.level, threading.excepthook)
+    hooked = [logging.getLogger(name) for name in ("urllib3.connection", "opentelemetry.util.re")]
+    filters = [list(logger.filters) for logger in hooked]
     yield
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in saved[0]:
         root.addHandler(handler)
     root.setLevel(saved[1])
+    threading.excepthook = saved[2]
+    for logger, kept in zip(hooked, filters, strict=True):
+        logger.filters[:] = kept
 
 
 @pytest.fixture
@@ -50,9 +56,15 @@ def otlp():
 
 @pytest.fixture
 def otel_env(monkeypatch):
-    """``otel_env(**variables)``: set OTEL_* in the process environment, where the SDK reads them."""
+    """``otel_env(**variables)``: set OTEL_* in the process environment, where the SDK reads them.
+
+    The sanitize list starts as app.main leaves it.
+    """
     for name in [n for n in os.environ if n.startswith("OTEL_")]:
         monkeypatch.delenv(name)
+    sanitized: dict[str, str] = {}
+    sanitize_captured_headers(sanitized)
+    monkeypatch.setenv(SANITIZE_VARIABLE, sanitized[SANITIZE_VARIABLE])
 
     def set_env(**variables):
         for name, value in variables.items():
@@ -73,6 +85,7 @@ def telemetry_exporter(api, root_logging, otel_env):
 
     def make(**env):
         config = make_config(api.url, **{k: v for k, v in env.items() if not k.startswith("OTEL_")})
+        install_log_hooks()  # what app.main does before tracing starts
         telemetry = Telemetry.from_config(
             config, otel_env(**{k: v for k, v in env.items() if k.startswith("OTEL_")})
         )
@@ -111,6 +124,7 @@ def test_every_stdout_line_is_one_json_object_with_the_seed_fields(root_logging)
 def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
     stream = io.StringIO()
     configure_logging("INFO", stream)
+    install_log_hooks()
 
     def crash():
         raise RuntimeError("boom")
@@ -135,6 +149,7 @@ def test_an_odd_response_header_puts_no_traceback_in_the_log(api, root_logging, 
     api.routes["/providers/"] = Reply(raw=no_colon)
     stream = io.StringIO()
     configure_logging(level, stream)
+    install_log_hooks()
     exporter = build(make_config(api.url))
     try:
         exporter.poller.poll_once()
@@ -543,3 +558,33 @@ def test_a_malformed_otlp_header_is_reported_without_its_value(telemetry_exporte
     warnings = [r.getMessage() for r in caplog.records if r.name == "opentelemetry.util.re"]
     assert warnings, "the SDK no longer warns about a malformed header: this test needs another trigger"
     assert all("OTEL_EXPORTER_OTLP_HEADERS" in w and "sekrit" not in w for w in warnings), warnings
+
+
+def test_importing_the_package_changes_nothing_process_wide():
+    code = (
+        "import logging, os, sys, threading\n"
+        "hook = threading.excepthook\n"
+        "import gatewayz_exporter.app, gatewayz_exporter.telemetry, gatewayz_exporter.exposition\n"
+        "assert threading.excepthook is hook\n"
+        "assert not logging.getLogger('urllib3.connection').filters\n"
+        "assert not logging.getLogger('opentelemetry.util.re').filters\n"
+        f"assert {SANITIZE_VARIABLE!r} not in os.environ\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != SANITIZE_VARIABLE}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def test_tracing_refuses_to_start_unless_credential_headers_are_sanitized(api, otel_env, monkeypatch):
+    env = otel_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    monkeypatch.setenv(SANITIZE_VARIABLE, "x-session")
+    with pytest.raises(TelemetryError, match=SANITIZE_VARIABLE):
+        Telemetry.from_config(make_config(api.url), env)
+
+
+def test_the_sanitize_list_is_extended_never_replaced():
+    environ = {SANITIZE_VARIABLE: "x-session"}
+    sanitize_captured_headers(environ)
+    assert environ[SANITIZE_VARIABLE].startswith("x-session,authorization,")
+    once = dict(environ)
+    sanitize_captured_headers(environ)
+    assert environ == once
