@@ -6,8 +6,9 @@
 # At least one channel:
 #   Slack:  SLACK_WEBHOOK_URL_FILE (a mounted secret file) or SLACK_WEBHOOK_URL;
 #           optional SLACK_CHANNEL_CRITICAL, SLACK_CHANNEL_WARNING (default: the webhook's channel).
-#   Email:  ALERT_EMAIL_TO (comma-separated addresses), SMTP_HOST, SMTP_FROM (an address, or
-#           "Name <address>"), the SMTP password: SMTP_PASSWORD_FILE or SMTP_PASSWORD (unless
+#   Email:  ALERT_EMAIL_TO (comma-separated, each an address or "Name <address>"), SMTP_HOST
+#           (a host name or an IPv6 address, in brackets to add a port), SMTP_FROM (an address,
+#           or "Name <address>"), the SMTP password: SMTP_PASSWORD_FILE or SMTP_PASSWORD (unless
 #           SMTP_USERNAME is empty); optional SMTP_PORT (587; or SMTP_HOST=host:port),
 #           SMTP_USERNAME (none: no SMTP AUTH), SMTP_REQUIRE_TLS (STARTTLS required: true,
 #           except on port 465, which is TLS already).
@@ -16,7 +17,7 @@
 #            empty or without a host, as Railway's https://${{grafana.RAILWAY_PUBLIC_DOMAIN}} is
 #            until Grafana has a public domain: messages go out without them),
 #            ALERTMANAGER_EXTERNAL_URL (--web.external-url: Alertmanager's own links).
-# Every missing or malformed value is named in one message and start-up stops (exit 2).
+# Every missing or malformed value is named, one line each, and start-up stops (exit 2).
 # Values are checked against strict patterns, so none can change the YAML they land in.
 # Secret values are never printed; secrets given as variables are written to files with
 # mode 0600 and removed from the environment Alertmanager runs with.
@@ -27,9 +28,10 @@ runtime_dir="${ALERTMANAGER_RUNTIME_DIR:-/tmp/alertmanager}"
 alertmanager="${ALERTMANAGER_BIN:-/bin/alertmanager}"
 amtool="${AMTOOL_BIN:-/bin/amtool}"
 
+# Each problem is a line of its own, naming its variable (a log viewer may show one line alone).
 problems=""
 problem() { problems="$problems
-  - $*"; }
+alertmanager entrypoint: cannot start: $*"; }
 newline='
 '
 
@@ -60,7 +62,14 @@ if [ -z "${SMTP_PASSWORD:-}" ] && [ -z "${SMTP_PASSWORD_FILE:-}" ] && [ -n "${GF
 fi
 unset GF_SMTP_PASSWORD
 SMTP_HOST="${SMTP_HOST:-}"
+# host:port, [IPv6]:port, [IPv6], or a bare IPv6 address (more than one colon: no port in it).
 case "$SMTP_HOST" in
+    \[*\]:*)
+        SMTP_PORT="${SMTP_PORT:-${SMTP_HOST##*\]:}}"
+        SMTP_HOST="${SMTP_HOST%:*}"
+        ;;
+    \[*\]) ;;
+    *:*:*) SMTP_HOST="[$SMTP_HOST]" ;;
     *:*)
         SMTP_PORT="${SMTP_PORT:-${SMTP_HOST##*:}}"
         SMTP_HOST="${SMTP_HOST%:*}"
@@ -94,10 +103,11 @@ if [ "$slack" = false ] && [ "$email" = false ]; then
 fi
 
 address='[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+'
+mailbox="($address|[A-Za-z0-9][A-Za-z0-9 ._()-]* <$address>)"
 if [ "$email" = true ]; then
-    check ALERT_EMAIL_TO "^$address(,$address)*\$" "a comma-separated list of email addresses"
-    check SMTP_FROM "^($address|[A-Za-z0-9][A-Za-z0-9 ._()-]* <$address>)\$" "an email address or \"Name <address>\""
-    check SMTP_HOST '^[A-Za-z0-9][A-Za-z0-9.-]*$' "a host name"
+    check ALERT_EMAIL_TO "^$mailbox(,$mailbox)*\$" "a comma-separated list of email addresses (each may be \"Name <address>\")"
+    check SMTP_FROM "^$mailbox\$" "an email address or \"Name <address>\""
+    check SMTP_HOST '^([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])$' "a host name or an IPv6 address"
     check SMTP_PORT '^[0-9]{1,5}$' "a port number"
     check SMTP_REQUIRE_TLS '^(true|false)$' "true or false"
 fi
@@ -111,8 +121,16 @@ done
 SLACK_CHANNEL_CRITICAL="${SLACK_CHANNEL_CRITICAL:-}"
 SLACK_CHANNEL_WARNING="${SLACK_CHANNEL_WARNING:-}"
 HEARTBEAT_URL="${HEARTBEAT_URL:-}"
-if [ -n "$HEARTBEAT_URL" ] && ! matches "$HEARTBEAT_URL" '^https?://[A-Za-z0-9][A-Za-z0-9.:/_~%?=+-]*$'; then
-    problem "HEARTBEAT_URL is not an http(s) URL with a host (a healthchecks-style ping URL)"
+# A URL's characters except quotes, spaces and a user:password@ part (the start-up line prints
+# the host). "&" and "$" are harmless in YAML's single quotes; "&" is escaped for sed below.
+if [ -n "$HEARTBEAT_URL" ] && ! matches "$HEARTBEAT_URL" '^https?://([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][][A-Za-z0-9._~:/?#!$&()*+,;=%@-]*)?$'; then
+    problem "HEARTBEAT_URL is not an http(s) URL with a host and no user:password@ (a healthchecks-style ping URL)"
+fi
+heartbeat_replacement="$(printf '%s' "$HEARTBEAT_URL" | sed 's/&/\\&/g')"
+# The webhook URL is a secret (never printed) but must still be a URL: Alertmanager reads it
+# only when a message is due, too late to learn of a typo.
+if [ -n "${SLACK_WEBHOOK_URL:-}" ] && ! matches "$SLACK_WEBHOOK_URL" '^https?://[A-Za-z0-9[][^[:space:]]*$'; then
+    problem "SLACK_WEBHOOK_URL is not an http(s) URL (value not shown)"
 fi
 if [ -n "$GRAFANA_URL" ]; then
     check GRAFANA_URL '^https?://[A-Za-z0-9][A-Za-z0-9.:/_-]*$' "an http(s) URL with a host"
@@ -160,7 +178,7 @@ else
 fi
 
 if [ -n "$problems" ]; then
-    echo "alertmanager entrypoint: cannot start, fix these variables:$problems" >&2
+    printf '%s\n' "${problems#"$newline"}" >&2
     exit 2
 fi
 
@@ -175,7 +193,7 @@ if [ -z "$HEARTBEAT_URL" ]; then off heartbeat; fi
 
 render() {
     sed -f "$blocks" \
-        -e "s|https://heartbeat.invalid/\${HEARTBEAT_URL}|$HEARTBEAT_URL|g" \
+        -e "s|https://heartbeat.invalid/\${HEARTBEAT_URL}|$heartbeat_replacement|g" \
         -e "s|\${SLACK_CHANNEL_CRITICAL}|$SLACK_CHANNEL_CRITICAL|g" \
         -e "s|\${SLACK_CHANNEL_WARNING}|$SLACK_CHANNEL_WARNING|g" \
         -e "s|\${ALERT_EMAIL_TO}|$ALERT_EMAIL_TO|g" \

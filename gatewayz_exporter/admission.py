@@ -5,10 +5,15 @@ connection is doing (``waiting``, ``serving``, ``stalled``, ``scraped``) with th
 loop's time, and it answers ``admit`` and hands out handshake slots, closing
 connections only through the ``Member`` methods.
 
-At the cap, a newcomer from an address holding fewer connections than the
-busiest address takes one from the busiest: that address is over its share,
-whatever its connections are doing. A newcomer from the busiest address (or one
-tied with it) may only replace its own address's connections, and only one that
+At the cap, a newcomer from a network holding fewer connections than the
+busiest network (IPv4 /24, IPv6 /48, as ``addresses.client_group`` names them)
+takes one from that network's busiest address; within the newcomer's own
+network, a newcomer from an address holding fewer than the busiest address takes
+one from the busiest. That address is over its share, whatever its connections
+are doing: a host with many addresses of one network (an IPv6 /48 holds 65,536
+/64s) cannot spread a flood thin enough to tie with a scraper holding one
+connection. A newcomer from the busiest address of the busiest network (or one
+tied with them) may only replace its own address's connections, and only one that
 has waited longer than EVICT_GRACE for a request, stopped reading its answer, or
 sent requests back to back for longer than EVICT_GRACE; otherwise it is refused.
 Within an address, a connection that recently received a ``/metrics`` answer is
@@ -23,7 +28,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from typing import Protocol
 
-from .addresses import client_key
+from .addresses import client_group, client_key
 
 log = logging.getLogger("gatewayz_exporter.server")
 
@@ -68,6 +73,8 @@ class Admission:
         self._report: Report = report or (lambda *args, **kwargs: None)
         self._key: dict[Member, str] = {}
         self._per_key: Counter[str] = Counter()
+        self._per_group: Counter[str] = Counter()
+        self._keys_of: dict[str, Counter[str]] = {}  # network -> its addresses' counts
         # Each longest first: waiting for a request (handshake, head, idle keep-alive) since;
         # peer stopped taking what is written since; sending requests back to back since.
         self._waiting: OrderedDict[Member, float] = OrderedDict()
@@ -100,6 +107,9 @@ class Admission:
             return False
         self._key[member] = key
         self._per_key[key] += 1
+        group = client_group(key)
+        self._per_group[group] += 1
+        self._keys_of.setdefault(group, Counter())[key] += 1
         self.waiting(member)
         return True
 
@@ -110,6 +120,13 @@ class Admission:
             self._per_key[key] -= 1
             if self._per_key[key] <= 0:
                 del self._per_key[key]
+            group = client_group(key)
+            self._per_group[group] -= 1
+            self._keys_of[group][key] -= 1
+            if self._keys_of[group][key] <= 0:
+                del self._keys_of[group][key]
+            if self._per_group[group] <= 0:
+                del self._per_group[group], self._keys_of[group]
         for table in (self._waiting, self._stalled, self._busy, self._scraped):
             table.pop(member, None)
         self.handshake_finished(member)
@@ -150,8 +167,12 @@ class Admission:
             self._scraped[member] = self._clock()
 
     def _make_room(self, key: str, now: float) -> bool:
-        busiest, held = self._per_key.most_common(1)[0]
-        if self._per_key[key] < held:
+        group = client_group(key)
+        heaviest, total = self._per_group.most_common(1)[0]
+        if self._per_group[group] < total:
+            group = heaviest  # the newcomer's network holds less: take from the heaviest network
+        busiest, held = self._keys_of[group].most_common(1)[0]
+        if group != client_group(key) or self._per_key[key] < held:
             victim = self._victim(busiest, now, grace=0.0)  # over its share: any of its connections
         else:
             victim = self._victim(key, now, grace=EVICT_GRACE)

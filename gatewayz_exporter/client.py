@@ -35,7 +35,7 @@ from .failures import (
     content_length,
     parse_retry_after,
 )
-from .parse import decode_json
+from .parse import PayloadError, decode_json
 from .transport import Flight, Resolver, TrackingAdapter, current, take_location
 
 __all__ = ["MAX_RETRY_AFTER_SECONDS", "ApiClient", "FetchResult", "PendingFetch", "is_loopback_url"]
@@ -323,6 +323,8 @@ class ApiClient:
     def _decode(body: bytearray) -> object:
         try:
             return decode_json(body)  # what json.loads accepts; an array as raw records, parsed later
+        except PayloadError as refused:  # too many records, or too dense to build
+            raise Failure(refused.reason, 200, cause=str(refused)) from None
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise Failure("invalid_json", 200) from None
 

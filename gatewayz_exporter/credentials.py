@@ -20,7 +20,9 @@ FAILURE_CACHE_SIZE = 4096
 # hashes and passwords work in both. (bcrypt 5 for Python raises instead of truncating.)
 BCRYPT_MAX_PASSWORD_BYTES = 72
 # A well-formed bcrypt hash: checked by shape, never by running bcrypt, so a reload costs nothing.
-BCRYPT_HASH = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# The salt is 22 characters for 16 bytes: its last one carries 2 bits and four zero bits, so it
+# is one of ".Oeu"; bcrypt refuses any other (every check would fail) and so does this.
+BCRYPT_HASH = re.compile(rb"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{21}[.Oeu][./A-Za-z0-9]{31}")
 # A check at cost 14 takes about a second; each step up doubles it. Costlier hashes would let
 # a few wrong passwords occupy the bcrypt workers for minutes (and a check cannot be interrupted).
 MAX_BCRYPT_COST = 14

@@ -94,6 +94,8 @@ class LokiPusher:
             connection.request("POST", self._path, body=body, headers=self._headers)
             response = connection.getresponse()
             response.read(64 * 1024)
+            if expired.is_set():  # the cut ended the head or body early: http.client takes that as their end
+                raise TimeoutError("Loki push deadline passed")
             return response.status
         except (OSError, http.client.HTTPException):
             if expired.is_set():

@@ -10,6 +10,8 @@ into a typed struct (``records``); a record the struct cannot hold is decoded
 with ``json`` instead. Either way ``fields.judge_provider`` judges it. A
 ``RecordMemo`` (owned by the poller) keeps each record's result by a digest of
 its bytes, so records unchanged since the previous payload are not judged again.
+Before anything is built, a big body packed with brackets, or with more records
+than the limit, is refused (``too_large``): memory follows the body's size.
 
 A new payload kind gets a ``parse_<kind>`` here that judges its fields with a
 ``fields.FieldJudge`` (adding any new rule to ``fields``), whatever decoded it.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +58,23 @@ class TooManyRecords(PayloadError):
     """More provider records than ``MAX_PROVIDER_RECORDS``."""
 
     reason = "too_large"
+
+
+class TooDense(PayloadError):
+    """A body whose decoded values would cost far more memory than its bytes."""
+
+    reason = "too_large"
+
+
+# Some JSON is far bigger decoded than written: "0," is one raw slice of about 72 bytes
+# when an array is split, "{}," a Python dict of 64 when json builds it. Bodies packed
+# with such values are measured before anything is built, so the memory a poll takes
+# stays proportional to its body. A real payload has a comma every 30 bytes or so
+# and a bracket every few hundred.
+_BYTES_PER_BRACKET = 16  # denser than this: refused (too_large), whatever would decode it
+_BYTES_PER_COMMA = 6  # denser than this: count the records before splitting the array
+_DENSITY_MIN_BYTES = 64 * 1024  # smaller bodies cost little however they are built
+_LEADING_WHITESPACE = re.compile(rb"[ \t\r\n]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,21 +147,55 @@ def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY
     the recursion limit) and anything that is not an array.
     """
     if len(body) < raw_array_min_bytes:
-        return json.loads(body)
+        return _loads(body)
     from . import records
 
+    _refuse_too_many_records(body, records.count_elements)
     try:
         items = _deeper(_STACK_MARGIN, records.split_array, body)
     except (*records.DECODE_ERRORS, RecursionError):
-        return json.loads(body)
+        return _loads(body)
     # msgspec does not check the UTF-8 of strings it skips; json.loads would reject
     # the whole body for a bad byte (it lets encoded surrogates through).
     if not body.isascii() and not _is_utf8(body):
-        return json.loads(body)  # raises, with json's message
+        return _loads(body)  # raises, with json's message
     # Nor does it mind an integer too long for int(), which json.loads rejects.
     if _may_hold_a_long_integer(body):
-        return json.loads(body)  # raises when it is one; a long run of digits in a string is fine
+        return _loads(body)  # raises when it is one; a long run of digits in a string is fine
     return RawArray(items)
+
+
+def _loads(text: bytes | bytearray | str) -> object:
+    """``json.loads``, refusing (``TooDense``) a big text packed with objects and arrays."""
+    _refuse_dense(text)
+    return json.loads(text)
+
+
+def _refuse_dense(text: bytes | bytearray | str) -> None:
+    """Raise ``TooDense`` for a big text with more brackets than one per ``_BYTES_PER_BRACKET`` bytes.
+
+    Brackets in strings count too: an upper bound, found at the speed of memchr.
+    """
+    if len(text) < _DENSITY_MIN_BYTES:
+        return
+    if isinstance(text, str):
+        brackets = text.count("{") + text.count("[")
+    else:
+        brackets = text.count(b"{") + text.count(b"[")
+    if brackets * _BYTES_PER_BRACKET > len(text):
+        raise TooDense(f"{brackets} brackets in {len(text)} bytes, too many to build")
+
+
+def _refuse_too_many_records(body: bytes | bytearray, count: Callable[[memoryview], int | None]) -> None:
+    """Raise ``TooManyRecords`` before a body packed with more than the limit is split into slices."""
+    if len(body) < _DENSITY_MIN_BYTES or body.count(b",") * _BYTES_PER_COMMA <= len(body):
+        return  # at most one slice per 6 bytes: splitting costs a few times the body at most
+    _refuse_dense(body)  # counting would be slow among many brackets; json could not build them either
+    start = _LEADING_WHITESPACE.match(body).end()  # type: ignore[union-attr]  # matches the empty string
+    with memoryview(body) as view:
+        records = count(view[start:])
+    if records is not None and records > MAX_PROVIDER_RECORDS:
+        raise TooManyRecords(f"{records} provider records, more than {MAX_PROVIDER_RECORDS}")
 
 
 # Records are parsed later, deeper in the poller's stack than the body is decoded
@@ -211,7 +265,9 @@ def _parse_raw(
     try:
         # The body is UTF-8 (decode_json checked it as json.loads reads it), so json.loads would
         # find the same encoding in each record; decoding directly skips its per-call detection.
-        record = json.loads(str(raw, "utf-8", "surrogatepass"))
+        record = _loads(str(raw, "utf-8", "surrogatepass"))
+    except PayloadError:
+        raise
     except (ValueError, RecursionError):
         raise InvalidJson("a record json cannot decode") from None
     return parse_provider(record)

@@ -16,7 +16,8 @@ Like exporter-toolkit, the file (and the certificate, key and CA files it
 names) is re-read when it changes: ``WebConfigReloader.current()`` is asked on
 every connection and request, so a rotated certificate or a changed password
 applies to the next one. An edit that does not validate, or that would weaken
-security (turn TLS off, or leave no users where there were some), keeps the
+security (turn TLS off, stop requiring or verifying client certificates, lower
+the minimum TLS version, or leave no users where there were some), keeps the
 last good config and logs one error: that takes a restart.
 """
 
@@ -217,6 +218,8 @@ class WebConfigReloader:
                     raise WebConfigError(
                         f"{config.path}: tls_server_config cannot be added or removed while running; restart"
                     )
+                if (weakened := _tls_weakened(config.ssl_context, fresh.ssl_context)) is not None:
+                    raise WebConfigError(f"{config.path}: {weakened} while running; restart")
                 if config.users and not fresh.users:
                     # Half-written (basic_auth_users: with nothing under it yet) or meant: either
                     # way a reload must not open /metrics to anyone.
@@ -243,6 +246,17 @@ class WebConfigReloader:
                 extra={"tls": fresh.ssl_context is not None, "basic_auth_users": len(fresh.users)},
             )
             return fresh
+
+
+def _tls_weakened(old: ssl.SSLContext | None, new: ssl.SSLContext | None) -> str | None:
+    """What a reload would weaken in TLS, if anything: client certificates are authentication too."""
+    if old is None or new is None:
+        return None
+    if new.verify_mode < old.verify_mode:
+        return "client certificates cannot stop being required or verified"
+    if new.minimum_version < old.minimum_version:
+        return "tls_server_config.min_version cannot be lowered"
+    return None
 
 
 def _refuse_unsupported(section: dict[Any, Any], name: str, path: str) -> None:

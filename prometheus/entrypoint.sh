@@ -85,11 +85,13 @@ remote_write=""
 if [ -n "${REMOTE_WRITE_URL:-}" ]; then
     url="$REMOTE_WRITE_URL"
     case "$url" in *"$newline"*) fail "REMOTE_WRITE_URL must be one line" ;; esac
+    # Credentials first: "@" is outside the characters below, and the message must say where
+    # they go instead.
+    address="${url#*://}"
+    case "${address%%[/?#]*}" in *@*) fail "REMOTE_WRITE_URL must not hold credentials: set REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD" ;; esac
     if ! printf '%s' "$url" | grep -Eq '^https?://[][A-Za-z0-9._~:/?#!$&()*+,;=%-]+$'; then
         fail "REMOTE_WRITE_URL must be an http:// or https:// URL without spaces or quotes"
     fi
-    address="${url#*://}"
-    case "${address%%/*}" in *@*) fail "REMOTE_WRITE_URL must not hold credentials: set REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD" ;; esac
     remote_write="$newline$newline# Added by the entrypoint from REMOTE_WRITE_*.${newline}remote_write:$newline  - url: '$url'"
     if [ -n "${REMOTE_WRITE_TENANT:-}" ]; then
         case "$REMOTE_WRITE_TENANT" in *"$newline"*) fail "REMOTE_WRITE_TENANT must be one line" ;; esac

@@ -95,6 +95,26 @@ def test_ipv6_addresses_share_their_64_and_nat64_ones_are_told_apart_by_their_ip
     assert admission.admit(Member(admission, "64:ff9b::192.0.2.2"))
 
 
+def test_many_addresses_of_one_network_cannot_tie_with_a_scraper_and_take_its_connection():
+    """A host with many /64s of one /48 holds one connection on each: the newest of its
+    addresses cannot take the scraper's connection, only its own network's."""
+    clock = Clock()
+    admission = Admission(4, 4, clock)
+    scraper = Member(admission, "2001:db8:ffff::1")
+    assert admission.admit(scraper)
+    admission.scraped(scraper)
+    flood = [Member(admission, f"2001:db8:0:{index:x}::1") for index in range(3)]
+    assert all(admission.admit(member) for member in flood)
+    for index in range(3, 40):
+        assert admission.admit(Member(admission, f"2001:db8:0:{index:x}::1"))
+        assert not scraper.closed
+    assert admission.held_by("2001:db8:ffff::1") == 1
+    same_network = Member(admission, "2001:db8:0:ffff::1")  # a fresh /64 of the flood's /48
+    assert admission.admit(same_network) and not scraper.closed
+    assert admission.admit(Member(admission, "198.51.100.7"))  # another network takes from the flood's
+    assert not scraper.closed and len(admission) == 4
+
+
 def test_handshake_slots_are_bounded_and_a_stalled_one_yields_to_the_newest_waiting():
     admission, clock, members = filled(5, handshakes=2)
     for member in members[:4]:

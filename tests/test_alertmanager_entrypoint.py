@@ -27,6 +27,19 @@ def test_a_half_configured_email_channel_names_every_missing_setting(tmp_path):
     assert result.returncode == 2 and "SMTP_PASSWORD" in result.stderr
 
 
+def test_each_problem_is_one_line_of_its_own_naming_its_variable(tmp_path):
+    """A log viewer filtered on one line, or showing the last one, still says what to fix."""
+    result = run_entrypoint(
+        tmp_path, **{**GOOD, "SMTP_PORT": "twenty-five", "SLACK_CHANNEL_WARNING": "#a b", "SMTP_PASSWORD": ""}
+    )
+    assert result.returncode == 2 and "args=" not in result.stdout
+    lines = result.stderr.splitlines()
+    names = ["SMTP_PORT", "SLACK_CHANNEL_WARNING", "SMTP_PASSWORD"]
+    assert len(lines) == len(names), lines
+    for line, name in zip(lines, names, strict=True):
+        assert line.startswith("alertmanager entrypoint: cannot start: ") and name in line, line
+
+
 @pytest.mark.parametrize("channels", ["slack", "email"])
 def test_one_channel_alone_is_enough(tmp_path, channels):
     result = run_entrypoint(tmp_path, **CHANNELS[channels])
@@ -49,6 +62,39 @@ def test_address_lists_with_spaces_and_a_sender_with_a_display_name_are_accepted
     assert "to: 'a@example.com,b@example.com'" in rendered
     assert "smtp_from: 'GatewayZ Alerts <alerts@example.com>'" in rendered
     assert amtool("check-config", str(tmp_path / "runtime" / "alertmanager.yml")).returncode == 0
+
+
+# Odd but valid: each is rendered exactly as given and the result passes amtool check-config.
+ODD_BUT_VALID = [
+    # A ping URL with a query string: "&" means "the matched text" to sed, so it must arrive as "&".
+    (
+        {"HEARTBEAT_URL": "https://cronitor.example.com/p/key/job?state=complete&env=prod"},
+        "url: 'https://cronitor.example.com/p/key/job?state=complete&env=prod'",
+    ),
+    ({"HEARTBEAT_URL": "http://[fd12::7]:8080/ping"}, "url: 'http://[fd12::7]:8080/ping'"),
+    ({"SMTP_HOST": "[2001:db8::25]:2525"}, "smtp_smarthost: '[2001:db8::25]:2525'"),
+    ({"SMTP_HOST": "[2001:db8::25]"}, "smtp_smarthost: '[2001:db8::25]:587'"),
+    ({"SMTP_HOST": "2001:db8::25"}, "smtp_smarthost: '[2001:db8::25]:587'"),
+    (
+        {"ALERT_EMAIL_TO": "On-call Team <oncall@example.com>, b@example.com"},
+        "to: 'On-call Team <oncall@example.com>,b@example.com'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "rendered_line"), ODD_BUT_VALID)
+def test_odd_but_valid_values_are_rendered_exactly_as_given(tmp_path, env, rendered_line):
+    result = run_entrypoint(tmp_path, **{**GOOD, **env})
+    assert result.returncode == 0, result.stderr
+    rendered = tmp_path / "runtime" / "alertmanager.yml"
+    assert rendered_line in rendered.read_text()
+    assert amtool("check-config", str(rendered)).returncode == 0
+
+
+def test_a_malformed_slack_webhook_url_is_named_but_never_printed(tmp_path):
+    result = run_entrypoint(tmp_path, **{**GOOD, "SLACK_WEBHOOK_URL": "hooks.slack.com/services/T/B/s3cr3t"})
+    assert result.returncode == 2 and "args=" not in result.stdout
+    assert "SLACK_WEBHOOK_URL" in result.stderr and "s3cr3t" not in result.stderr + result.stdout
 
 
 def test_alertmanagers_external_url_becomes_its_web_external_url(tmp_path):
@@ -80,7 +126,10 @@ def test_per_severity_slack_channels_are_optional(tmp_path):
         ("SMTP_REQUIRE_TLS", "maybe"),
         ("SMTP_FROM", "Alerts <a@example.com>|g"),
         ("SLACK_CHANNEL_CRITICAL", "#pager' }"),
-        ("HEARTBEAT_URL", "https://hc-ping.example.com/x&y"),
+        ("HEARTBEAT_URL", "https://hc-ping.example.com/x'y"),
+        ("HEARTBEAT_URL", "https://user:secret@hc-ping.example.com/x"),
+        ("SLACK_WEBHOOK_URL", "not a url"),
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x y"),
         ("HEARTBEAT_URL", "ftp://hc-ping.example.com/x"),
         ("ALERTMANAGER_EXTERNAL_URL", "alertmanager:9093"),
     ],
@@ -100,6 +149,7 @@ INJECTIONS = {
     "SMTP_PORT": "587\n",
     "HEARTBEAT_URL": "https://hc.example.com/a\nhttps://evil.invalid/",
     "SLACK_CHANNEL_WARNING": "#alerts\n#other",
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x\nhttps://evil.invalid/",
 }
 
 

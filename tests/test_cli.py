@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 import requests
@@ -41,7 +42,8 @@ def wait_for(url, deadline=20.0, process=None):
 
 def test_version_and_help():
     version = run(["--version"], {})
-    assert version.returncode == 0 and "1.0.0" in version.stdout
+    pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert version.returncode == 0 and version.stdout.split()[-1] == pinned
     usage = run(["--help"], {})
     assert usage.returncode == 0 and "--once" in usage.stdout and "--demo" in usage.stdout
 

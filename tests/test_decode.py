@@ -354,6 +354,48 @@ def test_as_many_records_as_the_limit_are_accepted():
     assert parse_body(small_limit).reason == "too_large"
 
 
+DENSE = 4 * MiB
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" + b"0," * (DENSE // 2) + b"0]",  # more records than the limit, two bytes each
+        b"\xef\xbb\xbf[" + b"{}," * (DENSE // 3) + b"{}]",  # a byte order mark: json builds it
+        b"[NaN," + b"[]," * (DENSE // 3) + b"[]]",  # a NaN literal: json builds it
+        b'{"providers": [' + b"{}," * (DENSE // 3) + b"{}]}",  # not an array: json builds it
+        b'[{"slug": "a", "x": NaN, "metadata": {"supported_models": [' + b"{}," * (DENSE // 3) + b"{}]}}]",
+    ],
+    ids=["tiny-records", "byte-order-mark", "nan", "object", "nan-in-a-record"],
+)
+def test_a_body_packed_with_values_is_refused_as_too_large_before_they_are_built(body):
+    result = []
+    peak = peak_bytes_while(lambda: result.append(parse_body(body)))
+    assert isinstance(result[0], PayloadError) and result[0].reason == "too_large"
+    assert peak < 4 * len(body)
+
+
+@pytest.mark.parametrize("spelling", [b"0", b'{"slug": "p%d"}'], ids=["dense", "records"])
+@pytest.mark.parametrize("limit", [20, 40_000], ids=["small-body", "big-body"])
+def test_the_record_limit_holds_at_its_exact_boundary_on_both_sides_of_the_fast_path(
+    monkeypatch, spelling, limit
+):
+    from gatewayz_exporter import parse
+
+    monkeypatch.setattr(parse, "MAX_PROVIDER_RECORDS", limit)
+
+    def body(count: int) -> bytes:
+        return b"[" + b",".join(spelling.replace(b"%d", b"%d" % i) for i in range(count)) + b"]"
+
+    assert (len(body(limit)) >= RAW_ARRAY_MIN_BYTES) == (limit > 20)
+    accepted = parse_body(body(limit))
+    assert not isinstance(accepted, PayloadError)
+    assert len(accepted.providers) + accepted.invalid_records == limit
+    refused = parse_body(body(limit + 1))
+    assert isinstance(refused, PayloadError) and refused.reason == "too_large"
+    assert f"{limit + 1} provider records, more than {limit}" in str(refused)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(json_values, max_size=20))
 def test_counting_an_array_agrees_with_json_loads(items):

@@ -51,6 +51,11 @@ IMAGES = {
     "loki": ("compose/loki.Dockerfile", "compose"),
     "tempo": ("compose/tempo.Dockerfile", "compose"),
 }
+# Every Dockerfile in the repository, deployed or not (compose's mail and webhook catcher too).
+DOCKERFILES = sorted(
+    str(path.relative_to(ROOT))
+    for path in [ROOT / "Dockerfile", *ROOT.glob("*/Dockerfile"), *ROOT.glob("*/*.Dockerfile")]
+)
 
 
 def instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -64,7 +69,7 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("dockerfile", [dockerfile for dockerfile, _ in IMAGES.values()])
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_every_dockerfile_passes_hadolint_without_warnings(dockerfile):
     result = subprocess.run(
         [hadolint_binary(), "--failure-threshold", "style", dockerfile],

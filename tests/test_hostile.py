@@ -735,6 +735,41 @@ def test_one_address_holding_the_cap_cannot_keep_a_keep_alive_scraper_or_a_probe
         server.stop()
 
 
+def test_a_flood_spread_over_many_addresses_of_one_network_cannot_take_a_scraper_s_connection(running):
+    """One connection from each of many addresses of one network (as a host with many IPv6
+    /64s of its /48 can hold), a new address for every newcomer: a keep-alive scraper from
+    another network keeps its connection and every scrape is answered."""
+    running.poller.poll_once()
+    cap = 16
+    server = MetricsServer(
+        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=cap
+    )
+    server.start()
+    flood: list[socket.socket] = []
+    scrape = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with socket.create_connection(
+            ("127.0.0.1", server.port), timeout=5, source_address=("127.0.9.1", 0)
+        ) as scraper:
+            scraper.sendall(scrape)
+            assert read_response(scraper) == 200
+            for index in range(3 * cap):
+                flood.append(
+                    socket.create_connection(
+                        ("127.0.0.1", server.port), timeout=5, source_address=(f"127.0.1.{index + 1}", 0)
+                    )
+                )
+                expected = min(cap, index + 2)
+                assert eventually(lambda expected=expected: server.connections >= expected)
+            scraper.sendall(scrape)
+            assert read_response(scraper) == 200
+        assert server.connections <= cap
+    finally:
+        for sock in flood:
+            sock.close()
+        server.stop()
+
+
 def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
     exporter_process, certs, api
 ):

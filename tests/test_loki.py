@@ -5,18 +5,20 @@ import socketserver
 import threading
 import time
 
+import pytest
 from conftest import eventually
 
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
 
 
 class TricklingLoki(socketserver.ThreadingTCPServer):
-    """Reads a push, then answers one byte of a status line every ``every`` seconds, for a minute."""
+    """Reads a push, then answers one byte of a status line every ``every`` seconds, for a minute;
+    with ``whole_lines``, a whole status line, then a whole header line every ``every`` seconds."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, every: float):
+    def __init__(self, every: float, whole_lines: bool = False):
         self.every, self.done = every, threading.Event()
         self.pushes = 0
         server = self
@@ -29,11 +31,14 @@ class TricklingLoki(socketserver.ThreadingTCPServer):
                 while b"\r\n\r\n" not in received:
                     received += self.request.recv(65536)
                 answer = b"HTTP/1.1 204 No Content\r\n" + b"X-Slow: " + b"a" * 200
-                for byte in answer:
+                pieces = (
+                    [answer[:25]] + [b"X-Slow: a\r\n"] * 300 if whole_lines else [bytes([b]) for b in answer]
+                )
+                for piece in pieces:
                     if server.done.wait(server.every):
                         return
                     try:
-                        self.request.sendall(bytes([byte]))
+                        self.request.sendall(piece)
                     except OSError:
                         return
 
@@ -54,8 +59,9 @@ def record(message: str) -> logging.LogRecord:
     return logging.LogRecord("gatewayz_exporter.test", logging.INFO, __file__, 1, message, None, None)
 
 
-def test_a_push_answered_by_a_trickle_fails_at_its_deadline():
-    loki = TricklingLoki(every=0.2)
+@pytest.mark.parametrize("whole_lines", [False, True], ids=["bytes", "header-lines"])
+def test_a_push_answered_by_a_trickle_fails_at_its_deadline(whole_lines):
+    loki = TricklingLoki(every=0.2, whole_lines=whole_lines)
     try:
         started = time.monotonic()
         try:
@@ -69,8 +75,9 @@ def test_a_push_answered_by_a_trickle_fails_at_its_deadline():
         loki.close()
 
 
-def test_a_trickling_loki_counts_a_failure_and_drops_the_lines_after_the_retries():
-    loki = TricklingLoki(every=0.2)
+@pytest.mark.parametrize("whole_lines", [False, True], ids=["bytes", "header-lines"])
+def test_a_trickling_loki_counts_a_failure_and_drops_the_lines_after_the_retries(whole_lines):
+    loki = TricklingLoki(every=0.2, whole_lines=whole_lines)
     handler = LokiHandler(LokiPusher(loki.url, timeout=0.5), flush_interval=0.05, max_retries=1, backoff=0.01)
     try:
         handler.handle(record("one"))

@@ -1,6 +1,9 @@
 """Redirects: the admin key goes only to the API's own origin, whatever the Location spelling."""
 
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from conftest import TEST_KEY, FakeApi, Reply
@@ -113,3 +116,59 @@ def test_an_admin_request_carries_the_key_after_a_same_origin_redirect(api):
     result = _client(api).fetch("providers")
     assert result.ok, result
     assert [headers.get("Authorization") for _, headers in api.requests] == [f"Bearer {TEST_KEY}"] * 2
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Another host on the API's own port (127.0.0.2): records what reaches it."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        _Recorder.seen.append(self.headers.get("Authorization"))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "http://127.0.0.2:{port}/providers/",
+        "//127.0.0.2:{port}/providers/",
+        "http://127.0.0.1%2e2:{port}/",
+        "http://127%2e0%2e0%2e2:{port}/",
+        "http://0x7f000002:{port}/",
+        "http://2130706434:{port}/",
+        "http://127.2:{port}/",
+        "http://[::ffff:127.0.0.2]:{port}/",
+        "http://[127.0.0.2]:{port}/",
+        "http://127.0.0.2%00.x:{port}/",
+        "http://127.0.0.1:{port}%2540127.0.0.2:{port}/",
+        "http://127.0.0.1:{port}@127.0.0.2:{port}/",
+        "/\\127.0.0.2:{port}/",
+        "../../..//127.0.0.2:{port}/",
+        "http:127.0.0.2:{port}/",
+        "http://127.0.0.2:{port};x/",
+    ],
+)
+def test_no_spelling_of_another_host_on_the_api_s_own_port_gets_the_key(api, spelling):
+    port = int(api.url.rsplit(":", 1)[1])
+    try:
+        other = ThreadingHTTPServer(("127.0.0.2", port), _Recorder)
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+    threading.Thread(target=other.serve_forever, args=(0.02,), daemon=True).start()
+    _Recorder.seen.clear()
+    try:
+        api.routes["/providers/"] = Reply(302, b"", {"Location": spelling.format(port=port)})
+        result = _client(api).fetch("providers")
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert not result.ok
+    assert not any(_Recorder.seen), spelling

@@ -71,6 +71,13 @@ def test_remote_write_without_credentials_or_tenant_has_neither(tmp_path):
     assert not password_file(tmp_path).exists()
 
 
+def test_credentials_in_the_remote_write_url_are_refused_pointing_at_the_variables_for_them(tmp_path):
+    result = run_prometheus_entrypoint(tmp_path, REMOTE_WRITE_URL=f"https://user:{PASSWORD}@mimir:9009/push")
+    assert result.returncode == 2 and "args=" not in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert "REMOTE_WRITE_URL" in line and "REMOTE_WRITE_USERNAME" in line and PASSWORD not in line
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [

@@ -108,6 +108,8 @@ def basic(user, password):
         ),
         ({"tls_server_config": {"cert_file": "server.key", "key_file": "server.crt"}}, "cannot be loaded"),
         ({"basic_auth_users": {"prometheus": "plain-text-password"}}, "must be a bcrypt hash"),
+        # bcrypt's alphabet everywhere, but a salt bcrypt cannot decode: every check would fail.
+        ({"basic_auth_users": {"prometheus": HASH[:28] + "z" + HASH[29:]}}, "must be a bcrypt hash"),
         ({"basic_auth_users": ["prometheus"]}, "must map user names"),
         (
             {
@@ -133,8 +135,14 @@ def basic(user, password):
         ),
         ({"basic_auth_users": {"prometheus": "$2b$12$" + "!" * 53}}, "must be a bcrypt hash"),
         ({"basic_auth_users": {"prometheus": "$2b$99$" + "a" * 53}}, "must be a bcrypt hash"),
-        ({"basic_auth_users": {"prometheus": "$2b$15$" + "a" * 53}}, "bcrypt cost 15 is above 14"),
-        ({"basic_auth_users": {"prometheus": "$2y$31$" + "a" * 53}}, "bcrypt cost 31 is above 14"),
+        (
+            {"basic_auth_users": {"prometheus": "$2b$15$" + "a" * 21 + "e" + "a" * 31}},
+            "bcrypt cost 15 is above 14",
+        ),
+        (
+            {"basic_auth_users": {"prometheus": "$2y$31$" + "a" * 21 + "e" + "a" * 31}},
+            "bcrypt cost 31 is above 14",
+        ),
     ],
 )
 def test_a_bad_web_config_is_refused_with_the_problem_named(certs, document, problem):
@@ -216,7 +224,7 @@ def test_start_up_stops_with_exit_code_2_naming_the_web_config(tmp_path, capsys)
 
 
 def test_a_bcrypt_cost_above_14_stops_start_up_with_exit_code_2(tmp_path, capsys):
-    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": "$2b$16$" + "a" * 53}})
+    path = write_config(tmp_path, {"basic_auth_users": {"prometheus": "$2b$16$" + "a" * 21 + "e" + "a" * 31}})
     assert main([], env={"ADMIN_KEY": TEST_KEY, "WEB_CONFIG_FILE": path}) == 2
     err = capsys.readouterr().err
     assert "bcrypt cost 16 is above 14" in err and len(err.strip().splitlines()) == 1
@@ -683,7 +691,11 @@ def test_a_rotated_certificate_is_presented_on_the_next_connection(certs, served
         ("basic_auth_users: [unclosed", "not valid YAML"),
         ("", "the file is empty"),  # mid-rewrite: it must not open /metrics to everyone
         ("basic_auth_users:\n  prometheus: not-a-hash\n", "must be a bcrypt hash"),
-        ("basic_auth_users:\n  prometheus: $2b$15$" + "a" * 53 + "\n", "bcrypt cost 15 is above 14"),
+        (
+            "basic_auth_users:\n  prometheus: $2b$15$" + "a" * 21 + "e" + "a" * 31 + "\n",
+            "bcrypt cost 15 is above 14",
+        ),
+        ("basic_auth_users:\n  prometheus: $2b$12$" + "z" * 53 + "\n", "must be a bcrypt hash"),
         # Half-written or meant, an edit that leaves no users must not open /metrics to everyone.
         ("basic_auth_users:\n", "restart to turn authentication off"),
         ("basic_auth_users: null\ntls_server_config: null\n", "restart to turn authentication off"),
@@ -761,6 +773,48 @@ def test_client_certificates_are_required_when_configured(certs, served):
         timeout=5,
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "weaker",
+    [
+        {"client_ca_file": "ca.crt", "client_auth_type": "NoClientCert"},
+        {"client_ca_file": "ca.crt", "client_auth_type": "VerifyClientCertIfGiven"},
+        {},  # client_ca_file and client_auth_type both gone
+    ],
+)
+def test_an_edit_that_stops_requiring_client_certificates_is_refused_while_running(
+    certs, served, caplog, weaker
+):
+    exporter = served(
+        tls_config(certs, client_ca_file="ca.crt", client_auth_type="RequireAndVerifyClientCert")
+    )
+    tls_config(certs, **weaker)
+    url = f"https://127.0.0.1:{exporter.server.port}/metrics"
+    with caplog.at_level("ERROR"):
+        for _ in range(3):
+            with pytest.raises(requests.RequestException):  # still no handshake without a certificate
+                requests.get(
+                    url, verify=str(certs / "ca.crt"), headers=basic("prometheus", PASSWORD), timeout=5
+                )
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["Web config not reloaded; keeping the last good one"]
+    assert "client certificates" in errors[0].error
+
+
+def test_an_edit_that_lowers_the_minimum_tls_version_is_refused_while_running(certs, served, caplog):
+    exporter = served(tls_config(certs, min_version="TLS13"))
+    tls_config(certs, min_version="TLS12")
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with caplog.at_level("ERROR"):
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", exporter.server.port), timeout=5) as sock:
+                with pytest.raises(ssl.SSLError):
+                    context.wrap_socket(sock, server_hostname="127.0.0.1")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["Web config not reloaded; keeping the last good one"]
+    assert "min_version cannot be lowered" in errors[0].error
 
 
 def test_minimum_tls_version_is_enforced(certs, served):

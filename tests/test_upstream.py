@@ -196,6 +196,28 @@ def test_odd_answers_are_counted_and_the_other_endpoint_keeps_its_poll(
     assert TEST_KEY not in caplog.text
 
 
+@pytest.mark.parametrize(
+    "body,cause",
+    [
+        (b'{"providers": [' + b"{}," * 100_000 + b"{}]}", "brackets"),
+        (b"[" + b"0," * 100_001 + b"0]", "provider records, more than 100000"),
+    ],
+)
+def test_a_body_packed_with_values_is_refused_as_too_large_before_it_is_built(
+    api, exporter_for, caplog, body, cause
+):
+    exporter = exporter_for(api)
+    api.routes["/providers/"] = Reply(200, body)
+    with caplog.at_level(logging.WARNING):
+        exporter.poller.poll_once()
+    assert errors(exporter, "providers", "too_large") == 1
+    assert value(exporter, "gatewayz_provider_scrape_success", endpoint="stats") == 1
+    (line,) = failure_lines(caplog)
+    assert line.reason == "too_large" and cause in line.cause
+    status = exporter.store.current.status["providers"]
+    assert (status.reason, status.status_code) == ("too_large", 200)
+
+
 @pytest.mark.parametrize("interim", [b"102 Processing", b"103 Early Hints"])
 def test_interim_answers_before_the_real_one_are_skipped(api, exporter_for, interim):
     # http.client skips only 100 Continue; a 102 or 103 was taken for the final answer.
