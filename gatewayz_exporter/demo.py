@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -243,13 +244,22 @@ class _DemoHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _DemoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The exporter hangs up on the requests it abandons (a deadline, stopping): no traceback
+        # on stderr for that, only for a fault of the demo itself.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class DemoBackend:
     """Runs the demo API on 127.0.0.1 at a free port until ``stop()``; ``down`` providers stay down."""
 
     def __init__(self, down: frozenset[str] = frozenset()) -> None:
         handler = type("DemoHandler", (_DemoHandler,), {"down": down, "started": time.time()})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _DemoServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-api", daemon=True
