@@ -771,7 +771,7 @@ def test_a_flood_spread_over_many_addresses_of_one_network_cannot_take_a_scraper
 
 
 def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
-    exporter_process, certs, api
+    exporter_process, certs
 ):
     need_file_descriptors(1400)
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1200:
