@@ -22,6 +22,12 @@ stand-in receivers, so their cost is counted), and the benchmark measures:
   nothing but write bytes it holds (``cached_bytes_server.py``), scraped the
   same way; ours' plain scrape is shown against it below each table.
 
+Ours runs with ``STATUS_API=off`` there, like for like with the reference.
+``--status-models M`` adds a second table per N: ours with the public status
+API polled (M models upstream, paged by 1,000, the default STATUS_MODELS_MAX)
+against ours with ``STATUS_API=off``, same stand-in, side by side; the
+difference is what status polling costs per poll and in memory.
+
 With ``--churn F`` the stand-in changes a fraction F of the records (response
 time and last health check) on every request, so no poll sees the previous
 one's bytes. With ``--runs 3`` each N is measured three times in a row, the two
@@ -51,6 +57,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the status stand-in is the exporter's own (gatewayz_exporter.status_standin)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -91,12 +98,58 @@ def providers_payload(count: int, variant: int = 0, churn: float = 0.0) -> list[
     ]
 
 
+def status_data(models: int, variant: int = 0):
+    """The status routes' data for ``models`` generated models over 40 providers and two gateways."""
+    from gatewayz_exporter.status_standin import StatusData, incident_row, model_view_row, provider_view_row
+
+    tiers = ("critical", "popular", "standard", "standard", "on_demand")
+    data = StatusData(checks_total=288 * models, checks_successful=280 * models)
+    for i in range(models):
+        uptime = 100.0 - ((i * 7 + variant) % 60) / 10
+        data.models.append(
+            model_view_row(
+                f"provider-{i % 40}",
+                ("openrouter", "portkey")[i % 2],
+                f"model-{i}",
+                monitoring_tier=tiers[i % len(tiers)],
+                uptime_percentage_24h=uptime,
+                circuit_breaker_state="open" if i % 97 == 0 else "closed",
+                usage_count_24h=models - i,
+                last_called_at=f"2026-11-28T04:{variant % 60:02d}:11+00:00",
+            )
+        )
+    for p in range(40):
+        for g, gateway in enumerate(("openrouter", "portkey")):
+            data.providers.append(provider_view_row(f"provider-{p}", gateway, avg_uptime_24h=99.5 - (p % 5)))
+            if p % 8 == 0:
+                data.incidents.append(
+                    incident_row(p * 2 + g, f"provider-{p}", 1_796_000_000.0, gateway=gateway)
+                )
+    return data
+
+
 class StandIn:
     """The fake API plus sinks for OTLP and Loki, on one loopback port."""
 
     VARIANTS = 3  # bodies served in turn when records churn
 
-    def __init__(self, count: int, churn: float = 0.0):
+    def __init__(self, count: int, churn: float = 0.0, status_models: int = 0):
+        from gatewayz_exporter.status_standin import answer
+
+        # The status routes' answers, rendered once per variant (a request must not cost the
+        # stand-in more than the exporter it measures).
+        status = [status_data(status_models, v) for v in range(self.VARIANTS if churn else 1)]
+        status_cache: dict[tuple[int, str], tuple[int, bytes]] = {}
+
+        def status_answer(path: str, query: str, variant: int) -> tuple[int, bytes] | None:
+            key = (variant, f"{path}?{query}")
+            if key not in status_cache:
+                answered = answer(status[variant], path, query, 1_796_000_600.0)
+                if answered is None:
+                    return None
+                status_cache[key] = (answered[0], json.dumps(answered[1]).encode())
+            return status_cache[key]
+
         providers = providers_payload(count)
         variants = [json.dumps(providers).encode()]
         if churn:
@@ -126,7 +179,12 @@ class StandIn:
             disable_nagle_algorithm = True
 
             def do_GET(self):
-                path = self.path.split("?")[0]
+                path, _, query = self.path.partition("?")
+                if path.startswith("/v1/status") and status_models:
+                    answered = status_answer(path, query, next(turn) % len(status))
+                    if answered is not None:
+                        self._reply(*answered)
+                        return
                 if path == "/providers":
                     self._reply(307, b"", {"Location": "/providers/?include_inactive=true"})
                     return
@@ -339,8 +397,10 @@ def run(
     churn: float = 0.0,
     subjects: tuple[str, ...] = ("ours", "reference"),
     telemetry: bool = False,
+    status_models: int = 0,
 ) -> dict[str, dict]:
-    api = StandIn(count, churn)
+    """Each subject in turn against one stand-in: ``ours`` (status API off), ``reference``, ``ours+status``."""
+    api = StandIn(count, churn, status_models)
     results = {}
     try:
         for name in subjects:
@@ -351,9 +411,10 @@ def run(
                 "METRICS_PORT": str(free_port()),
                 "METRICS_ADDR": "127.0.0.1",
             }
-            if name == "ours":
+            if name.startswith("ours"):
                 if telemetry:
                     env.update(LOKI_URL=api.url, OTEL_EXPORTER_OTLP_ENDPOINT=api.url)
+                env["STATUS_API"] = "on" if name == "ours+status" else "off"
                 # Room for the biggest body (the default 64 MiB cap stops ~70,000 providers).
                 env["MAX_RESPONSE_BYTES"] = str(max(64 * 1024 * 1024, 2 * api.body_bytes))
                 command = [sys.executable, "provider_metrics_exporter.py"]
@@ -398,6 +459,26 @@ def format_limit(runs: list[dict[str, dict]]) -> str:
         f"Plain scrape on a fresh connection: {ours:,.3g} ms; the same bytes from a server that only "
         f"writes them (the cached-bytes limit): {limit:,.3g} ms; {statistics.median(ratios):.3g}× the limit{spread}."
     )
+
+
+STATUS_ROWS = [
+    ("CPU per interval (1 poll + 1 gzip scrape)", "cpu_per_interval_s", "s"),
+    ("resident memory", "rss_mib", "MiB"),
+    ("exposition size plain", "size_plain", "KiB"),
+    ("scrape latency gzip, median", "gzip_p50", "ms"),
+]
+
+
+def format_status_table(title: str, runs: list[dict[str, dict]]) -> str:
+    """Ours with the status API polled against ours without it: medians and the median difference."""
+    lines = [f"| {title} | status API on | off | on - off (median) |", "|---|---:|---:|---:|"]
+    for label, key, unit in STATUS_ROWS:
+        scale = {"ms": 1000, "KiB": 1 / 1024}.get(unit, 1)
+        on = statistics.median(run["ours+status"][key] for run in runs) * scale
+        off = statistics.median(run["ours"][key] for run in runs) * scale
+        difference = statistics.median(run["ours+status"][key] - run["ours"][key] for run in runs) * scale
+        lines.append(f"| {label} ({unit}) | {on:,.3g} | {off:,.3g} | {difference:+,.3g} |")
+    return "\n".join(lines)
 
 
 def format_table(title: str, runs: list[dict[str, dict]]) -> str:
@@ -446,6 +527,12 @@ def main(argv=None) -> int:
         help="ours with OTLP tracing and Loki shipping to stand-in receivers (default: off, as the reference)",
     )
     parser.add_argument(
+        "--status-models",
+        type=int,
+        default=0,
+        help="also measure status API polling with this many models upstream, against STATUS_API=off",
+    )
+    parser.add_argument(
         "--interval",
         type=float,
         default=None,
@@ -481,6 +568,26 @@ def main(argv=None) -> int:
         print()
         print(format_limit(runs))
         sys.stdout.flush()
+        if args.status_models:
+            runs = [
+                run(
+                    count,
+                    args.scrapes,
+                    intervals,
+                    interval,
+                    idle=False,
+                    churn=args.churn,
+                    subjects=("ours", "ours+status"),
+                    telemetry=args.telemetry == "on",
+                    status_models=args.status_models,
+                )
+                for _ in range(args.runs)
+            ]
+            print()
+            print(
+                format_status_table(f"{count:,} providers, {args.status_models:,} status models{churn}", runs)
+            )
+            sys.stdout.flush()
     return 0
 
 

@@ -29,6 +29,8 @@ from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
 from .server import MetricsServer
+from .status_metrics import StatusSource
+from .status_poller import StatusPoller, StatusStore
 from .syntax import unbracket
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
@@ -59,6 +61,8 @@ class Exporter:
     web: WebConfig | None
     stop_event: threading.Event
     thread: threading.Thread | None = None
+    status_poller: StatusPoller | None = None  # the public status API (STATUS_API), on its own thread
+    status_thread: threading.Thread | None = None
 
     def is_ready(self) -> bool:
         """A poll of either endpoint succeeded within MAX_STALENESS."""
@@ -71,6 +75,11 @@ class Exporter:
             target=self.poller.run, args=(self.stop_event,), name="poller", daemon=True
         )
         self.thread.start()
+        if self.status_poller is not None:
+            self.status_thread = threading.Thread(
+                target=self.status_poller.run, args=(self.stop_event,), name="status-poller", daemon=True
+            )
+            self.status_thread.start()
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Stop polling, close the server, flush telemetry: all within ``timeout`` seconds.
@@ -81,9 +90,12 @@ class Exporter:
         deadline = time.monotonic() + timeout
         self.stop_event.set()
         self.poller.close()
+        if self.status_poller is not None:
+            self.status_poller.close()
         self.server.stop(max(0.1, min(1.0, deadline - time.monotonic())))
-        if self.thread is not None:
-            self.thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        for thread in (self.thread, self.status_thread):
+            if thread is not None:
+                thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
         self.telemetry.shutdown(max(0.1, deadline - time.monotonic()))
 
 
@@ -123,8 +135,34 @@ def build(
         monotonic=monotonic,
         wall_clock=wall_clock,
     )
+    status_poller = status_store = None
+    if config.status_api:
+        status_store = StatusStore()
+        status_poller = StatusPoller(
+            # A client of its own (same deadline, size cap, redirect and Retry-After rules) without
+            # the key: the status routes are public, and a hanging one holds no admin request back.
+            ApiClient(
+                api_url or config.gateway_api_url,
+                None,
+                timeout=config.request_timeout,
+                max_bytes=config.max_response_bytes,
+                user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
+                wall_clock=wall_clock,
+            ),
+            status_store,
+            interval=config.scrape_interval,
+            models_max=config.status_models_max,
+            monotonic=monotonic,
+            wall_clock=wall_clock,
+        )
     collector = SnapshotCollector(
-        store, max_staleness=config.max_staleness, version=__version__, monotonic=monotonic
+        store,
+        max_staleness=config.max_staleness,
+        version=__version__,
+        monotonic=monotonic,
+        extra=None
+        if status_store is None
+        else StatusSource(status_store, max_staleness=config.max_staleness, monotonic=monotonic),
     )
     process_families = ProcessFamilies()
     exposition = Exposition(
@@ -134,6 +172,8 @@ def build(
         on_large_body=on_large_body,
     )
     store.subscribe(exposition.prerender)
+    if status_store is not None:
+        status_store.subscribe(lambda _: exposition.prerender_extra())
     landing = LandingPage(
         lambda: store.current,
         version=__version__,
@@ -150,7 +190,18 @@ def build(
         landing=landing.render,
         tracer=telemetry.tracer,
     )
-    return Exporter(config, store, poller, collector, exposition, server, telemetry, web, threading.Event())
+    return Exporter(
+        config,
+        store,
+        poller,
+        collector,
+        exposition,
+        server,
+        telemetry,
+        web,
+        threading.Event(),
+        status_poller=status_poller,
+    )
 
 
 def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> argparse.Namespace:
@@ -184,10 +235,10 @@ def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:
     if stop is not None:
         # A watcher, not the signal handler, closes the poller: closing takes locks the
         # interrupted main thread may hold.
-        threading.Thread(
-            target=_close_when_set, args=(stop, exporter.poller), name="once-stop", daemon=True
-        ).start()
+        threading.Thread(target=_close_when_set, args=(stop, exporter), name="once-stop", daemon=True).start()
     snapshot = exporter.poller.poll_once()
+    if exporter.status_poller is not None and not (stop is not None and stop.is_set()):
+        exporter.status_poller.poll_once()  # its failures are logged, and do not change the exit code
     if stop is not None and stop.is_set():
         log.info("Stopping")
         return EXIT_OK
@@ -200,9 +251,11 @@ def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:
     return EXIT_OK
 
 
-def _close_when_set(stop: threading.Event, poller: Poller) -> None:
+def _close_when_set(stop: threading.Event, exporter: Exporter) -> None:
     stop.wait()
-    poller.close()
+    exporter.poller.close()
+    if exporter.status_poller is not None:
+        exporter.status_poller.close()
 
 
 def _fail(message: str) -> None:
@@ -269,7 +322,7 @@ def main(
         if config.demo:
             from .demo import DemoBackend
 
-            demo = DemoBackend().start()
+            demo = DemoBackend(config.demo_down).start()
             api_url = demo.url
         exporter = build(
             config,

@@ -51,9 +51,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # resolver). Past this many, a new request is not started: it would only queue.
 MAX_ABANDONED = 4
 PATHS = {
-    # The backend's list route is /providers/ and /providers redirects there;
-    # without include_inactive it hides exactly the providers is_active=0 is for.
-    "providers": "/providers?include_inactive=true",
+    # The backend's list route is /providers/ (a route "/" under the /providers prefix), asked
+    # directly: /providers answers a 307 whose Location carries the scheme uvicorn believes in,
+    # http:// behind a TLS-terminating proxy, which the redirect policy refuses.
+    # Without include_inactive it hides exactly the providers is_active=0 is for.
+    "providers": "/providers/?include_inactive=true",
     "stats": "/providers/stats",
 }
 

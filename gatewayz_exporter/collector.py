@@ -38,6 +38,7 @@ class SnapshotSource(Protocol):
 
 
 POLL = "(background poll of the GatewayZ API)"
+Row = tuple[tuple[str, ...], float]
 
 
 class Family(NamedTuple):
@@ -48,6 +49,39 @@ class Family(NamedTuple):
     kind: str  # gauge | counter | info
     label_names: tuple[str, ...]
     rows: Sequence[tuple[tuple[str, ...], float]]
+
+
+class PollRows(NamedTuple):
+    """More endpoints' rows for the exporter's own poll families (``endpoint`` label first)."""
+
+    success: Sequence[Row] = ()
+    duration: Sequence[Row] = ()
+    last_success: Sequence[Row] = ()
+    errors: Sequence[Row] = ()
+
+
+NO_MORE = PollRows()
+
+
+class ExtraView(Protocol):
+    """One immutable reading of another data source exported beside the snapshot (the status API)."""
+
+    @property
+    def key(self) -> object:
+        """Changes whenever what it renders changes."""
+
+    @property
+    def data_key(self) -> object:
+        """Changes whenever what ``data_families`` renders changes."""
+
+    def data_families(self) -> Iterator[Family]:
+        """Its data, exported after the per-provider families."""
+
+    def poll_rows(self) -> PollRows:
+        """Its endpoints' rows in the exporter's own poll families."""
+
+    def own_families(self) -> Iterator[Family]:
+        """Its own counters, exported last."""
 
 
 def _flag(value: bool | None) -> float | None:
@@ -138,8 +172,10 @@ def stats_families(snapshot: Snapshot, *, stats_fresh: bool) -> Iterator[Family]
                 )
 
 
-def status_families(snapshot: Snapshot, *, version: str, python_version: str) -> Iterator[Family]:
-    """The exporter's own families: poll outcomes, error counts, build info."""
+def status_families(
+    snapshot: Snapshot, *, version: str, python_version: str, more: PollRows = NO_MORE
+) -> Iterator[Family]:
+    """The exporter's own families: poll outcomes (``more`` adds other endpoints'), error counts, build info."""
     status = snapshot.status
     attempted = [e for e in ENDPOINTS if status[e].attempted]
     yield Family(
@@ -147,28 +183,31 @@ def status_families(snapshot: Snapshot, *, version: str, python_version: str) ->
         "1 if the exporter's latest poll of the API endpoint succeeded, 0 if it failed.",
         "gauge",
         ("endpoint",),
-        [((e,), 1.0 if status[e].success else 0.0) for e in attempted],
+        [*(((e,), 1.0 if status[e].success else 0.0) for e in attempted), *more.success],
     )
     yield Family(
         "gatewayz_provider_scrape_duration_seconds",
         "Duration of the exporter's latest poll of the API endpoint, in seconds.",
         "gauge",
         ("endpoint",),
-        [((e,), status[e].duration_seconds) for e in attempted],
+        [*(((e,), status[e].duration_seconds) for e in attempted), *more.duration],
     )
     yield Family(
         "gatewayz_provider_last_successful_scrape_timestamp_seconds",
         "Unix time of the exporter's latest successful poll of the API endpoint, in seconds.",
         "gauge",
         ("endpoint",),
-        [((e,), t) for e in ENDPOINTS if (t := status[e].last_success_unix) is not None],
+        [
+            *(((e,), t) for e in ENDPOINTS if (t := status[e].last_success_unix) is not None),
+            *more.last_success,
+        ],
     )
     yield Family(
         "gatewayz_provider_scrape_errors",
         "Failed polls of the API, by endpoint and reason.",
         "counter",
         ("endpoint", "reason"),
-        [((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS],
+        [*(((e, r), float(snapshot.errors[(e, r)])) for e in ENDPOINTS for r in REASONS), *more.errors],
     )
     yield Family(
         "gatewayz_provider_invalid_records",
@@ -202,12 +241,18 @@ class SnapshotCollector:
         version: str,
         python_version: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        extra: Callable[[], ExtraView] | None = None,
     ):
         self.store = store
         self.max_staleness = max_staleness
         self.version = version
         self.python_version = python_version or platform.python_version()
         self._monotonic = monotonic
+        self._extra = extra  # another source exported beside the snapshot; never part of readiness
+
+    def extra(self) -> ExtraView | None:
+        """The extra source's current reading, or None without one."""
+        return None if self._extra is None else self._extra()
 
     def freshness(self, snapshot: Snapshot) -> tuple[bool, bool]:
         """(providers fresh, stats fresh): an endpoint's data is exported until MAX_STALENESS."""
@@ -221,5 +266,5 @@ class SnapshotCollector:
         """Readiness: a poll of either endpoint succeeded within MAX_STALENESS."""
         return any(self.freshness(self.store.current))
 
-    def status_families(self, snapshot: Snapshot) -> Iterator[Family]:
-        return status_families(snapshot, version=self.version, python_version=self.python_version)
+    def status_families(self, snapshot: Snapshot, more: PollRows = NO_MORE) -> Iterator[Family]:
+        return status_families(snapshot, version=self.version, python_version=self.python_version, more=more)

@@ -47,6 +47,9 @@ class Config:
     loki_tenant_id: str | None = None
     web_config_file: str | None = None
     demo: bool = False
+    status_api: bool = True  # poll the backend's public status API (/v1/status/...)
+    status_models_max: int = 500  # per-model status series budget; 0: none
+    demo_down: frozenset[str] = frozenset()  # demo providers kept down (--demo only)
 
     @classmethod
     def from_env(
@@ -165,6 +168,29 @@ class Config:
         if loki_password is not None and not _is_header_safe(loki_password):
             problems.append("LOKI_PASSWORD: must not contain control characters")
 
+        status_api = (text("STATUS_API") or "on").lower()
+        if status_api not in ("on", "off"):
+            problems.append(f"STATUS_API: must be on or off (got {_shown(status_api)})")
+        models_max = 500
+        raw_models_max = text("STATUS_MODELS_MAX")
+        if raw_models_max is not None:
+            if is_ascii_digits(raw_models_max, max_digits=9):
+                models_max = int(raw_models_max)
+            else:
+                problems.append(
+                    f"STATUS_MODELS_MAX: must be a whole number of models, 0 for none (got {_shown(raw_models_max)})"
+                )
+
+        from .demo import DEMO_SLUGS  # the demo's provider names, nothing else
+
+        demo_down = frozenset(s.strip() for s in (text("DEMO_DOWN") or "").split(",") if s.strip())
+        if not demo_down <= set(DEMO_SLUGS):
+            problems.append(
+                f"DEMO_DOWN: must name demo providers ({', '.join(DEMO_SLUGS)}), "
+                f"not {_shown(','.join(sorted(demo_down - set(DEMO_SLUGS))))}"
+            )
+            demo_down = frozenset()
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -183,6 +209,9 @@ class Config:
             loki_tenant_id=text("LOKI_TENANT_ID"),
             web_config_file=web_config,
             demo=demo,
+            status_api=status_api != "off",
+            status_models_max=models_max,
+            demo_down=demo_down,
         )
 
 

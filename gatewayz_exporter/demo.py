@@ -4,19 +4,25 @@ It behaves like the real backend where that matters (``/providers`` redirects
 to ``/providers/``, inactive providers only with ``include_inactive=true``,
 nullable fields, ``Z`` timestamps) and drifts over time, so a dashboard moves:
 response times change on every poll, and each provider's health goes round
-healthy, degraded and down every few minutes (``DEMO_PERIOD``).
+healthy, degraded and down every few minutes (``DEMO_PERIOD``). The public
+status routes (``/v1/status/...``) follow the same waves: an outage moves
+across providers, gateways and models, and incidents open and resolve with it.
+``DEMO_DOWN`` keeps the named providers down in both.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .status_standin import StatusData, answer, incident_row, iso, model_view_row, provider_view_row
 
 DEMO_PROVIDERS = (
     # slug, name, base response time (ms), streaming, functions, vision, images, active
@@ -36,13 +42,22 @@ DEMO_PERIOD = 240.0
 Record = dict[str, Any]
 
 
-def demo_providers(now: float) -> list[Record]:
-    """The demo payload at time ``now``: health and latency follow waves per provider."""
+DEMO_SLUGS = tuple(p[0] for p in DEMO_PROVIDERS)
+
+
+def _wave(now: float, index: int, phase: float = 0.0) -> float:
+    return math.sin(2 * math.pi * now / DEMO_PERIOD + index * 1.7 + phase)
+
+
+def demo_providers(now: float, down: frozenset[str] = frozenset()) -> list[Record]:
+    """The demo payload at time ``now``: health and latency follow waves per provider; ``down`` stays down."""
     records = []
     stamp = datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for index, (slug, name, base, streaming, functions, vision, images, active) in enumerate(DEMO_PROVIDERS):
-        wave = math.sin(2 * math.pi * now / DEMO_PERIOD + index * 1.7)
+        wave = _wave(now, index)
         health = "healthy" if wave < 0.55 else "degraded" if wave < 0.9 else "down"
+        if slug in down:
+            health = "down"
         if not active:
             health = "unknown"
         records.append(
@@ -88,14 +103,124 @@ def demo_stats(records: list[Record]) -> dict[str, int]:
     return counts
 
 
+TIERS = ("critical", "popular", "standard", "on_demand")
+MODELS_PER_GATEWAY = 3
+
+
+def _gateways(index: int) -> tuple[str, ...]:
+    return ("openrouter", "portkey") if index % 2 == 0 else ("openrouter",)
+
+
+def _model_uptime(now: float, index: int, gateway: int, model: int, down: bool) -> tuple[float, bool]:
+    """A demo model's 24 h uptime (percent) and whether its circuit breaker is open."""
+    if down:
+        return 12.5, True
+    wave = _wave(now, index, 0.6 * gateway + 0.25 * model)
+    if wave < 0.55:
+        return 99.95, False
+    if wave < 0.8:
+        return 97.5, False
+    if wave < 0.9:
+        return 72.0, False
+    return 35.0, model == 0
+
+
+def _outage_since(
+    now: float, index: int, gateway: int, model: int, down: bool, started: float
+) -> float | None:
+    """When the model's current outage began (the incident's start), or None if it is not out."""
+    if down:
+        return started
+    uptime, _ = _model_uptime(now, index, gateway, model, False)
+    if uptime >= 50:
+        return None
+    since = now
+    for _ in range(int(DEMO_PERIOD // 5)):  # an outage lasts well under one period
+        if _model_uptime(since - 5, index, gateway, model, False)[0] >= 50:
+            break
+        since -= 5
+    return since
+
+
+def demo_status(now: float, down: frozenset[str] = frozenset(), started: float = 0.0) -> StatusData:
+    """The status routes' data at ``now``, as the backend's views would hold it."""
+    data = StatusData()
+    stamp = iso(now - now % 30)  # the monitor checks every 30 s here
+    successes = failures = 0
+    for index, (slug, _name, base, *_flags, active) in enumerate(DEMO_PROVIDERS):
+        if not active:
+            continue  # the health monitor only watches enabled models
+        for g, gateway in enumerate(_gateways(index)):
+            uptimes, open_breakers, healthy = [], 0, 0
+            for m in range(MODELS_PER_GATEWAY):
+                model = f"{slug}-model-{m}"
+                uptime, open_breaker = _model_uptime(now, index, g, m, slug in down)
+                since = _outage_since(now, index, g, m, slug in down, started)
+                uptimes.append(uptime)
+                open_breakers += open_breaker
+                healthy += uptime >= 95
+                tier = TIERS[(index + m) % len(TIERS)]
+                data.models.append(
+                    model_view_row(
+                        slug,
+                        gateway,
+                        model,
+                        monitoring_tier=tier,
+                        last_status="success" if uptime >= 95 else "error",
+                        uptime_percentage_24h=uptime,
+                        uptime_percentage_7d=round(99.9 - (100 - uptime) / 7, 2),
+                        uptime_percentage_30d=round(99.95 - (100 - uptime) / 30, 2),
+                        average_response_time_ms=round(base * (1.2 + 0.2 * m), 1),
+                        last_called_at=stamp,
+                        circuit_breaker_state="open" if open_breaker else "closed",
+                        usage_count_24h=1000 // (index + m + 1),
+                        active_incidents_count=0 if since is None else 1,
+                    )
+                )
+                if since is not None:
+                    # One incident per outage: its id names the model and when the outage began.
+                    number = int(since) * 100 + index * 10 + g * MODELS_PER_GATEWAY + m
+                    severity = "critical" if tier == "critical" or slug in down else "high"
+                    data.incidents.append(
+                        incident_row(number, slug, since, model=model, gateway=gateway, severity=severity)
+                    )
+                successes += round(288 * uptime / 100)
+                failures += 288 - round(288 * uptime / 100)
+            data.providers.append(
+                provider_view_row(
+                    slug,
+                    gateway,
+                    total_models=MODELS_PER_GATEWAY,
+                    healthy_models=healthy,
+                    offline_models=open_breakers,
+                    avg_uptime_24h=round(sum(uptimes) / len(uptimes), 2),
+                    avg_uptime_7d=round(99.9 - (100 - sum(uptimes) / len(uptimes)) / 7, 2),
+                    avg_response_time_ms=round(base * 1.4, 2),
+                    last_checked_at=stamp,
+                )
+            )
+    data.checks_total, data.checks_successful = successes + failures, successes
+    for row in data.models:
+        data.tier_counts[row["monitoring_tier"]] = data.tier_counts.get(row["monitoring_tier"], 0) + 1
+    return data
+
+
 class _DemoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
 
+    down: frozenset[str] = frozenset()
+    started = 0.0
+
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        records = demo_providers(time.time())
-        if parts.path == "/providers":
+        now = time.time()
+        records = demo_providers(now, self.down)
+        if parts.path.startswith("/v1/status"):
+            answered = answer(demo_status(now, self.down, self.started), parts.path, parts.query, now)
+            status, body = answered if answered is not None else (404, {"detail": "Not Found"})
+            self._send(status, json.dumps(body).encode())
+        elif parts.path == "/providers":
             self._send(307, b"", location="/providers/" + (f"?{parts.query}" if parts.query else ""))
         elif parts.path == "/providers/":
             if parse_qs(parts.query).get("include_inactive") != ["true"]:
@@ -119,12 +244,22 @@ class _DemoHandler(BaseHTTPRequestHandler):
         pass
 
 
-class DemoBackend:
-    """Runs the demo API on 127.0.0.1 at a free port until ``stop()``."""
+class _DemoServer(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _DemoHandler)
-        self._server.daemon_threads = True
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The exporter hangs up on the requests it abandons (a deadline, stopping): no traceback
+        # on stderr for that, only for a fault of the demo itself.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class DemoBackend:
+    """Runs the demo API on 127.0.0.1 at a free port until ``stop()``; ``down`` providers stay down."""
+
+    def __init__(self, down: frozenset[str] = frozenset()) -> None:
+        handler = type("DemoHandler", (_DemoHandler,), {"down": down, "started": time.time()})
+        self._server = _DemoServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-api", daemon=True

@@ -24,7 +24,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .collector import Family, SnapshotCollector, SnapshotSource, exported_providers, stats_families
+from .collector import (
+    ExtraView,
+    Family,
+    SnapshotCollector,
+    SnapshotSource,
+    exported_providers,
+    stats_families,
+)
 from .model import Provider, Snapshot
 from .render import render_families, render_providers
 
@@ -152,6 +159,7 @@ class Exposition:
         self._on_large_body = on_large_body
         self._cache: dict[tuple[Any, ...], _Rendered] = {}
         self._heads: dict[bool, _Head] = {}  # by format (True: OpenMetrics)
+        self._extra_data: dict[tuple[object, bool], bytes] = {}  # the extra source's data lines, by reading
         self._render_lock = threading.Lock()
         self._requested: set[bool] = set()  # formats scraped since the last poll (True: OpenMetrics)
 
@@ -172,24 +180,44 @@ class Exposition:
             entry = self._entry(snapshot, freshness, openmetrics)
             entry.gzip(b"")  # warm the deflate state
 
+    def prerender_extra(self) -> None:
+        """Render the extra source's new reading into the formats already prepared (its poller thread)."""
+        snapshot = self._store.current
+        freshness = self._collector.freshness(snapshot)
+        for openmetrics in sorted(self._heads):
+            self._entry(snapshot, freshness, openmetrics).gzip(b"")
+
     def _entry(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Rendered:
-        key = (snapshot.generation, freshness, openmetrics)
+        extra = self._collector.extra()
+        key = (snapshot.generation, freshness, openmetrics, None if extra is None else extra.key)
         entry = self._cache.get(key)
         if entry is not None:
             return entry
         with self._render_lock:
             entry = self._cache.get(key)
             if entry is None:
-                # Keep only the current generation (dropped before rendering, so the old
-                # bytes can go first): memory stays at one snapshot's worth.
-                cache = {k: v for k, v in self._cache.items() if k[0] == snapshot.generation}
+                # Keep only the current generation and extra reading (dropped before rendering,
+                # so the old bytes can go first): memory stays at one snapshot's worth.
+                cache = {k: v for k, v in self._cache.items() if (k[0], k[3]) == (key[0], key[3])}
                 self._cache = cache
                 entry = _Rendered(
-                    self._head(snapshot, freshness, openmetrics),
-                    render_families(list(self._collector.status_families(snapshot)), openmetrics=openmetrics),
+                    self._head(snapshot, freshness, openmetrics), self._tail(snapshot, extra, openmetrics)
                 )
                 self._cache = {**cache, key: entry}
         return entry
+
+    def _tail(self, snapshot: Snapshot, extra: ExtraView | None, openmetrics: bool) -> bytes:
+        """What follows the per-provider families: the extra source's data lines (rendered once
+        per reading), then the exporter's own families with the extra source's poll rows."""
+        if extra is None:
+            return render_families(list(self._collector.status_families(snapshot)), openmetrics=openmetrics)
+        data = self._extra_data.get((extra.data_key, openmetrics))
+        if data is None:
+            self._extra_data = {k: v for k, v in self._extra_data.items() if k[0] == extra.data_key}
+            data = render_families(list(extra.data_families()), openmetrics=openmetrics)
+            self._extra_data[(extra.data_key, openmetrics)] = data
+        own = [*self._collector.status_families(snapshot, extra.poll_rows()), *extra.own_families()]
+        return data + render_families(own, openmetrics=openmetrics)
 
     def _head(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Head:
         """The head for this snapshot: the previous one when providers and counts are unchanged."""

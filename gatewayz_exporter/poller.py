@@ -24,6 +24,20 @@ from .parse import ParsedProviders, ParsedStats, PayloadError, RecordMemo, parse
 log = logging.getLogger("gatewayz_exporter.poller")
 
 
+def retry_not_before(result: FetchResult, started: float, interval: float, slack: float) -> float | None:
+    """When an endpoint may be asked again after ``result`` (monotonic), or None: at the next poll.
+
+    Retry-After counts from when the answer arrived; a 429 without it skips one poll.
+    """
+    if result.retry_after_seconds is not None:
+        received = started + result.duration_seconds
+        return received + min(result.retry_after_seconds, MAX_RETRY_AFTER_SECONDS)
+    if result.reason == "rate_limited":
+        # The next poll on the grid is skipped, the one after it asks again.
+        return started + interval + interval / 2 + slack
+    return None
+
+
 class SnapshotStore:
     """Holds the newest Snapshot. Publishing is one reference swap, so readers never lock."""
 
@@ -141,14 +155,10 @@ class Poller:
 
     def _back_off(self, endpoint: str, result: FetchResult, started: float) -> None:
         """Honour Retry-After from when the answer arrived; a 429 without it skips one poll."""
-        if result.retry_after_seconds is not None:
-            received = started + result.duration_seconds
-            self._not_before[endpoint] = received + min(result.retry_after_seconds, MAX_RETRY_AFTER_SECONDS)
-        elif result.reason == "rate_limited":
-            # The next poll on the grid is skipped, the one after it asks again.
-            self._not_before[endpoint] = started + self._interval + self._interval / 2 + self._slack
-        else:
+        not_before = retry_not_before(result, started, self._interval, self._slack)
+        if not_before is None:
             return
+        self._not_before[endpoint] = not_before
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "Endpoint backed off",

@@ -6,6 +6,7 @@ import copy
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,13 @@ from prometheus_client.registry import CollectorRegistry
 
 from gatewayz_exporter.app import build
 from gatewayz_exporter.config import Config
+from gatewayz_exporter.status_standin import (
+    StatusData,
+    answer,
+    incident_row,
+    model_view_row,
+    provider_view_row,
+)
 
 TEST_KEY = "test-admin-key-not-a-secret"
 
@@ -110,6 +118,26 @@ SEED_PROVIDERS = [
 SEED_STATS = {"total": 4, "active": 3, "inactive": 1, "healthy": 2, "degraded": 1, "down": 1, "unknown": 0}
 
 
+def every_status_series(now: float | None = None) -> StatusData:
+    """Status data that makes every status family export at least one series."""
+    now = time.time() if now is None else now
+    return StatusData(
+        providers=[
+            provider_view_row("openai", "openrouter"),
+            provider_view_row("groq", "openrouter", avg_uptime_24h=90.0, offline_models=3),
+        ],
+        models=[
+            model_view_row("openai", "openrouter", "gpt-4", monitoring_tier="critical"),
+            model_view_row(
+                "groq", "openrouter", "llama", circuit_breaker_state="open", active_incidents_count=1
+            ),
+        ],
+        incidents=[incident_row(1, "groq", now - 600, model="llama", severity="critical")],
+        checks_total=100,
+        checks_successful=90,
+    )
+
+
 @dataclass
 class Reply:
     """What the fake API answers on one path."""
@@ -125,11 +153,15 @@ class FakeApi:
     """A real HTTP server on 127.0.0.1:0. Set ``routes[path] = Reply(...)``; ``requests`` records calls.
 
     ``/providers`` redirects to ``/providers/`` like the real FastAPI backend,
-    unless a test sets a route for ``/providers`` itself.
+    unless a test sets a route for ``/providers`` itself. The public status
+    routes answer from ``status`` (see ``gatewayz_exporter.status_standin``).
     """
 
     def __init__(self) -> None:
         self.routes: dict[str, Reply] = {}
+        # The public status routes (/v1/status/...), answered as the backend's status_page.py
+        # does from this data unless a route is set for the path; None: a backend without them.
+        self.status: StatusData | None = every_status_series()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.released = threading.Event()
         self.set_data(SEED_PROVIDERS, SEED_STATS)
@@ -143,6 +175,9 @@ class FakeApi:
                 path, _, query = self.path.partition("?")
                 api.requests.append((self.path, dict(self.headers)))
                 reply = api.routes.get(path)
+                if reply is None and api.status is not None:
+                    answered = answer(api.status, path, query, time.time())
+                    reply = None if answered is None else Reply(answered[0], json.dumps(answered[1]).encode())
                 if reply is None and path == "/providers":
                     reply = Reply(307, b"", {"Location": "/providers/" + (f"?{query}" if query else "")})
                 if reply is None:
@@ -257,7 +292,6 @@ def free_port() -> int:
 
 def eventually(predicate, timeout: float = 10.0, step: float = 0.01):
     """Poll ``predicate`` until truthy (returned) or ``timeout`` passes (returns the last falsy value)."""
-    import time
 
     deadline = time.monotonic() + timeout
     while True:

@@ -68,7 +68,16 @@ class OracleCollector:
                     if value is not None:
                         metric.add_metric((provider.slug,), value)
                 yield metric
-        for family in self._collector.status_families(snapshot):
+        extra = self._collector.extra()
+        if extra is None:
+            for family in self._collector.status_families(snapshot):
+                yield to_metric(family)
+            return
+        for family in extra.data_families():  # the status API's, after the per-provider families
+            yield to_metric(family)
+        for family in self._collector.status_families(snapshot, extra.poll_rows()):
+            yield to_metric(family)
+        for family in extra.own_families():
             yield to_metric(family)
 
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 from gatewayz_exporter.parse import decode_json, parse_providers, parse_stats
+from gatewayz_exporter.status import parse_models, parse_status_providers
 
 sys.path.insert(0, str(ROOT / "bench"))
 import benchmark
@@ -84,3 +85,33 @@ def test_the_fresh_connection_scrape_is_shown_against_the_cached_bytes_limit():
 def test_the_cached_bytes_server_answers_with_exactly_the_bytes_it_holds():
     body = b"# TYPE x gauge\nx 1.0\n" * 1000
     assert benchmark.cached_bytes_limit(body, 3) > 0
+
+
+def test_the_stand_in_serves_the_status_routes_in_pages_as_the_backend_does():
+    api = benchmark.StandIn(3, status_models=2500)
+    try:
+        pages = [
+            json.loads(fetch(f"{api.url}/v1/status/models?limit=1000&offset={n}")) for n in (0, 1000, 2000)
+        ]
+        providers = json.loads(fetch(f"{api.url}/v1/status/providers"))
+    finally:
+        api.close()
+    assert [len(page) for page in pages] == [1000, 1000, 500]
+    assert parse_models(pages).invalid_records == 0
+    assert len(parse_models(pages).value) == 2500
+    assert parse_status_providers(providers).invalid_records == 0
+
+
+def test_a_tiny_run_measures_ours_with_and_without_the_status_api():
+    results = benchmark.run(
+        count=3,
+        scrapes=2,
+        intervals=1,
+        interval=0.3,
+        idle=False,
+        subjects=("ours", "ours+status"),
+        status_models=20,
+    )
+    assert results["ours+status"]["size_plain"] > results["ours"]["size_plain"]  # the status series
+    table = benchmark.format_status_table("3 providers, 20 status models", [results])
+    assert "| resident memory (MiB) |" in table

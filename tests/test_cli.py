@@ -76,7 +76,8 @@ def test_once_survives_an_odd_answer_and_still_prints_the_other_endpoint(api):
     assert (
         'gatewayz_provider_scrape_errors_total{endpoint="providers",reason="redirect"} 1.0' in result.stdout
     )
-    failures = [json.loads(l) for l in result.stderr.splitlines() if l.startswith("{")]
+    lines = [json.loads(l) for l in result.stderr.splitlines() if l.startswith("{")]
+    failures = [l for l in lines if l["message"] == "Provider API poll failed"]
     assert {(l["endpoint"], l["reason"], l["cause"]) for l in failures} == {
         ("providers", "redirect", "bad_url"),
         ("stats", "rate_limited", None),

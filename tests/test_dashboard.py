@@ -134,7 +134,7 @@ def test_every_panel_resolves_to_a_data_source_in_our_grafana_and_in_theirs(graf
     else:
         # Two Prometheus-type sources: "Mimir" comes first by name. Their Prometheus
         # remote-writes every series (recording rules included) to it, so the panels fill in;
-        # the drop-down switches to "Prometheus" (README, "Grafana").
+        # the drop-down switches to "Prometheus" (docs/stack.md, "Grafana").
         assert chosen == {
             "datasource": "grafana_mimir",
             "loki_datasource": "grafana_loki",
@@ -161,7 +161,7 @@ def test_it_shows_limits_models_and_loki_shipping_which_no_panel_showed_before()
 
 
 def test_every_metric_a_query_names_is_one_the_exporter_or_the_rules_produce():
-    readme = (ROOT / "README.md").read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    readme = (ROOT / "docs/reference.md").read_text().split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`(gatewayz_\w+)`", readme))
     rules = yaml.safe_load((ROOT / "prometheus/recording_rules.yml").read_text())
     recorded = {r["record"] for g in rules["groups"] for r in g["rules"]}
@@ -210,6 +210,7 @@ def test_dashboard_has_the_seeds_panel_groups_limits_and_exporter_health():
         "Provider details",
         "Limits and models",
         "Exporter health",
+        "Measured health",
     ]
     titles = {p["title"]: p for p in panels()}
     assert titles["Health status distribution"]["type"] == "piechart"

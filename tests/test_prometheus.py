@@ -150,6 +150,7 @@ def test_the_recording_rules_produce_the_six_compatibility_names_with_status_lab
         "gatewayz_providers_with_function_calling": {()},
         "gatewayz_providers_with_vision": {()},
         "gatewayz_providers_with_image_generation": {()},
+        "provider_availability": {()},
     }
 
 
@@ -180,7 +181,7 @@ def test_prom_yml_has_the_seeds_job_exactly_and_scrapes_the_stack_itself():
         "scrape_interval": "60s",
         "scrape_timeout": "10s",
     }
-    assert config["rule_files"] == ["alerts.yml", "recording_rules.yml"]
+    assert config["rule_files"] == ["alerts.yml", "recording_rules.yml", "status_alerts.yml"]
     (alertmanagers,) = config["alerting"]["alertmanagers"]
     assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
     assert alertmanagers["api_version"] == "v2"

@@ -111,6 +111,8 @@ def test_a_public_request_carries_no_authorization_even_after_a_same_origin_redi
 
 
 def test_an_admin_request_carries_the_key_after_a_same_origin_redirect(api):
+    api.routes["/providers/list"] = api.routes["/providers/"]
+    api.routes["/providers/"] = Reply(307, b"", {"Location": "/providers/list?include_inactive=true"})
     result = _client(api).fetch("providers")
     assert result.ok, result
     assert [headers.get("Authorization") for _, headers in api.requests] == [f"Bearer {TEST_KEY}"] * 2

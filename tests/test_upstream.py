@@ -385,6 +385,8 @@ def test_refused_dns_tls_and_reset_are_told_apart_in_the_log(api, exporter_for, 
 
 
 def test_debug_level_adds_the_exporters_own_lines(api, exporter_for, caplog):
+    api.routes["/providers/list"] = api.routes["/providers/"]  # a same-origin redirect to follow
+    api.routes["/providers/"] = Reply(307, b"", {"Location": "/providers/list?include_inactive=true"})
     exporter = exporter_for(api)
     with caplog.at_level(logging.DEBUG, logger="gatewayz_exporter"):
         exporter.poller.poll_once()
