@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .client import ApiClient, is_loopback_url
@@ -29,11 +30,12 @@ from .logs import configure_logging
 from .poller import Poller, SnapshotStore
 from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
 from .server import MetricsServer
-from .status_metrics import StatusSource
-from .status_poller import StatusPoller, StatusStore
 from .syntax import unbracket
 from .telemetry import Telemetry, TelemetryError
 from .webconfig import WebConfig, WebConfigError, load_web_config
+
+if TYPE_CHECKING:
+    from .status_poller import StatusPoller
 
 log = logging.getLogger("gatewayz_exporter")
 
@@ -135,8 +137,12 @@ def build(
         monotonic=monotonic,
         wall_clock=wall_clock,
     )
-    status_poller = status_store = None
+    status_poller = status_store = status_source = None
     if config.status_api:
+        # Loaded only with the status API on.
+        from .status_metrics import StatusSource
+        from .status_poller import StatusPoller, StatusStore
+
         status_store = StatusStore()
         status_poller = StatusPoller(
             # A client of its own (same deadline, size cap, redirect and Retry-After rules) without
@@ -155,14 +161,13 @@ def build(
             monotonic=monotonic,
             wall_clock=wall_clock,
         )
+        status_source = StatusSource(status_store, max_staleness=config.max_staleness, monotonic=monotonic)
     collector = SnapshotCollector(
         store,
         max_staleness=config.max_staleness,
         version=__version__,
         monotonic=monotonic,
-        extra=None
-        if status_store is None
-        else StatusSource(status_store, max_staleness=config.max_staleness, monotonic=monotonic),
+        extra=status_source,
     )
     process_families = ProcessFamilies()
     exposition = Exposition(

@@ -14,9 +14,19 @@ from prometheus_client.utils import floatToGoString
 from gatewayz_exporter.live import ProcessFamilies
 from gatewayz_exporter.render import format_value, render_families
 
-OPTIONAL = ["bcrypt", "yaml", "msgspec", "prometheus_client", "opentelemetry.sdk", "ctypes"]
+OPTIONAL = [
+    "bcrypt",
+    "yaml",
+    "msgspec",
+    "prometheus_client",
+    "opentelemetry.sdk",
+    "ctypes",
+    "gatewayz_exporter.status_poller",
+    "gatewayz_exporter.status_metrics",
+]
 
-# Start a default exporter (no web config, no OTLP endpoint, no Loki), poll a small API once,
+# Start an exporter with every optional feature off (no web config, no OTLP endpoint, no Loki,
+# STATUS_API=off), poll a small API once,
 # serve /metrics once, and list which optional modules were loaded on the way.
 RUN_DEFAULT = """
 import json, sys, threading
@@ -37,7 +47,7 @@ class Api(BaseHTTPRequestHandler):
 api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
 threading.Thread(target=api.serve_forever, daemon=True).start()
 env = {"GATEWAY_API_URL": f"http://127.0.0.1:{api.server_address[1]}", "ADMIN_KEY": "k",
-       "METRICS_ADDR": "127.0.0.1", "METRICS_PORT": sys.argv[1]}
+       "METRICS_ADDR": "127.0.0.1", "METRICS_PORT": sys.argv[1], "STATUS_API": "off"}
 stop = threading.Event()
 result = {}
 def scrape_then_stop():
@@ -60,7 +70,7 @@ print(json.dumps({"code": code, "served": result.get("served", False), "loaded":
 """
 
 
-def test_a_default_configuration_loads_no_module_for_the_features_it_leaves_off():
+def test_an_exporter_loads_no_module_for_the_features_its_configuration_leaves_off():
     from conftest import free_port
 
     run = subprocess.run(
