@@ -75,12 +75,12 @@ def test_a_real_prometheus_runs_every_dashboard_query_and_rule_and_raises_provid
         rules = [r for g in prometheus.api("/api/v1/rules")["groups"] for r in g["rules"]]
         return rules if rules and not any(r["lastEvaluation"].startswith("0001") for r in rules) else None
 
-    rules = prometheus._wait(evaluated_rules, "evaluating every rule")
+    rules = prometheus.wait(evaluated_rules, "evaluating every rule")
     shipped = sum(len(g["rules"]) for f in rule_files() for g in yaml.safe_load(f.read_text())["groups"])
     assert len(rules) == shipped
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
-    alerts = prometheus._wait(
+    alerts = prometheus.wait(
         lambda: [
             a
             for a in prometheus.api("/api/v1/alerts")["alerts"]
