@@ -44,7 +44,7 @@ _SHAPED = st.tuples(
 _SPELLINGS = st.one_of(_SHAPED, st.lists(st.sampled_from(_PIECES), min_size=1, max_size=8))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pieces=_SPELLINGS, status=st.sampled_from([301, 302, 303, 307, 308]))
 def test_no_location_spelling_carries_the_key_to_another_host(two_hosts, pieces, status):
     api, other = two_hosts
