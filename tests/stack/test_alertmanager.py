@@ -172,6 +172,15 @@ def receivers():
     smtp.close()
 
 
+@pytest.fixture
+def alertmanager(tmp_path, receivers):
+    """The stack's Alertmanager through its entrypoint, sending to the ``receivers``."""
+    slack, smtp = receivers
+    started = start_alertmanager(tmp_path, notification_env(slack, smtp))
+    yield started
+    started.stop()
+
+
 def post_alerts(url: str, *alerts: dict) -> None:
     now = datetime.now(UTC)
     payload = [
@@ -191,88 +200,63 @@ def post_alerts(url: str, *alerts: dict) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(tmp_path, receivers):
-    slack, smtp = receivers
-    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
-    try:
-        job = {"job": "provider_metrics"}
-        post_alerts(
-            alertmanager.url,
-            {"alertname": "GatewayzProviderExporterDown", "severity": "critical", **job},
-            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
-            {
-                "alertname": "GatewayzProviderApiScrapeFailing",
-                "severity": "warning",
-                "endpoint": "stats",
-                **job,
-            },
-            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "groq", "job": "other"},
-        )
+def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(alertmanager, receivers, tmp_path):
+    slack, _ = receivers
+    job = {"job": "provider_metrics"}
+    post_alerts(
+        alertmanager.url,
+        {"alertname": "GatewayzProviderExporterDown", "severity": "critical", **job},
+        {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
+        {
+            "alertname": "GatewayzProviderApiScrapeFailing",
+            "severity": "warning",
+            "endpoint": "stats",
+            **job,
+        },
+        {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "groq", "job": "other"},
+    )
 
-        def states():
-            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
-            found = {(a["labels"]["alertname"], a["labels"]["job"]): a["status"] for a in alerts}
-            return (
-                found
-                if len(found) == 4 and all(s["state"] != "unprocessed" for s in found.values())
-                else None
-            )
-
-        found = alertmanager.wait(states, "processing the alerts")
-        assert found[("GatewayzProviderExporterDown", "provider_metrics")]["state"] == "active"
-        assert found[("GatewayzProviderDown", "provider_metrics")]["state"] == "suppressed"
-        assert found[("GatewayzProviderDown", "provider_metrics")]["inhibitedBy"]
-        assert found[("GatewayzProviderApiScrapeFailing", "provider_metrics")]["state"] == "suppressed"
-        assert found[("GatewayzProviderDown", "other")]["state"] == "active"  # another job: not its effect
-        # Only what is not inhibited is sent.
-        slack.wait_for(lambda m: "GatewayzProviderExporterDown" in slack.text(m), "exporter-down message")
-        slack.wait_for(lambda m: "groq" in slack.text(m), "groq message")
-        assert not any("openai" in slack.text(m) for m in slack.messages)
-    finally:
-        alertmanager.stop()
+    found = alertmanager.alert_statuses(lambda labels: (labels["alertname"], labels["job"]), 4)
+    assert found[("GatewayzProviderExporterDown", "provider_metrics")]["state"] == "active"
+    assert found[("GatewayzProviderDown", "provider_metrics")]["state"] == "suppressed"
+    assert found[("GatewayzProviderDown", "provider_metrics")]["inhibitedBy"]
+    assert found[("GatewayzProviderApiScrapeFailing", "provider_metrics")]["state"] == "suppressed"
+    assert found[("GatewayzProviderDown", "other")]["state"] == "active"  # another job: not its effect
+    # Only what is not inhibited is sent.
+    slack.wait_for(lambda m: "GatewayzProviderExporterDown" in slack.text(m), "exporter-down message")
+    slack.wait_for(lambda m: "groq" in slack.text(m), "groq message")
+    assert not any("openai" in slack.text(m) for m in slack.messages)
     assert os.path.exists(tmp_path / "alertmanager-runtime" / "secrets" / "smtp_password")
     assert json.dumps(slack.messages).count("stand-in-smtp-password") == 0
 
 
-def test_a_provider_down_silences_only_that_providers_warnings(tmp_path, receivers):
-    slack, smtp = receivers
-    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
-    try:
-        job = {"job": "provider_metrics"}
-        post_alerts(
-            alertmanager.url,
-            {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
-            {
-                "alertname": "GatewayzProviderSlowResponses",
-                "severity": "warning",
-                "provider": "openai",
-                **job,
-            },
-            {"alertname": "GatewayzProviderSlowResponses", "severity": "warning", "provider": "groq", **job},
-            {
-                "alertname": "GatewayzProviderApiScrapeFailing",
-                "severity": "warning",
-                "endpoint": "stats",
-                **job,
-            },
-        )
+def test_a_provider_down_silences_only_that_providers_warnings(alertmanager):
+    job = {"job": "provider_metrics"}
+    post_alerts(
+        alertmanager.url,
+        {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "openai", **job},
+        {
+            "alertname": "GatewayzProviderSlowResponses",
+            "severity": "warning",
+            "provider": "openai",
+            **job,
+        },
+        {"alertname": "GatewayzProviderSlowResponses", "severity": "warning", "provider": "groq", **job},
+        {
+            "alertname": "GatewayzProviderApiScrapeFailing",
+            "severity": "warning",
+            "endpoint": "stats",
+            **job,
+        },
+    )
 
-        def states():
-            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
-            found = {
-                (a["labels"]["alertname"], a["labels"].get("provider", "")): a["status"]["state"]
-                for a in alerts
-            }
-            return found if len(found) == 4 and "unprocessed" not in found.values() else None
-
-        assert alertmanager.wait(states, "processing the alerts") == {
-            ("GatewayzProviderDown", "openai"): "active",
-            ("GatewayzProviderSlowResponses", "openai"): "suppressed",
-            ("GatewayzProviderSlowResponses", "groq"): "active",  # another provider: not its effect
-            ("GatewayzProviderApiScrapeFailing", ""): "active",  # no provider: not its effect
-        }
-    finally:
-        alertmanager.stop()
+    found = alertmanager.alert_statuses(lambda labels: (labels["alertname"], labels.get("provider", "")), 4)
+    assert {key: status["state"] for key, status in found.items()} == {
+        ("GatewayzProviderDown", "openai"): "active",
+        ("GatewayzProviderSlowResponses", "openai"): "suppressed",
+        ("GatewayzProviderSlowResponses", "groq"): "active",  # another provider: not its effect
+        ("GatewayzProviderApiScrapeFailing", ""): "active",  # no provider: not its effect
+    }
 
 
 def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_broken_links(
@@ -302,47 +286,39 @@ def test_without_grafanas_address_alerts_still_reach_slack_and_email_without_bro
     assert "dashboard links are off" in log
 
 
-def test_data_unknown_holds_the_alerts_computed_from_that_data_and_nothing_else(tmp_path, receivers):
-    slack, smtp = receivers
-    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
-    try:
-        job = {"job": "provider_metrics"}
-        post_alerts(
-            alertmanager.url,
-            {"alertname": "GatewayzProviderDataUnknown", "severity": "none", "endpoint": "providers", **job},
-            {
-                "alertname": "GatewayzProviderDown",
-                "severity": "critical",
-                "provider": "openai",
-                "data": "providers",
-                **job,
-            },
-            {"alertname": "GatewayzManyProvidersDown", "severity": "critical", "data": "providers", **job},
-            {"alertname": "GatewayzNoActiveProviders", "severity": "critical", "data": "stats", **job},
-            {
-                "alertname": "GatewayzProviderApiScrapeFailing",
-                "severity": "warning",
-                "endpoint": "providers",
-                **job,
-            },
-        )
+def test_data_unknown_holds_the_alerts_computed_from_that_data_and_nothing_else(alertmanager, receivers):
+    slack, _ = receivers
+    job = {"job": "provider_metrics"}
+    post_alerts(
+        alertmanager.url,
+        {"alertname": "GatewayzProviderDataUnknown", "severity": "none", "endpoint": "providers", **job},
+        {
+            "alertname": "GatewayzProviderDown",
+            "severity": "critical",
+            "provider": "openai",
+            "data": "providers",
+            **job,
+        },
+        {"alertname": "GatewayzManyProvidersDown", "severity": "critical", "data": "providers", **job},
+        {"alertname": "GatewayzNoActiveProviders", "severity": "critical", "data": "stats", **job},
+        {
+            "alertname": "GatewayzProviderApiScrapeFailing",
+            "severity": "warning",
+            "endpoint": "providers",
+            **job,
+        },
+    )
 
-        def states():
-            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
-            found = {a["labels"]["alertname"]: a["status"]["state"] for a in alerts}
-            return found if len(found) == 5 and "unprocessed" not in found.values() else None
-
-        assert alertmanager.wait(states, "processing the alerts") == {
-            "GatewayzProviderDataUnknown": "active",  # sent nowhere (blackhole)
-            "GatewayzProviderDown": "suppressed",
-            "GatewayzManyProvidersDown": "suppressed",
-            "GatewayzNoActiveProviders": "active",  # /stats still answers: its data is good
-            "GatewayzProviderApiScrapeFailing": "active",  # the cause: it pages
-        }
-        slack.wait_for(lambda m: "GatewayzProviderApiScrapeFailing" in slack.text(m), "the cause's message")
-        assert not any("DataUnknown" in slack.text(m) for m in slack.messages)
-    finally:
-        alertmanager.stop()
+    found = alertmanager.alert_statuses(lambda labels: labels["alertname"], 5)
+    assert {key: status["state"] for key, status in found.items()} == {
+        "GatewayzProviderDataUnknown": "active",  # sent nowhere (blackhole)
+        "GatewayzProviderDown": "suppressed",
+        "GatewayzManyProvidersDown": "suppressed",
+        "GatewayzNoActiveProviders": "active",  # /stats still answers: its data is good
+        "GatewayzProviderApiScrapeFailing": "active",  # the cause: it pages
+    }
+    slack.wait_for(lambda m: "GatewayzProviderApiScrapeFailing" in slack.text(m), "the cause's message")
+    assert not any("DataUnknown" in slack.text(m) for m in slack.messages)
 
 
 def test_many_providers_down_is_one_message_per_receiver_listing_them_with_a_silence_link(
