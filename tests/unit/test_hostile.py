@@ -324,7 +324,7 @@ def test_an_idle_keep_alive_connection_waits_for_the_idle_timeout_not_the_head_d
     with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
-        time.sleep(1.0)  # twice the head deadline, with no byte of a next request
+        time.sleep(1.0)  # time passing is the behaviour: twice the head deadline, no byte of a next request
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
 
@@ -341,7 +341,7 @@ def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a
             with contextlib.suppress(ConnectionError):  # closed at once: nobody waited past the grace
                 refused.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert refused.recv(100) == b""
-        time.sleep(1.1)  # past the grace: the held connections never sent a request
+        time.sleep(1.1)  # time passing is the behaviour: past the grace, the held connections sent nothing
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 20
@@ -380,7 +380,8 @@ def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_on
             sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
             held.append(sock)
         assert eventually(lambda: server.connections == 10)
-        time.sleep(1.5)  # past the grace, with every answer stuck in the held connections' buffers
+        # Time passing is the behaviour: past the grace, every answer stuck in the held connections' buffers.
+        time.sleep(1.5)
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 10
@@ -422,7 +423,7 @@ def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(r
         thread.start()
     try:
         assert eventually(lambda: server.connections == 8)
-        time.sleep(1.5)  # every connection busy for longer than the grace
+        time.sleep(1.5)  # time passing is the behaviour: every connection busy for longer than the grace
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 8

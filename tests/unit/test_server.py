@@ -10,6 +10,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from support.api import Reply
+from support.waits import eventually
 
 
 def test_healthz_is_up_while_serving_and_readyz_waits_for_a_successful_poll(serving):
@@ -74,7 +75,7 @@ def test_metrics_answer_at_once_while_the_api_hangs(api, serving):
     api.routes["/providers/stats"] = Reply(body={}, delay=30)
     poll = threading.Thread(target=serving.poller.poll_once, daemon=True)
     poll.start()
-    time.sleep(0.1)  # the poll is now blocked inside the API
+    assert eventually(lambda: api.count("/providers/stats") >= 2)  # the poll is blocked inside the API
     started = time.monotonic()
     response = requests.get(serving.base + "/metrics", timeout=5)
     assert time.monotonic() - started < 1.0
@@ -136,6 +137,7 @@ def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
         stalled.append(sock)
     try:
+        # Time passing is the behaviour: the server gets a second to buffer what it would.
         time.sleep(1.0)
         with open("/proc/self/status") as status:
             rss_after = int(next(line for line in status if line.startswith("VmRSS")).split()[1])
