@@ -15,6 +15,16 @@ from gatewayz_exporter.webconfig import load_web_config
 from support.api import FakeApi, FakeClock, make_config
 from support.receivers import LokiReceiver, OtlpReceiver
 
+LAYERS = ("unit", "integration", "stack")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer (the folder it is in), so ``-m "not stack"`` selects too."""
+    for item in items:
+        layer = Path(item.path).parent.name
+        if layer in LAYERS:
+            item.add_marker(layer)
+
 
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
