@@ -43,7 +43,7 @@ def test_once_exits_non_zero_with_the_reason_when_the_api_fails(api):
 
 
 def test_once_survives_an_odd_answer_and_still_prints_the_other_endpoint(api):
-    # A redirect with an impossible port once made fetch raise and --once die with a traceback.
+    # A redirect to an impossible port is a counted failure with its reason, never a traceback.
     api.routes["/providers/"] = Reply(302, b"", {"Location": "http://127.0.0.1:99999/providers/"})
     api.routes["/providers/stats"] = Reply(429, b"", {"Retry-After": "\u00b2"})
     result = run_exporter(["--once"], {"GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY})

@@ -23,6 +23,7 @@ def test_sigterm_exits_within_seconds_whatever_the_receivers_do(api, otlp, loki,
             "SCRAPE_INTERVAL": "0.2",
             "LOKI_URL": loki.url,
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans go out at once, not after 5 s
         }
     )
     process = exporter.process

@@ -146,14 +146,13 @@ def test_the_exporters_series_arrive_in_the_remote_store_and_can_be_queried_ther
     assert PROMETHEUS and PROMTOOL, "Debian's prometheus package is needed; .ci/run installs it"
     exporter = exporter_for(api, METRICS_ADDR="127.0.0.1", SCRAPE_INTERVAL="0.5")
     exporter.start()
-    port = free_port()
     prometheus = Process(
         "prometheus",
         [
             "sh",
             str(ROOT / "prometheus/entrypoint.sh"),
             f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.listen-address=127.0.0.1:{port}",
         ],
         {
             "PROMETHEUS_CONFIG_DIR": str(prometheus_config_copy(tmp_path)),
@@ -167,7 +166,6 @@ def test_the_exporters_series_arrive_in_the_remote_store_and_can_be_queried_ther
             "REMOTE_WRITE_TENANT": "gatewayz-prod",
         },
         tmp_path / "prometheus.log",
-        f"http://127.0.0.1:{port}",
     )
     try:
 

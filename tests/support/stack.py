@@ -27,14 +27,31 @@ MISSING_AM = "Debian's prometheus-alertmanager package is needed (it brings amto
 
 
 class Process:
-    """A server started through one of the stack's entrypoints, stopped at the end."""
+    """A server started through one of the stack's entrypoints (or its binary), stopped at the end.
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path, url: str) -> None:
-        self.name, self.url, self.log = name, url, log
-        self.process = subprocess.Popen(
-            command, env={"PATH": "/usr/bin:/bin", **env}, stdout=open(log, "w"), stderr=subprocess.STDOUT
-        )
-        self.wait(lambda: requests.get(url + "/-/ready", timeout=1).status_code == 200, "ready")
+    "{port}" in ``command`` and in the values of ``env`` becomes a free loopback port; when another
+    process takes that port first (the server exits with "address already in use"), it starts
+    again on a new one."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.log = name, log
+        for _ in range(5):
+            port = str(free_port())
+            self.url = f"http://127.0.0.1:{port}"
+            self.process = subprocess.Popen(
+                [part.replace("{port}", port) for part in command],
+                env={"PATH": "/usr/bin:/bin", **{k: v.replace("{port}", port) for k, v in env.items()}},
+                stdout=open(log, "w"),
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                self.wait(lambda: requests.get(self.url + "/-/ready", timeout=1).status_code == 200, "ready")
+                return
+            except AssertionError:
+                self.stop()
+                if "address already in use" not in log.read_text().lower():
+                    raise
+        raise AssertionError(f"{name}: five free ports were taken before it could bind one")
 
     def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -107,13 +124,12 @@ def notification_env(slack: SlackStandIn, smtp: SmtpStandIn) -> dict[str, str]:
 
 def start_alertmanager(tmp: Path, env: dict[str, str], config_dir: Path | None = None) -> Process:
     assert ALERTMANAGER and AMTOOL, MISSING_AM
-    port = free_port()
     config_dir = config_dir or alertmanager_config_copy(tmp)
     command = [
         "sh",
         str(ROOT / "alertmanager/entrypoint.sh"),
         f"--storage.path={tmp / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
     ]
     full_env = {
@@ -123,7 +139,7 @@ def start_alertmanager(tmp: Path, env: dict[str, str], config_dir: Path | None =
         "AMTOOL_BIN": AMTOOL,
         **env,
     }
-    return Process("alertmanager", command, full_env, tmp / "alertmanager.log", f"http://127.0.0.1:{port}")
+    return Process("alertmanager", command, full_env, tmp / "alertmanager.log")
 
 
 def prometheus_config_copy(tmp: Path) -> Path:
@@ -148,12 +164,11 @@ def start_prometheus(tmp: Path, exporter_url: str, alertmanager_url: str, stack_
     """Prometheus through its entrypoint; ``stack_url`` stands in for Loki, Tempo and Grafana
     (unset: their compose names, which do not resolve here, so GatewayzStackTargetDown fires)."""
     assert PROMETHEUS and PROMTOOL, MISSING_PROMETHEUS
-    port = free_port()
     command = [
         "sh",
         str(ROOT / "prometheus/entrypoint.sh"),
         f"--storage.tsdb.path={tmp / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.listen-address=127.0.0.1:{port}",
         # Firing alerts are re-sent every minute; an alert that fired before Prometheus knew its
         # Alertmanager (Watchdog, at the first evaluation) would wait that long.
         "--rules.alert.resend-delay=1s",
@@ -164,12 +179,12 @@ def start_prometheus(tmp: Path, exporter_url: str, alertmanager_url: str, stack_
         "PROMTOOL_BIN": PROMTOOL,
         "EXPORTER_INTERNAL_URL": exporter_url,
         "ALERTMANAGER_INTERNAL_URL": alertmanager_url,
-        "PROMETHEUS_INTERNAL_URL": f"http://127.0.0.1:{port}",
-        "PROMETHEUS_EXTERNAL_URL": f"http://127.0.0.1:{port}",  # the "Source" links
+        "PROMETHEUS_INTERNAL_URL": "http://127.0.0.1:{port}",
+        "PROMETHEUS_EXTERNAL_URL": "http://127.0.0.1:{port}",  # the "Source" links
     }
     if stack_url:
         env.update(LOKI_INTERNAL_URL=stack_url, TEMPO_INTERNAL_URL=stack_url, GRAFANA_INTERNAL_URL=stack_url)
-    return Process("prometheus", command, env, tmp / "prometheus.log", f"http://127.0.0.1:{port}")
+    return Process("prometheus", command, env, tmp / "prometheus.log")
 
 
 def query(prometheus: Process, expr: str) -> list[dict[str, Any]]:
@@ -240,7 +255,6 @@ class Prometheus(Process):
 
     def __init__(self, tmp: Path, scrape_config: dict[str, Any], rules: list[Path] | None = None) -> None:
         assert PROMETHEUS, MISSING_PROMETHEUS
-        port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in rules or rule_files()],
@@ -251,9 +265,9 @@ class Prometheus(Process):
             PROMETHEUS,
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.listen-address=127.0.0.1:{port}",
         ]
-        super().__init__("prometheus", command, {}, tmp / "prometheus.log", f"http://127.0.0.1:{port}")
+        super().__init__("prometheus", command, {}, tmp / "prometheus.log")
 
 
 def run_prometheus_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
