@@ -122,15 +122,21 @@ class StatusPoller:
         started = self._monotonic()
         due = [e for e in STATUS_ENDPOINTS if started >= self._not_before[e] - self._slack]
         first = {e: self._client.begin(page_path(e, 0), authorized=False) for e in due}
-        pages = {e: self._pages(e, p.result()) for e, p in first.items()}
+        # A route's pages are one answer: they share the poll's interval, so a list that never
+        # ends, however slowly, cannot hold back the other routes' data past MAX_STALENESS.
+        deadline = started + self._interval
+        pages = {e: self._pages(e, p.result(), deadline) for e, p in first.items()}
         if self._closed:
             return self._store.current
         snapshot = self._build(self._store.current, pages, started)
         self._store.publish(snapshot)
         return snapshot
 
-    def _pages(self, endpoint: str, result: FetchResult) -> tuple[FetchResult, list[object]]:
-        """The rest of a paged route after its first page: the last result and every page's payload."""
+    def _pages(self, endpoint: str, result: FetchResult, deadline: float) -> tuple[FetchResult, list[object]]:
+        """The rest of a paged route after its first page: the last result and every page's payload.
+
+        A page still to ask at ``deadline`` fails the route (``timeout``): a partial list is not data.
+        """
         payloads = [result.payload]
         size = PAGE_SIZES.get(endpoint)
         duration = result.duration_seconds
@@ -142,6 +148,9 @@ class StatusPoller:
             and len(payloads) < MAX_PAGES[endpoint]
             and not self._closed
         ):
+            if self._monotonic() >= deadline:
+                result = FetchResult(endpoint, reason="timeout", cause="body")
+                break
             result = self._client.fetch(page_path(endpoint, len(payloads)), authorized=False)
             duration += result.duration_seconds
             payloads.append(result.payload)

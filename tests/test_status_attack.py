@@ -1,0 +1,91 @@
+"""The status API as a hostile upstream: pages that never end, slow pages, labels, no key anywhere."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from conftest import TEST_KEY, FakeApi, FakeClock, Reply
+
+from gatewayz_exporter.client import ApiClient
+from gatewayz_exporter.status_poller import StatusPoller, StatusStore
+from gatewayz_exporter.status_standin import StatusData, incident_row, model_view_row, provider_view_row
+
+
+@pytest.fixture
+def status_api():
+    fake = FakeApi()
+    yield fake
+    fake.close()
+
+
+def poller_for(api: FakeApi, clock: FakeClock, interval: float = 60) -> StatusPoller:
+    client = ApiClient(api.url, TEST_KEY, timeout=2, max_bytes=64 * 1024 * 1024)
+    return StatusPoller(
+        client,
+        StatusStore(),
+        interval=interval,
+        models_max=500,
+        monotonic=clock.monotonic,
+        wall_clock=clock.wall,
+    )
+
+
+def slow_page(clock: FakeClock, body: bytes, seconds: float):
+    """A raw reply that answers ``body`` after ``seconds`` of the injected clock have passed."""
+
+    def send(handler: BaseHTTPRequestHandler) -> None:
+        clock.advance(seconds)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return send
+
+
+def test_pages_that_never_end_slowly_fail_the_route_within_the_interval_and_keep_its_last_data(
+    status_api,
+):
+    clock = FakeClock()
+    status_api.status = StatusData(
+        providers=[provider_view_row("openai", "openrouter")],
+        incidents=[incident_row(1, "openai", clock.wall() - 600)],
+        models=[model_view_row("openai", "openrouter", "gpt-4")],
+    )
+    poller = poller_for(status_api, clock)
+    first = poller.poll_once()
+    assert first.incidents is not None and len(first.incidents) == 1
+
+    # Every page full (the route's own limit) and each taking 10 s: the list never ends.
+    incidents = [
+        {"id": n, "provider": "p", "gateway": "g", "severity": "high", "status": "active",
+         "started_at": "2026-01-01T00:00:00+00:00"}
+        for n in range(100)
+    ]  # fmt: skip
+    models = [
+        {"model_id": f"m{n}", "provider": "p", "gateway": "g", "status": "operational", "tier": "standard",
+         "uptime_24h": 100, "uptime_7d": 100, "uptime_30d": 100, "circuit_breaker_state": "closed",
+         "active_incidents": 0}
+        for n in range(1000)
+    ]  # fmt: skip
+    status_api.routes["/v1/status/incidents"] = Reply(
+        raw=slow_page(clock, json.dumps(incidents).encode(), 10)
+    )
+    status_api.routes["/v1/status/models"] = Reply(raw=slow_page(clock, json.dumps(models).encode(), 10))
+    status_api.requests.clear()
+    clock.advance(60)
+    started = clock.monotonic()
+    snapshot = poller.poll_once()
+
+    # The pages of a poll share its interval: no more are asked once it has passed.
+    asked = status_api.count("/v1/status/incidents") + status_api.count("/v1/status/models")
+    assert asked <= 60 / 10 + 2
+    assert clock.monotonic() - started <= 60 + 2 * 10
+    assert snapshot.errors[("status_incidents", "timeout")] == 1
+    assert snapshot.errors[("status_models", "timeout")] == 1
+    assert snapshot.incidents == first.incidents  # the last good data is kept, not a partial list
+    assert snapshot.models == first.models
+    assert snapshot.status["status_providers"].success
