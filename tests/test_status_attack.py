@@ -89,3 +89,26 @@ def test_pages_that_never_end_slowly_fail_the_route_within_the_interval_and_keep
     assert snapshot.incidents == first.incidents  # the last good data is kept, not a partial list
     assert snapshot.models == first.models
     assert snapshot.status["status_providers"].success
+
+
+def test_the_size_cap_holds_a_routes_pages_together_not_each_page_alone(status_api):
+    clock = FakeClock()
+    # Full pages of 1,000 models, each page about 0.6 MiB: under a 1 MiB cap one by one, forever.
+    models = [
+        {"model_id": f"m{n}-" + "x" * 500, "provider": "p", "gateway": "g", "status": "operational",
+         "tier": "standard", "uptime_24h": 100, "uptime_7d": 100, "uptime_30d": 100,
+         "circuit_breaker_state": "closed", "active_incidents": 0}
+        for n in range(1000)
+    ]  # fmt: skip
+    body = json.dumps(models).encode()
+    assert 512 * 1024 < len(body) < 1024 * 1024
+    status_api.status = StatusData()
+    status_api.routes["/v1/status/models"] = Reply(body=body)
+    client = ApiClient(status_api.url, None, timeout=2, max_bytes=1024 * 1024)
+    poller = StatusPoller(
+        client, StatusStore(), interval=60, models_max=500, monotonic=clock.monotonic, wall_clock=clock.wall
+    )
+    snapshot = poller.poll_once()
+    assert status_api.count("/v1/status/models") == 2
+    assert snapshot.errors[("status_models", "too_large")] == 1
+    assert snapshot.models is None
