@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 import yaml
-from conftest import ROOT, TEST_KEY, FakeApi, FakeClock, Reply
+from conftest import ROOT, TEST_KEY, FakeApi, FakeClock, Reply, eventually, free_port
 from stack_support import SlackStandIn, SmtpStandIn, notification_env, start_alertmanager
 from test_alertmanager import post_alerts
+from test_lifecycle import start_daemon, wait_for_metrics
 
 from gatewayz_exporter.client import ApiClient
 from gatewayz_exporter.status_poller import StatusPoller, StatusStore
@@ -195,3 +198,36 @@ def test_one_failing_status_route_holds_only_the_alerts_computed_from_that_route
         alertmanager.stop()
         slack.close()
         smtp.close()
+
+
+def test_hanging_status_routes_leave_admin_series_readiness_and_a_prompt_exit_alone(api):
+    # Every status route hangs (REQUEST_TIMEOUT at its default 10 s); the admin routes answer.
+    for path in ("/v1/status/", "/v1/status/providers", "/v1/status/incidents", "/v1/status/stats"):
+        api.routes[path] = Reply(body=[], delay=60)
+    api.routes["/v1/status/models"] = Reply(307, b"", {"Location": "/v1/status/slow-models"})
+    api.routes["/v1/status/slow-models"] = Reply(body=[], delay=60)  # hangs after a same-host redirect
+    port = free_port()
+    env = {"METRICS_PORT": str(port), "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY}
+    process = start_daemon(env)
+    try:
+        wait_for_metrics(port, process)
+        assert eventually(lambda: api.count("/v1/status/slow-models") == 1)  # every status request in flight
+        url = f"http://127.0.0.1:{port}"
+        assert eventually(
+            lambda: "gatewayz_provider_health_status{" in requests.get(url + "/metrics", timeout=5).text
+        )
+        assert requests.get(url + "/readyz", timeout=5).status_code == 200
+        status_requests = [headers for path, headers in api.requests if path.startswith("/v1/status")]
+        assert len(status_requests) == 6
+        assert not [h for h in status_requests if "authorization" in {name.lower() for name in h}]
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+        elapsed = time.monotonic() - started
+        assert code == 0
+        assert elapsed < 3.0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        out, _ = process.communicate()
+    assert TEST_KEY not in out
