@@ -130,9 +130,10 @@ class StatusPoller:
         started = self._monotonic()
         due = [e for e in STATUS_ENDPOINTS if started >= self._not_before[e] - self._slack]
         first = {e: self._client.begin(page_path(e, 0), authorized=False) for e in due}
-        # A route's pages are one answer: they share the poll's interval, so a list that never
-        # ends, however slowly, cannot hold back the other routes' data past MAX_STALENESS.
-        deadline = started + self._interval
+        # A route's pages are one answer: they share the poll's interval (or one request's
+        # deadline, when that is longer), so a list that never ends, however slowly, cannot hold
+        # back the other routes' data past MAX_STALENESS.
+        deadline = started + max(self._interval, self._client.timeout)
         pages = {e: self._pages(e, p.result(), deadline) for e, p in first.items()}
         if self._closed:
             return self._store.current

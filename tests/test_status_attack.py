@@ -98,6 +98,30 @@ def test_pages_that_never_end_slowly_fail_the_route_within_the_interval_and_keep
     assert snapshot.status["status_providers"].success
 
 
+def test_a_short_interval_still_lets_a_slow_paged_route_finish_within_request_timeout(status_api):
+    clock = FakeClock()
+    rows = [
+        {"model_id": f"m{n}", "provider": "p", "gateway": "g", "status": "operational", "tier": "standard",
+         "uptime_24h": 100, "uptime_7d": 100, "uptime_30d": 100, "circuit_breaker_state": "closed",
+         "active_incidents": 0}
+        for n in range(2500)
+    ]  # fmt: skip
+
+    def page(handler: BaseHTTPRequestHandler) -> None:  # 3 pages, 4 s each: longer than the interval
+        offset = int(handler.path.rsplit("offset=", 1)[1])
+        slow_page(clock, json.dumps(rows[offset : offset + 1000]).encode(), 4)(handler)
+
+    status_api.status = StatusData()
+    status_api.routes["/v1/status/models"] = Reply(raw=page)
+    client = ApiClient(status_api.url, None, timeout=30, max_bytes=64 * 1024 * 1024)
+    poller = StatusPoller(
+        client, StatusStore(), interval=5, models_max=5000, monotonic=clock.monotonic, wall_clock=clock.wall
+    )
+    snapshot = poller.poll_once()
+    assert snapshot.status["status_models"].success
+    assert snapshot.models is not None and len(snapshot.models) == 2500
+
+
 def test_the_size_cap_holds_a_routes_pages_together_not_each_page_alone(status_api):
     clock = FakeClock()
     # Full pages of 1,000 models, each page about 0.6 MiB: under a 1 MiB cap one by one, forever.
