@@ -255,3 +255,40 @@ def test_hanging_status_routes_leave_admin_series_readiness_and_a_prompt_exit_al
             process.kill()
         out, _ = process.communicate()
     assert TEST_KEY not in out
+
+
+def test_hostile_label_values_are_escaped_bounded_and_parse_back(status_api):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gatewayz_exporter.fields import MAX_LABEL_LENGTH
+    from gatewayz_exporter.status import STATUS_ENDPOINTS
+    from gatewayz_exporter.status_metrics import render_status
+
+    clock = FakeClock()
+    nasty = (
+        'a"b\\c\nd\u2028\U0001f600\ud800'  # quote, backslash, newline, line separator, emoji, lone surrogate
+    )
+    huge = "x" * 100_000
+    status_api.status = StatusData(
+        providers=[provider_view_row(nasty, nasty), provider_view_row(huge, huge)],
+        models=[model_view_row(nasty, nasty, nasty), model_view_row(huge, huge, huge)],
+        incidents=[
+            incident_row(1, nasty, clock.wall() - 60, gateway=nasty),
+            incident_row(2, huge, clock.wall() - 60),
+        ],
+    )
+    snapshot = poller_for(status_api, clock).poll_once()
+    assert not any(snapshot.invalid_records.values())
+    text = render_status(snapshot, frozenset(STATUS_ENDPOINTS), openmetrics=False).decode()
+    values = [
+        value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        for name, value in sample.labels.items()
+        if name in ("provider", "gateway", "model")
+    ]
+    assert values and max(map(len, values)) <= MAX_LABEL_LENGTH
+    assert any(
+        v.startswith('a"b\\c\nd\u2028\U0001f600') for v in values
+    )  # kept as given, escaped on the wire
+    assert all(line.startswith(("#", "gatewayz_")) for line in text.split("\n") if line)
