@@ -9,14 +9,13 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
 from support import ROOT
 from support.receivers import SlackStandIn, SmtpStandIn
-from support.stack import CHANNELS, amtool, notification_env, run_entrypoint, start_alertmanager
+from support.stack import CHANNELS, amtool, notification_env, post_alerts, run_entrypoint, start_alertmanager
 from support.waits import free_port
 
 pytestmark = pytest.mark.prometheus
@@ -179,25 +178,6 @@ def alertmanager(tmp_path, receivers):
     started = start_alertmanager(tmp_path, notification_env(slack, smtp))
     yield started
     started.stop()
-
-
-def post_alerts(url: str, *alerts: dict) -> None:
-    now = datetime.now(UTC)
-    payload = [
-        {
-            "labels": alert,
-            "annotations": {
-                "summary": f"{alert['alertname']} stand-in",
-                "description": "d",
-                "runbook_url": "r",
-            },
-            "startsAt": now.isoformat(),
-            "endsAt": (now + timedelta(minutes=5)).isoformat(),
-        }
-        for alert in alerts
-    ]
-    response = requests.post(url + "/api/v2/alerts", json=payload, timeout=5)
-    assert response.status_code == 200, response.text
 
 
 def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(alertmanager, receivers, tmp_path):

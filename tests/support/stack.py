@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +299,23 @@ def exporter_job(config: dict[str, Any]) -> dict[str, Any]:
     """The exporter's scrape job in a Prometheus configuration."""
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "provider_metrics"]
     return job
+
+
+def post_alerts(url: str, *alerts: dict[str, str]) -> None:
+    """Post ``alerts`` (label sets) to an Alertmanager as firing for five minutes."""
+    now = datetime.now(UTC)
+    payload = [
+        {
+            "labels": alert,
+            "annotations": {
+                "summary": f"{alert['alertname']} stand-in",
+                "description": "d",
+                "runbook_url": "r",
+            },
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(minutes=5)).isoformat(),
+        }
+        for alert in alerts
+    ]
+    response = requests.post(url + "/api/v2/alerts", json=payload, timeout=5)
+    assert response.status_code == 200, response.text

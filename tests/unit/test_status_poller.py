@@ -1,23 +1,17 @@
-"""The status API as a hostile upstream: pages that never end, slow pages, labels, no key anywhere."""
+"""The status poller against hostile upstreams: slow endless pages, the size cap over a route's
+pages, and label values built to break the exposition."""
 
 from __future__ import annotations
 
 import json
-import signal
-import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-import requests
-import yaml
-from conftest import ROOT, TEST_KEY, FakeApi, FakeClock, Reply, eventually, free_port
-from stack_support import SlackStandIn, SmtpStandIn, notification_env, start_alertmanager
-from test_alertmanager import post_alerts
-from test_lifecycle import start_daemon, wait_for_metrics
 
 from gatewayz_exporter.client import ApiClient
 from gatewayz_exporter.status_poller import StatusPoller, StatusStore
 from gatewayz_exporter.status_standin import StatusData, incident_row, model_view_row, provider_view_row
+from support.api import TEST_KEY, FakeApi, FakeClock, Reply
 
 
 @pytest.fixture
@@ -143,118 +137,6 @@ def test_the_size_cap_holds_a_routes_pages_together_not_each_page_alone(status_a
     assert status_api.count("/v1/status/models") == 2
     assert snapshot.errors[("status_models", "too_large")] == 1
     assert snapshot.models is None
-
-
-def status_rule_labels() -> dict[str, dict[str, str]]:
-    """Each status alert's labels as prometheus/status_alerts.yml gives them (first rule of a name)."""
-    rules = yaml.safe_load((ROOT / "prometheus" / "status_alerts.yml").read_text())["groups"][0]["rules"]
-    labels: dict[str, dict[str, str]] = {}
-    for rule in rules:
-        labels.setdefault(rule["alert"], rule.get("labels", {}))
-    return labels
-
-
-@pytest.mark.prometheus
-def test_one_failing_status_route_holds_only_the_alerts_computed_from_that_route(tmp_path):
-    slack, smtp = SlackStandIn(), SmtpStandIn()
-    alertmanager = start_alertmanager(tmp_path, notification_env(slack, smtp))
-    try:
-        job = {"job": "provider_metrics"}
-        rule = status_rule_labels()
-        where = {"provider": "openai", "gateway": "openrouter", **job}
-        post_alerts(
-            alertmanager.url,
-            # The model list fails (a 422 on its page size, say): only per-model data is unknown.
-            {
-                "alertname": "GatewayzProviderDataUnknown",
-                "severity": "none",
-                "endpoint": "status_models",
-                **job,
-            },
-            {
-                "alertname": "GatewayzStatusProviderMajorOutage",
-                **rule["GatewayzStatusProviderMajorOutage"],
-                **where,
-            },
-            {"alertname": "GatewayzStatusIncidentOpen", **rule["GatewayzStatusIncidentOpen"], **where},
-            {
-                "alertname": "GatewayzStatusMonitoringInactive",
-                **rule["GatewayzStatusMonitoringInactive"],
-                **job,
-            },
-        )
-
-        def states():
-            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
-            found = {a["labels"]["alertname"]: a["status"]["state"] for a in alerts}
-            return found if len(found) == 4 and "unprocessed" not in found.values() else None
-
-        assert alertmanager.wait(states, "processing the alerts") == {
-            "GatewayzProviderDataUnknown": "active",
-            "GatewayzStatusProviderMajorOutage": "active",  # /v1/status/providers still answers
-            "GatewayzStatusIncidentOpen": "active",
-            "GatewayzStatusMonitoringInactive": "active",
-        }
-
-        # The provider route itself failing holds the provider alerts, and only them.
-        post_alerts(
-            alertmanager.url,
-            {
-                "alertname": "GatewayzProviderDataUnknown",
-                "severity": "none",
-                "endpoint": "status_providers",
-                **job,
-            },
-        )
-
-        def held():
-            alerts = requests.get(alertmanager.url + "/api/v2/alerts", timeout=5).json()
-            found = {
-                a["labels"]["alertname"]: a["status"]["state"] for a in alerts if "gateway" in a["labels"]
-            }
-            return found if found.get("GatewayzStatusProviderMajorOutage") == "suppressed" else None
-
-        assert alertmanager.wait(held, "the provider route's inhibition") == {
-            "GatewayzStatusProviderMajorOutage": "suppressed",
-            "GatewayzStatusIncidentOpen": "active",
-        }
-    finally:
-        alertmanager.stop()
-        slack.close()
-        smtp.close()
-
-
-def test_hanging_status_routes_leave_admin_series_readiness_and_a_prompt_exit_alone(api):
-    # Every status route hangs (REQUEST_TIMEOUT at its default 10 s); the admin routes answer.
-    for path in ("/v1/status/", "/v1/status/providers", "/v1/status/incidents", "/v1/status/stats"):
-        api.routes[path] = Reply(body=[], delay=60)
-    api.routes["/v1/status/models"] = Reply(307, b"", {"Location": "/v1/status/slow-models"})
-    api.routes["/v1/status/slow-models"] = Reply(body=[], delay=60)  # hangs after a same-host redirect
-    port = free_port()
-    env = {"METRICS_PORT": str(port), "GATEWAY_API_URL": api.url, "ADMIN_KEY": TEST_KEY}
-    process = start_daemon(env)
-    try:
-        wait_for_metrics(port, process)
-        assert eventually(lambda: api.count("/v1/status/slow-models") == 1)  # every status request in flight
-        url = f"http://127.0.0.1:{port}"
-        assert eventually(
-            lambda: "gatewayz_provider_health_status{" in requests.get(url + "/metrics", timeout=5).text
-        )
-        assert requests.get(url + "/readyz", timeout=5).status_code == 200
-        status_requests = [headers for path, headers in api.requests if path.startswith("/v1/status")]
-        assert len(status_requests) == 6
-        assert not [h for h in status_requests if "authorization" in {name.lower() for name in h}]
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(10)
-        elapsed = time.monotonic() - started
-        assert code == 0
-        assert elapsed < 3.0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        out, _ = process.communicate()
-    assert TEST_KEY not in out
 
 
 def test_hostile_label_values_are_escaped_bounded_and_parse_back(status_api):
