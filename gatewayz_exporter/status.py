@@ -169,6 +169,12 @@ class StatusSnapshot:
 # --- field rules --------------------------------------------------------------
 
 
+_INFINITY = math.inf
+# Ratios of the percentages seen so far: the API rounds to hundredths, so a few thousand at most.
+_RATIOS: dict[float, float] = {}
+_RATIOS_KEPT = 20_000
+
+
 class _BadRow(ValueError):
     """A row with an invalid field: dropped and counted."""
 
@@ -176,17 +182,16 @@ class _BadRow(ValueError):
 def _count(row: Mapping[str, object], key: str) -> float:
     """A finite, non-negative JSON number (``type`` checks: a bool is not a number)."""
     value = row.get(key)
-    kind = type(value)
-    if kind is float:
-        number = cast(float, value)
-    elif kind is int:
+    if type(value) is float:
+        number = value
+    elif type(value) is int:
         try:
-            number = float(cast(int, value))
+            number = float(value)
         except OverflowError:
             raise _BadRow(key) from None
     else:
         raise _BadRow(key)
-    if not 0 <= number < math.inf:  # NaN fails too
+    if not 0 <= number < _INFINITY:  # NaN fails too
         raise _BadRow(key)
     return number + 0.0
 
@@ -194,9 +199,14 @@ def _count(row: Mapping[str, object], key: str) -> float:
 def _ratio(row: Mapping[str, object], key: str) -> float:
     """A percentage from 0 to 100, as a ratio from 0 to 1."""
     percent = _count(row, key)
-    if percent > 100:
-        raise _BadRow(key)
-    return round(percent / 100, 10)  # 99.9 % is 0.999, not 0.9990000000000001
+    ratio = _RATIOS.get(percent)
+    if ratio is None:
+        if percent > 100:
+            raise _BadRow(key)
+        ratio = round(percent / 100, 10)  # 99.9 % is 0.999, not 0.9990000000000001
+        if len(_RATIOS) < _RATIOS_KEPT:
+            _RATIOS[percent] = ratio
+    return ratio
 
 
 def _label(row: Mapping[str, object], key: str, *, nullable: bool = False) -> str:
@@ -227,6 +237,8 @@ def _state(row: Mapping[str, object], key: str, known: Sequence[str]) -> tuple[s
     """The state and whether it was recognised; anything else is ``unknown``."""
     value = row.get(key)
     if isinstance(value, str):
+        if value in known and value != UNKNOWN:
+            return value, True  # already in canonical form (the usual case)
         state = value.strip().lower()
         if state in known and state != UNKNOWN:
             return state, True

@@ -568,3 +568,38 @@ def test_unchanged_model_rows_are_not_judged_again_but_still_count_and_changed_o
     assert second.data_version == first.data_version + 1
     third = poller.poll_once()
     assert third.models is second.models and third.data_version == second.data_version  # nothing to render
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_big_bodies_polled_again_with_some_rows_changed_give_what_small_bodies_give(seed):
+    import random
+
+    from gatewayz_exporter.status import RowMemo
+
+    chooser = random.Random(seed)
+    odd_values: list[object] = [100.5, -1, "99", None, True, 99.999, 0, 1e308, 50, 12.34]
+    states = ["operational", " Degraded", "OFFLINE", "sideways", None, 3]
+
+    def poll_rows(count: int) -> list[dict[str, object]]:
+        return [
+            model_json(
+                f"m{chooser.randrange(count)}",
+                status=chooser.choice(states),
+                circuit_breaker_state=chooser.choice(["closed", "open", None, "weird"]),
+                tier=chooser.choice(["critical", "standard", "other", None]),
+                uptime_24h=chooser.choice(odd_values),
+                uptime_7d=round(chooser.uniform(0, 100), 2),
+                active_incidents=chooser.choice([0, 2, -3, 1.5]),
+            )
+            for _ in range(count)
+        ]
+
+    memo = RowMemo()
+    first = poll_rows(300)
+    second = [row if chooser.random() < 0.5 else poll_rows(1)[0] for row in first]
+    for rows in (first, second, first):
+        body = json.dumps(rows).encode()
+        big = [decode_json(body, raw_array_min_bytes=1)]
+        small = [decode_json(body, raw_array_min_bytes=len(body) + 1)]
+        assert type(big[0]) is not type(small[0])
+        assert parse_models(big, memo) == parse_models(small) == parse_models(big)
