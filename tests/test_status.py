@@ -603,3 +603,18 @@ def test_big_bodies_polled_again_with_some_rows_changed_give_what_small_bodies_g
         small = [decode_json(body, raw_array_min_bytes=len(body) + 1)]
         assert type(big[0]) is not type(small[0])
         assert parse_models(big, memo) == parse_models(small) == parse_models(big)
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_label_values_with_quotes_backslashes_and_newlines_are_written_as_prometheus_client_writes_them(
+    api, exporter_for, openmetrics
+):
+    data = api.status = every_status_series()
+    for name in ('say "hi"', "back\\slash", "two\nlines", "plain", "100% sure"):
+        data.models.append(model_view_row("openai", "openrouter", name, monitoring_tier="critical"))
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
+    body, _ = exporter.exposition.body(openmetrics=openmetrics, gzip=False)
+    assert body.decode().startswith(reference_exposition(exporter, openmetrics).removesuffix("# EOF\n"))
+    assert 'model="say \\"hi\\""' in body.decode() and 'model="100% sure"' in body.decode()
