@@ -618,3 +618,20 @@ def test_label_values_with_quotes_backslashes_and_newlines_are_written_as_promet
     body, _ = exporter.exposition.body(openmetrics=openmetrics, gzip=False)
     assert body.decode().startswith(reference_exposition(exporter, openmetrics).removesuffix("# EOF\n"))
     assert 'model="say \\"hi\\""' in body.decode() and 'model="100% sure"' in body.decode()
+
+
+def test_each_route_records_its_latest_reason_http_status_and_attempt_time(status_api):
+    clock = FakeClock()
+    status_api.status = StatusData(providers=[provider_view_row("openai", "openrouter")])
+    poller = poller_for(status_api, clock)
+    first = poller.poll_once().status["status_providers"]
+    assert (first.reason, first.status_code, first.attempted_monotonic) == (None, 200, clock.monotonic())
+    status_api.routes["/v1/status/providers"] = Reply(503, b'{"detail":"down"}')
+    clock.advance(60)
+    failed = poller.poll_once().status["status_providers"]
+    assert (failed.reason, failed.status_code, failed.attempted_monotonic) == (
+        "http_error",
+        503,
+        clock.monotonic(),
+    )
+    assert failed.last_success_monotonic == first.last_success_monotonic
