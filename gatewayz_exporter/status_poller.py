@@ -204,12 +204,27 @@ class StatusPoller:
                     self._not_before[endpoint] = not_before
             old = previous.status[endpoint]
             if reason is None:
-                status[endpoint] = EndpointStatus(True, True, result.duration_seconds, now_wall, now_mono)
+                status[endpoint] = EndpointStatus(
+                    True,
+                    True,
+                    result.duration_seconds,
+                    now_wall,
+                    now_mono,
+                    status_code=result.status_code,
+                    attempted_monotonic=now_mono,
+                )
                 self._not_found.discard(endpoint)
             else:
                 errors[(endpoint, reason)] += 1
                 status[endpoint] = EndpointStatus(
-                    True, False, result.duration_seconds, old.last_success_unix, old.last_success_monotonic
+                    True,
+                    False,
+                    result.duration_seconds,
+                    old.last_success_unix,
+                    old.last_success_monotonic,
+                    reason=reason,
+                    status_code=result.status_code,
+                    attempted_monotonic=now_mono,
                 )
                 self._log_failure(endpoint, reason, result)
         models, left_out = previous.models, previous.models_left_out

@@ -100,3 +100,36 @@ def test_the_mode_names_the_api_host_only_never_credentials_paths_or_keys():
     )
     assert describe_api("https://[2001:db8::1]/x", demo=False) == "API host [2001:db8::1]"
     assert describe_api("https://api.gatewayz.ai", demo=True).startswith("demo")
+
+
+def test_the_status_api_routes_are_listed_like_the_admin_endpoints():
+    from gatewayz_exporter.status import STATUS_ENDPOINTS, StatusSnapshot
+
+    not_found = EndpointStatus(
+        True, False, 0.2, None, None, reason="http_error", status_code=404, attempted_monotonic=150.0
+    )
+    stale = EndpointStatus(True, False, 0.2, 1.0, 10.0, reason="timeout", attempted_monotonic=150.0)
+    routes = dict.fromkeys(STATUS_ENDPOINTS, EndpointStatus())
+    routes.update(status=OK, status_models=not_found, status_stats=stale)
+    status = StatusSnapshot(3, status=MappingProxyType(routes))
+    snapshot = Snapshot(1, status=MappingProxyType(dict.fromkeys(ENDPOINTS, OK)))
+    landing = LandingPage(
+        lambda: snapshot,
+        version="1",
+        mode="API host x",
+        max_staleness=100.0,
+        status=lambda: status,
+        monotonic=lambda: 160.0,
+    )
+    page = landing.render().decode()
+    assert "<td>status</td><td>ok, 60 s ago</td><td></td><td>200</td><td>60 s ago</td><td>served</td>" in page
+    assert (
+        "<td>status_models</td><td>failed, 10 s ago</td><td>http_error</td><td>404</td><td>never</td>"
+        "<td>none yet</td>" in page
+    )
+    assert (
+        "<td>status_stats</td><td>failed, 10 s ago</td><td>timeout</td><td></td><td>150 s ago</td>"
+        "<td>stale: not served (older than MAX_STALENESS, 100 s)</td>" in page
+    )
+    assert "<td>status_incidents</td><td>not yet polled</td>" in page
+    assert "status_providers" not in page_of(snapshot, 160.0)  # STATUS_API=off: no status rows

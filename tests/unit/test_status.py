@@ -568,3 +568,70 @@ def test_unchanged_model_rows_are_not_judged_again_but_still_count_and_changed_o
     assert second.data_version == first.data_version + 1
     third = poller.poll_once()
     assert third.models is second.models and third.data_version == second.data_version  # nothing to render
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_big_bodies_polled_again_with_some_rows_changed_give_what_small_bodies_give(seed):
+    import random
+
+    from gatewayz_exporter.status import RowMemo
+
+    chooser = random.Random(seed)
+    odd_values: list[object] = [100.5, -1, "99", None, True, 99.999, 0, 1e308, 50, 12.34]
+    states = ["operational", " Degraded", "OFFLINE", "sideways", None, 3]
+
+    def poll_rows(count: int) -> list[dict[str, object]]:
+        return [
+            model_json(
+                f"m{chooser.randrange(count)}",
+                status=chooser.choice(states),
+                circuit_breaker_state=chooser.choice(["closed", "open", None, "weird"]),
+                tier=chooser.choice(["critical", "standard", "other", None]),
+                uptime_24h=chooser.choice(odd_values),
+                uptime_7d=round(chooser.uniform(0, 100), 2),
+                active_incidents=chooser.choice([0, 2, -3, 1.5]),
+            )
+            for _ in range(count)
+        ]
+
+    memo = RowMemo()
+    first = poll_rows(300)
+    second = [row if chooser.random() < 0.5 else poll_rows(1)[0] for row in first]
+    for rows in (first, second, first):
+        body = json.dumps(rows).encode()
+        big = [decode_json(body, raw_array_min_bytes=1)]
+        small = [decode_json(body, raw_array_min_bytes=len(body) + 1)]
+        assert type(big[0]) is not type(small[0])
+        assert parse_models(big, memo) == parse_models(small) == parse_models(big)
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_label_values_with_quotes_backslashes_and_newlines_are_written_as_prometheus_client_writes_them(
+    api, exporter_for, openmetrics
+):
+    data = api.status = every_status_series()
+    for name in ('say "hi"', "back\\slash", "two\nlines", "plain", "100% sure"):
+        data.models.append(model_view_row("openai", "openrouter", name, monitoring_tier="critical"))
+    exporter = exporter_for(api)
+    exporter.poller.poll_once()
+    exporter.status_poller.poll_once()
+    body, _ = exporter.exposition.body(openmetrics=openmetrics, gzip=False)
+    assert body.decode().startswith(reference_exposition(exporter, openmetrics).removesuffix("# EOF\n"))
+    assert 'model="say \\"hi\\""' in body.decode() and 'model="100% sure"' in body.decode()
+
+
+def test_each_route_records_its_latest_reason_http_status_and_attempt_time(status_api):
+    clock = FakeClock()
+    status_api.status = StatusData(providers=[provider_view_row("openai", "openrouter")])
+    poller = poller_for(status_api, clock)
+    first = poller.poll_once().status["status_providers"]
+    assert (first.reason, first.status_code, first.attempted_monotonic) == (None, 200, clock.monotonic())
+    status_api.routes["/v1/status/providers"] = Reply(503, b'{"detail":"down"}')
+    clock.advance(60)
+    failed = poller.poll_once().status["status_providers"]
+    assert (failed.reason, failed.status_code, failed.attempted_monotonic) == (
+        "http_error",
+        503,
+        clock.monotonic(),
+    )
+    assert failed.last_success_monotonic == first.last_success_monotonic
