@@ -10,7 +10,7 @@ holds no secret value.
 The repository to build from is a parameter, so a fork deploys itself without editing this
 file: ``RAILWAY_SOURCE_REPO=owner/name`` (or GitHub Actions' ``GITHUB_REPOSITORY``), and
 ``RAILWAY_SOURCE_BRANCH`` (default ``main``). Evaluated by the Railway CLI and by
-tests/test_deploy.py. See README.md, "Deploy on Railway".
+tests/unit/test_deploy.py. See README.md, "Deploy on Railway".
 """
 
 from __future__ import annotations

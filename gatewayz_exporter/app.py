@@ -184,6 +184,7 @@ def build(
         version=__version__,
         mode=describe_api(config.gateway_api_url, demo=config.demo),
         max_staleness=config.max_staleness,
+        status=None if status_store is None else lambda: status_store.current,
         monotonic=monotonic,
     )
     server = MetricsServer(

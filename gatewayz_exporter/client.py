@@ -122,6 +122,16 @@ class ApiClient:
         self._abandoned = 0
         self._closed = False
 
+    @property
+    def max_bytes(self) -> int:
+        """The size cap of one answer (MAX_RESPONSE_BYTES)."""
+        return self._max_bytes
+
+    @property
+    def timeout(self) -> float:
+        """The deadline of one request, in seconds (REQUEST_TIMEOUT)."""
+        return self._timeout
+
     def url(self, endpoint: str) -> str:
         """An endpoint's URL: a name in ``PATHS``, or a path of the API's own starting with ``/``."""
         return self._base_url + (endpoint if endpoint.startswith("/") else PATHS[endpoint])

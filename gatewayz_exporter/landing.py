@@ -3,18 +3,20 @@
 It shows the version, the mode (demo, or the API's host name only: never a
 key, a path or credentials) and, per API endpoint, the latest poll (result,
 failure reason, HTTP status, age), the age of the last successful poll and
-whether its data is still served or past MAX_STALENESS. Everything comes
-from the newest Snapshot; every value is HTML-escaped.
+whether its data is still served or past MAX_STALENESS; the public status
+API's routes the same way when it is polled. Everything comes from the
+newest snapshots; every value is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .model import ENDPOINTS, EndpointStatus, Snapshot
+from .status import STATUS_ENDPOINTS, StatusSnapshot
 
 
 def describe_api(url: str, *, demo: bool) -> str:
@@ -46,9 +48,11 @@ class LandingPage:
         version: str,
         mode: str,
         max_staleness: float,
+        status: Callable[[], StatusSnapshot] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self._current = current
+        self._status = status  # the status API's snapshot; None when STATUS_API=off
         self._version = version
         self._mode = mode
         self._max_staleness = max_staleness
@@ -77,11 +81,28 @@ class LandingPage:
             ]
         return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
 
+    def _rows(
+        self,
+        endpoints: tuple[str, ...],
+        status: Mapping[str, EndpointStatus],
+        fresh: Mapping[str, bool],
+        now: float,
+    ) -> list[str]:
+        return [self._row(e, status[e], fresh[e], now) for e in endpoints]
+
     def render(self) -> bytes:
         snapshot = self._current()
         now = self._monotonic()
         fresh = {e: snapshot.fresh(e, now, self._max_staleness) for e in ENDPOINTS}
-        rows = [self._row(e, snapshot.status[e], fresh[e], now) for e in ENDPOINTS]
+        rows = self._rows(ENDPOINTS, snapshot.status, fresh, now)
+        if self._status is not None:
+            status = self._status()
+            rows += self._rows(
+                STATUS_ENDPOINTS,
+                status.status,
+                {e: status.fresh(e, now, self._max_staleness) for e in STATUS_ENDPOINTS},
+                now,
+            )
         if snapshot.providers is None:
             count = "none yet"
         elif fresh["providers"]:

@@ -10,7 +10,8 @@ distinct value formatted once and each slug escaped once.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 from .collector import INFO_DOC, INFO_NAME, PROVIDER_GAUGES, Family
 from .model import Provider
@@ -51,6 +52,14 @@ class ValueText(dict[float, str]):
         return text
 
 
+class LabelText(dict[str, str]):
+    """Label value -> its escaped text, each distinct value escaped once per render."""
+
+    def __missing__(self, value: str) -> str:
+        text = self[value] = escape(value)
+        return text
+
+
 def header(name: str, sample: str, kind: str, documentation: str, openmetrics: bool) -> str:
     """The ``# HELP`` and ``# TYPE`` lines of one family."""
     if openmetrics:
@@ -68,6 +77,7 @@ def render_families(families: Sequence[Family], *, openmetrics: bool) -> bytes:
     lines: list[str] = []
     append = lines.append
     escaped: dict[str, str] = {}
+    labels = LabelText()
     values = ValueText()
     for family in families:
         name, kind = family.name, family.kind
@@ -85,10 +95,16 @@ def render_families(families: Sequence[Family], *, openmetrics: bool) -> bytes:
                     label = escaped[slug] = escape(slug)
                 append(f'{prefix}{label}"}} {values[value]}\n')
         else:
+            # One template per family (label names sorted, as prometheus_client writes them);
+            # each distinct label value escaped once.
             order = sorted(range(len(names)), key=names.__getitem__)
+            template = sample + "{" + ",".join(f'{names[i]}="%s"' for i in order) + "} %s\n"
+            pick: Callable[[tuple[str, ...]], tuple[str, ...]] = (
+                itemgetter(*order) if len(order) > 1 else tuple  # itemgetter of one index is no tuple
+            )
+            label_text = labels.__getitem__
             for label_values, value in family.rows:
-                labels = ",".join(f'{names[i]}="{escape(label_values[i])}"' for i in order)
-                append(f"{sample}{{{labels}}} {values[value]}\n")
+                append(template % (*map(label_text, pick(label_values)), values[value]))
         chunks.append("".join(lines).encode("utf-8"))
         lines.clear()
     return b"".join(chunks)

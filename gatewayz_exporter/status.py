@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar
 
 from .fields import MAX_LABEL_LENGTH, MAX_SLUG_LENGTH, clean_text, parse_timestamp
 from .model import REASONS, EndpointStatus
@@ -114,9 +114,12 @@ class Checks:
     monitoring_active: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class ModelHealth:
-    """One model behind one gateway, from ``/v1/status/models``."""
+class ModelHealth(NamedTuple):
+    """One model behind one gateway, from ``/v1/status/models``.
+
+    A named tuple, not a frozen dataclass: thousands are made on every poll,
+    and a tuple is built several times faster.
+    """
 
     provider: str
     gateway: str
@@ -169,6 +172,12 @@ class StatusSnapshot:
 # --- field rules --------------------------------------------------------------
 
 
+_INFINITY = math.inf
+# Ratios of the percentages seen so far: the API rounds to hundredths, so a few thousand at most.
+_RATIOS: dict[float, float] = {}
+_RATIOS_KEPT = 20_000
+
+
 class _BadRow(ValueError):
     """A row with an invalid field: dropped and counted."""
 
@@ -176,17 +185,16 @@ class _BadRow(ValueError):
 def _count(row: Mapping[str, object], key: str) -> float:
     """A finite, non-negative JSON number (``type`` checks: a bool is not a number)."""
     value = row.get(key)
-    kind = type(value)
-    if kind is float:
-        number = cast(float, value)
-    elif kind is int:
+    if type(value) is float:
+        number = value
+    elif type(value) is int:
         try:
-            number = float(cast(int, value))
+            number = float(value)
         except OverflowError:
             raise _BadRow(key) from None
     else:
         raise _BadRow(key)
-    if not 0 <= number < math.inf:  # NaN fails too
+    if not 0 <= number < _INFINITY:  # NaN fails too
         raise _BadRow(key)
     return number + 0.0
 
@@ -194,18 +202,22 @@ def _count(row: Mapping[str, object], key: str) -> float:
 def _ratio(row: Mapping[str, object], key: str) -> float:
     """A percentage from 0 to 100, as a ratio from 0 to 1."""
     percent = _count(row, key)
-    if percent > 100:
-        raise _BadRow(key)
-    return round(percent / 100, 10)  # 99.9 % is 0.999, not 0.9990000000000001
+    ratio = _RATIOS.get(percent)
+    if ratio is None:
+        if percent > 100:
+            raise _BadRow(key)
+        ratio = round(percent / 100, 10)  # 99.9 % is 0.999, not 0.9990000000000001
+        if len(_RATIOS) < _RATIOS_KEPT:
+            _RATIOS[percent] = ratio
+    return ratio
 
 
 def _label(row: Mapping[str, object], key: str, *, nullable: bool = False) -> str:
-    value = row.get(key)
-    if type(value) is not str:
-        if value is None and nullable:
+    text = row.get(key)
+    if type(text) is not str:
+        if text is None and nullable:
             return ""
         raise _BadRow(key)
-    text = str(value)
     if not nullable and not text.strip():
         raise _BadRow(key)
     if text.isascii() and len(text) <= MAX_LABEL_LENGTH:
@@ -227,6 +239,8 @@ def _state(row: Mapping[str, object], key: str, known: Sequence[str]) -> tuple[s
     """The state and whether it was recognised; anything else is ``unknown``."""
     value = row.get(key)
     if isinstance(value, str):
+        if value in known and value != UNKNOWN:
+            return value, True  # already in canonical form (the usual case)
         state = value.strip().lower()
         if state in known and state != UNKNOWN:
             return state, True
@@ -264,18 +278,17 @@ def _judge(record: object, row: Callable[[Row], tuple[object | None, bool]]) -> 
         return None, False
 
 
-def _decode(raw: bytes) -> object:
+def _decode(raw: bytes, fast: Callable[[bytes], object], declined: tuple[type[Exception], ...]) -> object:
     """One row of a ``RawArray`` as ``json.loads`` reads it.
 
-    msgspec (loaded: the body was big) is quicker and builds the same objects;
-    ``decode_json`` left whatever it would decline (a lone surrogate escape, a
-    number beyond float range) to ``json`` already, which is read again here.
+    msgspec's decoder (``fast``; loaded: the body was big) is quicker and
+    builds the same objects; ``decode_json`` left whatever it would decline (a
+    lone surrogate escape, a number beyond float range) to ``json`` already,
+    which is read again here.
     """
-    import msgspec
-
     try:
-        return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+        return fast(raw)
+    except declined:
         pass
     try:
         return json.loads(str(raw, "utf-8", "surrogatepass"))
@@ -295,14 +308,17 @@ def _judged(
             for record in page:
                 yield _judge(record, row)
         elif isinstance(page, RawArray):
+            import msgspec
+
+            fast, declined = msgspec.json.decode, (msgspec.DecodeError, RecursionError)
             for raw in page:
                 if memo is None:
-                    yield _judge(_decode(raw), row)
+                    yield _judge(_decode(raw, fast, declined), row)
                     continue
                 digest = blake2b(raw, digest_size=16).digest()
                 judged = previous.get(digest) or entries.get(digest)
                 if judged is None:
-                    judged = _judge(_decode(raw), row)
+                    judged = _judge(_decode(raw, fast, declined), row)
                 entries[digest] = judged
                 yield judged
         else:
@@ -323,7 +339,7 @@ def _parse_rows(
     seen: set[object] = set()
     invalid = 0
     for judged, clean in _judged(pages, what, row, memo):
-        value = cast("T | None", judged)
+        value: T | None = judged  # type: ignore[assignment]  # what ``row`` made
         repeated = False
         if value is not None:
             identity = key(value)

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from .client import ApiClient, FetchResult
 from .model import EndpointStatus
-from .parse import PayloadError
+from .parse import PayloadError, RawArray
 from .poller import retry_not_before
 from .status import (
     PAGE_SIZES,
@@ -48,6 +48,14 @@ def page_path(endpoint: str, page: int) -> str:
     if size is None:
         return path
     return f"{path}{'&' if '?' in path else '?'}limit={size}&offset={page * size}"
+
+
+def _page_bytes(payload: object) -> int:
+    """The bytes a page holds: its rows' JSON when the body was big enough to stay raw.
+
+    A smaller body was decoded at once and is under ``RAW_ARRAY_MIN_BYTES``; it is not counted.
+    """
+    return sum(len(row) for row in payload) if isinstance(payload, RawArray) else 0
 
 
 class StatusStore:
@@ -122,16 +130,26 @@ class StatusPoller:
         started = self._monotonic()
         due = [e for e in STATUS_ENDPOINTS if started >= self._not_before[e] - self._slack]
         first = {e: self._client.begin(page_path(e, 0), authorized=False) for e in due}
-        pages = {e: self._pages(e, p.result()) for e, p in first.items()}
+        # A route's pages are one answer: they share the poll's interval (or one request's
+        # deadline, when that is longer), so a list that never ends, however slowly, cannot hold
+        # back the other routes' data past MAX_STALENESS.
+        deadline = started + max(self._interval, self._client.timeout)
+        pages = {e: self._pages(e, p.result(), deadline) for e, p in first.items()}
         if self._closed:
             return self._store.current
         snapshot = self._build(self._store.current, pages, started)
         self._store.publish(snapshot)
         return snapshot
 
-    def _pages(self, endpoint: str, result: FetchResult) -> tuple[FetchResult, list[object]]:
-        """The rest of a paged route after its first page: the last result and every page's payload."""
+    def _pages(self, endpoint: str, result: FetchResult, deadline: float) -> tuple[FetchResult, list[object]]:
+        """The rest of a paged route after its first page: the last result and every page's payload.
+
+        A page still to ask at ``deadline`` fails the route (``timeout``): a partial list is not data.
+        The pages are one answer to the size cap too (``too_large``), or a list that never ends would
+        hold MAX_PAGES times MAX_RESPONSE_BYTES.
+        """
         payloads = [result.payload]
+        held = _page_bytes(result.payload)
         size = PAGE_SIZES.get(endpoint)
         duration = result.duration_seconds
         while (
@@ -142,8 +160,16 @@ class StatusPoller:
             and len(payloads) < MAX_PAGES[endpoint]
             and not self._closed
         ):
+            if self._monotonic() >= deadline:
+                result = FetchResult(endpoint, reason="timeout", cause="body")
+                break
             result = self._client.fetch(page_path(endpoint, len(payloads)), authorized=False)
             duration += result.duration_seconds
+            held += _page_bytes(result.payload)
+            if held > self._client.max_bytes:
+                result = FetchResult(endpoint, reason="too_large", cause="read")
+                payloads.clear()
+                break
             payloads.append(result.payload)
         return replace(result, payload=None, duration_seconds=duration), payloads
 
@@ -178,12 +204,27 @@ class StatusPoller:
                     self._not_before[endpoint] = not_before
             old = previous.status[endpoint]
             if reason is None:
-                status[endpoint] = EndpointStatus(True, True, result.duration_seconds, now_wall, now_mono)
+                status[endpoint] = EndpointStatus(
+                    True,
+                    True,
+                    result.duration_seconds,
+                    now_wall,
+                    now_mono,
+                    status_code=result.status_code,
+                    attempted_monotonic=now_mono,
+                )
                 self._not_found.discard(endpoint)
             else:
                 errors[(endpoint, reason)] += 1
                 status[endpoint] = EndpointStatus(
-                    True, False, result.duration_seconds, old.last_success_unix, old.last_success_monotonic
+                    True,
+                    False,
+                    result.duration_seconds,
+                    old.last_success_unix,
+                    old.last_success_monotonic,
+                    reason=reason,
+                    status_code=result.status_code,
+                    attempted_monotonic=now_mono,
                 )
                 self._log_failure(endpoint, reason, result)
         models, left_out = previous.models, previous.models_left_out
