@@ -2,7 +2,7 @@
 """GatewayZ provider metrics exporter.
 
 Polls GET /providers and GET /providers/stats in the background and serves
-Prometheus metrics on METRICS_PORT (default 8001). See README.md.
+Prometheus metrics on METRICS_PORT (default 8001). See docs/reference.md.
 """
 
 import signal

@@ -39,13 +39,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gatewayz_exporter")
 
-# Exit codes, documented in the README.
+# Exit codes, documented in docs/reference.md (Configuration).
 EXIT_OK = 0  # stopped by SIGTERM/SIGINT, or `--once` with both endpoints polled
 EXIT_POLL_FAILED = 1  # `--once`: an endpoint failed (the reasons are on stderr)
 EXIT_CONFIG = 2  # invalid configuration: environment, web config file, OTEL_* settings
 EXIT_CANNOT_SERVE = 3  # cannot listen (port in use, address not on this host, no permission) or start
-# SIGTERM to stop(): the README promises exit within 2 s (Docker's grace is 10 s); the
-# interpreter's own exit (atexit handlers, daemon threads) follows, so stop() gets less.
+# SIGTERM to stop(): docs/reference.md promises exit within 2 s; the interpreter's own
+# exit (atexit handlers, daemon threads) follows, so stop() gets less.
 STOP_SECONDS = 1.7
 
 
@@ -214,7 +214,7 @@ def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> a
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Poll the GatewayZ provider API and serve Prometheus metrics. "
-        "Configured by environment variables; see README.md.",
+        "Configured by environment variables; see docs/reference.md.",
     )
     parser.add_argument(
         "--once",
