@@ -3,27 +3,16 @@ inhibitions' timing, and the compatibility names the recording rules produce."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import yaml
 
 from support import ROOT
+from support.markdown import heading_anchors
 from support.stack import exporter_job, rule_files
 
 RUNBOOK_BASE = (
     "https://github.com/Alpaca-Network/gatewayz-provider-metrics-exporter/blob/main/docs/runbook.md#"
 )
-
-
-def github_anchors(markdown: str) -> set[str]:
-    """The anchors GitHub gives a document's headings: lower case, punctuation dropped, spaces to '-'."""
-    anchors = set()
-    for line in markdown.splitlines():
-        if line.startswith("#"):
-            text = line.lstrip("#").strip().lower()
-            anchors.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
-    return anchors
 
 
 def every_alert() -> list[tuple[str, dict]]:
@@ -44,12 +33,12 @@ def test_every_alert_has_a_summary_a_severity_and_a_runbook_section(file, rule):
     assert rule["annotations"].get("summary"), (file, rule["alert"])
     url = rule["annotations"]["runbook_url"]
     assert url == RUNBOOK_BASE + rule["alert"].lower(), (file, url)
-    anchors = github_anchors((ROOT / "docs/runbook.md").read_text())
+    anchors = heading_anchors((ROOT / "docs/runbook.md").read_text())
     assert url.removeprefix(RUNBOOK_BASE) in anchors, f"docs/runbook.md has no section for {rule['alert']}"
 
 
 def test_the_runbook_anchors_follow_githubs_rules():
-    assert github_anchors("## GatewayzProviderDown\n### What it means: `x`") == {
+    assert heading_anchors("## GatewayzProviderDown\n### What it means: `x`") == {
         "gatewayzproviderdown",
         "what-it-means-x",
     }
