@@ -1,19 +1,9 @@
-"""The /metrics body: snapshot part rendered once per poll, live part per scrape.
+"""The /metrics body: the snapshot's part rendered once per poll, the live part per scrape.
 
-The data changes once per poll, not once per scrape, so the snapshot's
-exposition (text or OpenMetrics, plain and gzip) is rendered when the poller
-publishes and cached. A scrape only renders the few live families (process
-metrics, log shipping counters) and appends them. For gzip, the cached part's
-deflate state is kept and copied, so each scrape compresses only the live part
-and the result is still one ordinary gzip stream.
-
-Most polls change few providers or none, so the body is cached in three
-pieces: the stats counts (a few lines), the per-provider families (nearly all
-of it) and the exporter's own status lines (which change every poll). When a
-poll brings the same providers and counts as the previous one (equal values;
-for a big body the very same tuple), the big piece, its gzip output and
-the deflate state after it are reused, and only the status lines are rendered
-and compressed.
+The snapshot's exposition (text or OpenMetrics, plain and gzip) is cached in pieces: the stats
+lines, the per-provider families (reused, with their gzip state, while the providers are
+unchanged) and the exporter's own status lines. A scrape renders only the live families and
+continues a copy of the cached deflate state, so the result is one ordinary gzip stream.
 """
 
 from __future__ import annotations
@@ -57,7 +47,7 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 LARGE_BODY_BYTES = 1024 * 1024  # from about 1,000 providers
 
 
-class _Deflate:
+class _GzipStream:
     """A gzip stream in progress: the compressed bytes so far and the compressor state after them."""
 
     __slots__ = ("pieces", "state")
@@ -66,14 +56,14 @@ class _Deflate:
         self.pieces, self.state = pieces, state
 
     @classmethod
-    def start(cls, data: tuple[bytes, ...]) -> _Deflate:
+    def start(cls, data: tuple[bytes, ...]) -> _GzipStream:
         compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
         return cls((b"".join(compressor.compress(d) for d in data),), compressor)
 
-    def continued(self, data: bytes) -> _Deflate:
+    def continued(self, data: bytes) -> _GzipStream:
         """The stream continued with ``data``; this one stays usable."""
         state = self.state.copy()
-        return _Deflate((*self.pieces, state.compress(data)), state)
+        return _GzipStream((*self.pieces, state.compress(data)), state)
 
     def finish(self, tail: bytes) -> tuple[bytes, ...]:
         state = self.state.copy()
@@ -81,13 +71,13 @@ class _Deflate:
 
 
 @dataclass(eq=False)
-class _Head:
+class _ProvidersPart:
     """The stats lines and the per-provider families of one format; kept while they do not change."""
 
     providers: tuple[Provider, ...] | None
     stats: bytes
     body: tuple[bytes, ...]  # one piece per family
-    _deflate: _Deflate | None = None
+    _deflate: _GzipStream | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def same_providers(self, providers: tuple[Provider, ...] | None) -> bool:
@@ -98,10 +88,10 @@ class _Head:
     def matches(self, providers: tuple[Provider, ...] | None, stats: bytes) -> bool:
         return self.same_providers(providers) and self.stats == stats
 
-    def deflate(self) -> _Deflate:
+    def deflate(self) -> _GzipStream:
         with self.lock:
             if self._deflate is None:
-                self._deflate = _Deflate.start((self.stats, *self.body))
+                self._deflate = _GzipStream.start((self.stats, *self.body))
             return self._deflate
 
 
@@ -114,16 +104,16 @@ def _compact(pieces: tuple[bytes, ...]) -> tuple[bytes, ...]:
 
 @dataclass(eq=False)
 class _Rendered:
-    """One snapshot's cached exposition in one format: the head, then its status lines."""
+    """One snapshot's cached exposition in one format: the providers part, then its status lines."""
 
-    head: _Head
+    part: _ProvidersPart
     status: bytes
     _plain: tuple[bytes, ...] = ()
-    _deflate: _Deflate | None = None
+    _deflate: _GzipStream | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._plain = _compact((self.head.stats, *self.head.body, self.status))
+        self._plain = _compact((self.part.stats, *self.part.body, self.status))
 
     def plain(self, tail: bytes) -> tuple[bytes, ...]:
         return (*self._plain, tail)
@@ -132,7 +122,7 @@ class _Rendered:
         """One gzip stream in pieces: the cached compressed body, then ``tail`` and the trailer."""
         with self.lock:
             if self._deflate is None:
-                deflate = self.head.deflate().continued(self.status)
+                deflate = self.part.deflate().continued(self.status)
                 if len(self._plain) == 1:  # a small exposition: one piece, as plain
                     deflate.pieces = (b"".join(deflate.pieces),)
                 self._deflate = deflate
@@ -158,7 +148,7 @@ class Exposition:
         self._live = live
         self._on_large_body = on_large_body
         self._cache: dict[tuple[Any, ...], _Rendered] = {}
-        self._heads: dict[bool, _Head] = {}  # by format (True: OpenMetrics)
+        self._providers_parts: dict[bool, _ProvidersPart] = {}  # by format (True: OpenMetrics)
         self._extra_data: dict[tuple[object, bool], bytes] = {}  # the extra source's data lines, by reading
         self._render_lock = threading.Lock()
         self._requested: set[bool] = set()  # formats scraped since the last poll (True: OpenMetrics)
@@ -166,16 +156,15 @@ class Exposition:
     def prerender(self, snapshot: Snapshot) -> None:
         """Render the new snapshot ahead of the next scrape (called in the poller thread).
 
-        Only the formats scraped since the previous poll are prepared (both
-        before the first scrape): a Prometheus that negotiates OpenMetrics never
-        makes the exporter hold a text copy of 10 MB, and vice versa.
+        Only the formats scraped since the previous poll are prepared (both before the first
+        scrape), so the exporter never holds a large copy in a format nobody reads.
         """
         wanted, self._requested = self._requested or {False, True}, set()
         freshness = self._collector.freshness(snapshot)
         with self._render_lock:
             for openmetrics in (False, True):
                 if openmetrics not in wanted:
-                    self._heads.pop(openmetrics, None)  # rendered again if that format is scraped
+                    self._providers_parts.pop(openmetrics, None)  # rendered again if that format is scraped
         for openmetrics in sorted(wanted):
             entry = self._entry(snapshot, freshness, openmetrics)
             entry.gzip(b"")  # warm the deflate state
@@ -184,7 +173,7 @@ class Exposition:
         """Render the extra source's new reading into the formats already prepared (its poller thread)."""
         snapshot = self._store.current
         freshness = self._collector.freshness(snapshot)
-        for openmetrics in sorted(self._heads):
+        for openmetrics in sorted(self._providers_parts):
             self._entry(snapshot, freshness, openmetrics).gzip(b"")
 
     def _entry(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Rendered:
@@ -201,7 +190,8 @@ class Exposition:
                 cache = {k: v for k, v in self._cache.items() if (k[0], k[3]) == (key[0], key[3])}
                 self._cache = cache
                 entry = _Rendered(
-                    self._head(snapshot, freshness, openmetrics), self._tail(snapshot, extra, openmetrics)
+                    self._providers_part(snapshot, freshness, openmetrics),
+                    self._tail(snapshot, extra, openmetrics),
                 )
                 self._cache = {**cache, key: entry}
         return entry
@@ -219,32 +209,33 @@ class Exposition:
         own = [*self._collector.status_families(snapshot, extra.poll_rows()), *extra.own_families()]
         return data + render_families(own, openmetrics=openmetrics)
 
-    def _head(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Head:
-        """The head for this snapshot: the previous one when providers and counts are unchanged."""
+    def _providers_part(
+        self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool
+    ) -> _ProvidersPart:
+        """The providers part for this snapshot: the previous one when providers and counts are unchanged."""
         providers = exported_providers(snapshot, providers_fresh=freshness[0])
         stats = render_families(
             list(stats_families(snapshot, stats_fresh=freshness[1])), openmetrics=openmetrics
         )
-        head = self._heads.get(openmetrics)
-        if head is None or not head.matches(providers, stats):
-            if head is not None and head.same_providers(providers):
-                body = head.body  # only the counts changed
+        part = self._providers_parts.get(openmetrics)
+        if part is None or not part.matches(providers, stats):
+            if part is not None and part.same_providers(providers):
+                body = part.body  # only the counts changed
             else:
                 # Let the old bytes go before rendering the new: one copy at a time.
-                self._heads.pop(openmetrics, None)
-                head = None
+                self._providers_parts.pop(openmetrics, None)
+                part = None
                 body = () if providers is None else render_providers(providers, openmetrics=openmetrics)
                 if self._on_large_body is not None and sum(map(len, body)) >= LARGE_BODY_BYTES:
                     self._on_large_body()  # this object holds the biggest buffers
                     self._on_large_body = None
-            head = self._heads[openmetrics] = _Head(providers, stats, body)
-        return head
+            part = self._providers_parts[openmetrics] = _ProvidersPart(providers, stats, body)
+        return part
 
     def parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
         """The exposition as pieces to send one after another, and its content type.
 
-        The cached part is shared by every scrape, never copied: a server that
-        joined it with the live part would hold one full copy per slow scraper.
+        The cached pieces are shared by every scrape, never joined, so slow scrapers hold no copies.
         """
         snapshot = self._store.current
         self._requested.add(openmetrics)
