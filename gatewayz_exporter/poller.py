@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from opentelemetry import trace
 
@@ -22,6 +23,8 @@ from .model import ENDPOINTS, EndpointStatus, Snapshot
 from .parse import ParsedProviders, ParsedStats, PayloadError, RecordMemo, parse_providers, parse_stats
 
 log = logging.getLogger("gatewayz_exporter.poller")
+
+T = TypeVar("T")
 
 
 def retry_not_before(result: FetchResult, started: float, interval: float, slack: float) -> float | None:
@@ -38,28 +41,35 @@ def retry_not_before(result: FetchResult, started: float, interval: float, slack
     return None
 
 
-class SnapshotStore:
-    """Holds the newest Snapshot. Publishing is one reference swap, so readers never lock."""
+class Store(Generic[T]):
+    """Holds the newest snapshot. Publishing is one reference swap, so readers never lock."""
 
-    def __init__(self, snapshot: Snapshot | None = None):
-        self._snapshot = snapshot or Snapshot()
-        self._listeners: list[Callable[[Snapshot], None]] = []
+    def __init__(self, snapshot: T):
+        self._snapshot = snapshot
+        self._listeners: list[Callable[[T], None]] = []
 
     @property
-    def current(self) -> Snapshot:
+    def current(self) -> T:
         return self._snapshot
 
-    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+    def subscribe(self, listener: Callable[[T], None]) -> None:
         """Call ``listener(snapshot)`` in the poller thread after each publish (e.g. to pre-render)."""
         self._listeners.append(listener)
 
-    def publish(self, snapshot: Snapshot) -> None:
+    def publish(self, snapshot: T) -> None:
         self._snapshot = snapshot
         for listener in self._listeners:
             try:
                 listener(snapshot)
             except Exception:  # a listener must not stop polling
-                log.exception("snapshot listener failed")
+                log.exception("Snapshot listener failed", extra={"snapshot": type(snapshot).__name__})
+
+
+class SnapshotStore(Store[Snapshot]):
+    """Holds the newest provider Snapshot."""
+
+    def __init__(self, snapshot: Snapshot | None = None):
+        super().__init__(snapshot or Snapshot())
 
 
 class Poller:

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from .client import ApiClient, FetchResult
 from .model import EndpointStatus
 from .parse import PayloadError, RawArray
-from .poller import retry_not_before
+from .poller import Store, retry_not_before
 from .status import (
     PAGE_SIZES,
     PARSERS,
@@ -58,27 +58,11 @@ def _page_bytes(payload: object) -> int:
     return sum(len(row) for row in payload) if isinstance(payload, RawArray) else 0
 
 
-class StatusStore:
-    """Holds the newest StatusSnapshot; publishing is one reference swap."""
+class StatusStore(Store[StatusSnapshot]):
+    """Holds the newest StatusSnapshot."""
 
     def __init__(self) -> None:
-        self._snapshot = StatusSnapshot()
-        self._listeners: list[Callable[[StatusSnapshot], None]] = []
-
-    @property
-    def current(self) -> StatusSnapshot:
-        return self._snapshot
-
-    def subscribe(self, listener: Callable[[StatusSnapshot], None]) -> None:
-        self._listeners.append(listener)
-
-    def publish(self, snapshot: StatusSnapshot) -> None:
-        self._snapshot = snapshot
-        for listener in self._listeners:
-            try:
-                listener(snapshot)
-            except Exception:  # a listener must not stop polling
-                log.exception("status snapshot listener failed")
+        super().__init__(StatusSnapshot())
 
 
 class StatusPoller:
