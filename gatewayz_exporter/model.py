@@ -76,6 +76,28 @@ class EndpointStatus:
     status_code: int | None = None  # the latest attempt's HTTP status, when one arrived
     attempted_monotonic: float | None = None  # when the latest attempt ended
 
+    def after(
+        self,
+        reason: str | None,
+        duration_seconds: float,
+        status_code: int | None,
+        now_wall: float,
+        now_monotonic: float,
+    ) -> EndpointStatus:
+        """The status after an attempt that ended now: a success (``reason`` None) or a failure,
+        which keeps the last success."""
+        succeeded = reason is None
+        return EndpointStatus(
+            attempted=True,
+            success=succeeded,
+            duration_seconds=duration_seconds,
+            last_success_unix=now_wall if succeeded else self.last_success_unix,
+            last_success_monotonic=now_monotonic if succeeded else self.last_success_monotonic,
+            reason=reason,
+            status_code=status_code,
+            attempted_monotonic=now_monotonic,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 from opentelemetry import trace
 
 from .client import MAX_RETRY_AFTER_SECONDS, ApiClient, FetchResult
-from .model import ENDPOINTS, EndpointStatus, Snapshot
+from .model import ENDPOINTS, Snapshot
 from .parse import ParsedProviders, ParsedStats, PayloadError, RecordMemo, parse_providers, parse_stats
 
 log = logging.getLogger("gatewayz_exporter.poller")
@@ -213,17 +213,10 @@ class Poller:
         invalid = previous.invalid_records
         for endpoint, result in results.items():
             reason = reasons[endpoint]
-            old = previous.status[endpoint]
+            status[endpoint] = previous.status[endpoint].after(
+                reason, result.duration_seconds, result.status_code, now_wall, now_mono
+            )
             if reason is None:
-                status[endpoint] = EndpointStatus(
-                    True,
-                    True,
-                    result.duration_seconds,
-                    now_wall,
-                    now_mono,
-                    status_code=result.status_code,
-                    attempted_monotonic=now_mono,
-                )
                 accepted = parsed[endpoint]
                 invalid += accepted.invalid_records
                 if isinstance(accepted, ParsedProviders):
@@ -232,16 +225,6 @@ class Poller:
                     stats = accepted.stats
             else:
                 errors[(endpoint, reason)] += 1
-                status[endpoint] = EndpointStatus(
-                    True,
-                    False,
-                    result.duration_seconds,
-                    old.last_success_unix,
-                    old.last_success_monotonic,
-                    reason=reason,
-                    status_code=result.status_code,
-                    attempted_monotonic=now_mono,
-                )
         snapshot = Snapshot(
             previous.generation + 1,
             providers,

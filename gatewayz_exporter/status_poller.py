@@ -19,7 +19,6 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from .client import ApiClient, FetchResult
-from .model import EndpointStatus
 from .parse import PayloadError, RawArray
 from .poller import Store, retry_not_before
 from .status import (
@@ -186,30 +185,13 @@ class StatusPoller:
                 not_before = retry_not_before(result, started, self._interval, self._slack)
                 if not_before is not None:
                     self._not_before[endpoint] = not_before
-            old = previous.status[endpoint]
+            status[endpoint] = previous.status[endpoint].after(
+                reason, result.duration_seconds, result.status_code, now_wall, now_mono
+            )
             if reason is None:
-                status[endpoint] = EndpointStatus(
-                    True,
-                    True,
-                    result.duration_seconds,
-                    now_wall,
-                    now_mono,
-                    status_code=result.status_code,
-                    attempted_monotonic=now_mono,
-                )
                 self._not_found.discard(endpoint)
             else:
                 errors[(endpoint, reason)] += 1
-                status[endpoint] = EndpointStatus(
-                    True,
-                    False,
-                    result.duration_seconds,
-                    old.last_success_unix,
-                    old.last_success_monotonic,
-                    reason=reason,
-                    status_code=result.status_code,
-                    attempted_monotonic=now_mono,
-                )
                 self._log_failure(endpoint, reason, result)
         models, left_out = previous.models, previous.models_left_out
         if "status_models" in data:
