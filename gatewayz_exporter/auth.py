@@ -1,24 +1,9 @@
 """Basic auth that a flood of wrong passwords cannot turn against real scrapes.
 
-bcrypt is the one expensive thing an unauthenticated client can make the
-server do, so it gets its own small pool and a bounded number of checks in
-flight; nothing else (rendering, the verified-credential cache) ever waits
-behind it. A credential verified before, or one that failed before, is
-answered from the verifier's caches on the event loop, without any pool. Failed attempts are throttled per client
-address (per /64 for IPv6): each address has a small budget of checks that
-refills at a steady rate, and an address that spent it gets 429 without a
-bcrypt run until it refills.
-
-When wrong passwords come from many addresses, the shared checks are always
-full, and a scraper whose credentials are not verified yet (the exporter
-restarted, the password changed) would get 429 for as long as the flood
-lasts. So a small lane of its own (one worker) is kept for addresses with no
-failed attempt on record: a flooding address spends its place in it with its
-first wrong password. Addresses are cheap to change within one network, so
-once failures come from several addresses of one network (IPv4 /24, IPv6 /48)
-every address there counts as failed: churning through /64s cannot win the
-lane back, and neither can pushing failed addresses out of the bounded table
-(addresses with no failures are forgotten first).
+bcrypt runs in its own small bounded pool; known credentials are answered from caches without
+it. Failed checks are throttled per address (per /64 for IPv6; a whole /24 or /48 once several
+of its addresses fail), and one worker is kept for addresses with no failure on record, so a
+scraper can still be verified during a flood.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Container health check without curl: ``python -m gatewayz_exporter.healthcheck``.
 
-Asks the exporter's own ``/healthz`` on the port it listens on (``METRICS_PORT``,
-else Railway's ``PORT``, else 8001). Exit 0 when it answers 200, 1 otherwise.
-
-The probe runs beside the exporter, not inside it, so it cannot know for sure how
-the server was set up; it tries what the server could be, most likely first:
-
-* addresses: the one in ``METRICS_ADDR`` (a wildcard means loopback of the same
-  family: ``::`` listens on IPv6 only), then 127.0.0.1 and ::1;
-* schemes: https first when TLS looks configured (a web config file with
-  ``tls_server_config``, from ``WEB_CONFIG_FILE`` or ``--web.config.file`` on the
-  exporter's command line, read from ``/proc/1/cmdline`` where the exporter is the
-  container's PID 1; a file the probe cannot read counts as TLS), else http first.
-
-A wrong guess fails at once (refused, or a TLS/HTTP mismatch), and the whole probe
-stays within ``BUDGET_SECONDS``, under the Dockerfile's 5 s HEALTHCHECK timeout.
+Asks the exporter's own ``/healthz`` on its port (``METRICS_PORT``, else Railway's ``PORT``, else
+8001). Exit 0 when it answers 200, 1 otherwise. It cannot see how the server was set up, so it
+tries the likely addresses (``METRICS_ADDR``, then 127.0.0.1 and ::1) and schemes (https first
+when a web config with TLS is found), all within ``BUDGET_SECONDS``.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Decode API payloads and validate them into model values.
 
-The rule: a payload of the wrong shape fails the whole endpoint
-(``PayloadError``); a bad record drops only itself; a bad field drops only its
-series. The rules themselves live in ``fields``.
-
-Below 64 KiB a body is read by ``json.loads``. A bigger array is split by
-msgspec into one raw slice per record (``RawArray``) and each record decoded
-into a typed struct (``records``); a record the struct cannot hold is decoded
-with ``json`` instead. Either way ``fields.judge_provider`` judges it. A
-``RecordMemo`` (owned by the poller) keeps each record's result by a digest of
-its bytes, so records unchanged since the previous payload are not judged again.
-Before anything is built, a big body packed with brackets, or with more records
-than the limit, is refused (``too_large``): memory follows the body's size.
-
-A new payload kind gets a ``parse_<kind>`` here that judges its fields with a
-``fields.FieldJudge`` (adding any new rule to ``fields``), whatever decoded it.
+A payload of the wrong shape fails the whole endpoint (``PayloadError``); a bad record drops only
+itself; a bad field drops only its series. The rules live in ``fields``. Small bodies are read by
+``json``, big arrays split per record by msgspec (``records``); a ``RecordMemo`` owned by the
+poller skips records unchanged since the previous payload.
 """
 
 from __future__ import annotations

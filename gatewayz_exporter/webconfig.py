@@ -11,14 +11,8 @@ Example (relative paths are relative to the file's directory, as in exporter-too
     basic_auth_users:
       prometheus: $2b$12$...                  # bcrypt hash (htpasswd -nBC 12 prometheus)
 
-Everything is validated when the exporter starts; a problem stops start-up.
-Like exporter-toolkit, the file (and the certificate, key and CA files it
-names) is re-read when it changes: ``WebConfigReloader.current()`` is asked on
-every connection and request, so a rotated certificate or a changed password
-applies to the next one. An edit that does not validate, or that would weaken
-security (turn TLS off, stop requiring or verifying client certificates, lower
-the minimum TLS version, or leave no users where there were some), keeps the
-last good config and logs one error: that takes a restart.
+Validated at start (a problem stops start-up) and re-read when it or its files change; an edit
+that does not validate or would weaken security keeps the last good config and logs one error.
 """
 
 from __future__ import annotations
