@@ -55,11 +55,8 @@ class TooDense(PayloadError):
     reason = "too_large"
 
 
-# Some JSON is far bigger decoded than written: "0," is one raw slice of about 72 bytes
-# when an array is split, "{}," a Python dict of 64 when json builds it. Bodies packed
-# with such values are measured before anything is built, so the memory a poll takes
-# stays proportional to its body. A real payload has a comma every 30 bytes or so
-# and a bracket every few hundred.
+# Some JSON is far bigger decoded than written ("0,", "{},"); bodies packed with such values
+# are refused before anything is built, so a poll's memory stays proportional to its body.
 _BYTES_PER_BRACKET = 16  # denser than this: refused (too_large), whatever would decode it
 _BYTES_PER_COMMA = 6  # denser than this: count the records before splitting the array
 _DENSITY_MIN_BYTES = 64 * 1024  # smaller bodies cost little however they are built
@@ -120,20 +117,16 @@ class RawArray(Sequence["msgspec.Raw"]):
         return iter(self._items)
 
 
-# Below this size json.loads is as quick and the exporter need not load msgspec
-# (the real backend lists a few dozen providers: about 40 KB).
+# Below this size json.loads is as quick and the exporter need not load msgspec.
 RAW_ARRAY_MIN_BYTES = 64 * 1024
 
 
 def decode_json(body: bytes | bytearray, *, raw_array_min_bytes: int = RAW_ARRAY_MIN_BYTES) -> object:
     """The JSON document in ``body``, as ``json.loads`` reads it, except that a big array is a ``RawArray``.
 
-    Raises what ``json.loads`` raises (``ValueError``, ``RecursionError``) for
-    what it rejects. msgspec finds where each element ends without building
-    it; ``json`` still decides anything msgspec declines (NaN literals, a byte
-    order mark, UTF-16), anything msgspec lets through unread that ``json``
-    may reject (invalid UTF-8, an integer too long for ``int()``, nesting near
-    the recursion limit) and anything that is not an array.
+    Raises what ``json.loads`` raises (``ValueError``, ``RecursionError``) for what it rejects:
+    msgspec only finds where each element ends, and ``json`` decides whatever msgspec declines
+    or would let through unread.
     """
     if len(body) < raw_array_min_bytes:
         return _loads(body)
@@ -187,11 +180,8 @@ def _refuse_too_many_records(body: bytes | bytearray, count: Callable[[memoryvie
         raise TooManyRecords(f"{records} provider records, more than {MAX_PROVIDER_RECORDS}")
 
 
-# Records are parsed later, deeper in the poller's stack than the body is decoded
-# here, and Python's recursion limit bounds how deep a decoder can nest: a body
-# nested so deep that only this shallower stack reads it would pass here and fail
-# the poll there, where json.loads would have read it whole. Split this many frames
-# deeper, such a body is left to json.loads, as a small one is.
+# Records are decoded deeper in the stack than the body is split here; a body nested close
+# to the recursion limit within this margin is left to json.loads whole, as a small one is.
 _STACK_MARGIN = 100
 
 
