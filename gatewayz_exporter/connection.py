@@ -1,13 +1,8 @@
 """One client connection on the server's event loop: bytes in and out, TLS on memory buffers.
 
-A ``Connection`` is the asyncio protocol for one accepted socket. It knows
-nothing of HTTP: it buffers what arrives (reading no further ahead than
-MAX_BUFFERED_BYTES, so pipelined requests wait in the kernel), writes with
-flow control, and on a TLS port runs an ``ssl.SSLObject`` on memory BIOs.
-TLS state is made only once a whole ClientHello record has arrived and the
-host grants a handshake slot, so a connection that never speaks costs a few
-kilobytes. Its host (the server) admits and counts it, grants the slots and
-drives the HTTP exchange through ``serve``.
+A ``Connection`` is the asyncio protocol for one accepted socket and knows nothing of HTTP: it
+buffers input up to MAX_BUFFERED_BYTES, writes with flow control and, on a TLS port, runs an
+``ssl.SSLObject`` once a whole ClientHello has arrived and its host grants a handshake slot.
 """
 
 from __future__ import annotations

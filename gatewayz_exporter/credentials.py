@@ -68,13 +68,8 @@ def bcrypt_cost(hashed: bytes) -> int:
 class CredentialVerifier:
     """Checks basic-auth credentials against the configured bcrypt hashes.
 
-    bcrypt is deliberately slow, so a verified (user, password) pair is
-    remembered by its SHA-256 digest: a scrape every few seconds pays the
-    bcrypt cost once, and the cache never holds a password. A pair that failed
-    is remembered too, apart (so failures can never push out a good pair): the
-    same wrong password sent again is refused without bcrypt. ``lookup`` is the
-    cheap check (run it anywhere); ``verify`` is the slow one (run it in the
-    bcrypt pool). ``checkpw`` is injectable so tests can count bcrypt calls.
+    Verified and failed pairs are remembered apart by their SHA-256 digest (never the password), so
+    repeats skip bcrypt. ``lookup`` is the cheap check; ``verify`` runs bcrypt (in the bcrypt pool).
     """
 
     def __init__(self, users: Mapping[str, bytes], *, checkpw: CheckPassword = bcrypt_checkpw):

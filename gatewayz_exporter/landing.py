@@ -1,11 +1,7 @@
 """The landing page at ``/``: what this exporter is doing, at a glance.
 
-It shows the version, the mode (demo, or the API's host name only: never a
-key, a path or credentials) and, per API endpoint, the latest poll (result,
-failure reason, HTTP status, age), the age of the last successful poll and
-whether its data is still served or past MAX_STALENESS; the public status
-API's routes the same way when it is polled. Everything comes from the
-newest snapshots; every value is HTML-escaped.
+The version, the mode (demo, or the API's host name only) and, per polled endpoint, the latest
+poll, the last success and whether its data is still served; every value HTML-escaped.
 """
 
 from __future__ import annotations

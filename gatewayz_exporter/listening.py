@@ -1,12 +1,8 @@
 """The listening socket and the file descriptors the connection cap may use.
 
-asyncio accepts up to ``backlog`` sockets each time the listener is readable,
-before any of them reaches the admission policy; those over the cap are closed
-a few loop iterations later. So the server hands asyncio a small ACCEPT_BATCH
-and sets the kernel's queue (which holds no descriptor of ours) to
-LISTEN_BACKLOG afterwards. The cap is what the open-file limit leaves after
-the descriptors the process already holds, a reserve for everything else
-(API polls, log shipping, reading the web config) and a few accept batches.
+asyncio accepts a small ACCEPT_BATCH per wake-up, so few sockets are accepted ahead of the
+admission policy; the kernel's queue is LISTEN_BACKLOG. The cap is what the open-file limit
+leaves after the descriptors already held and a reserve for everything else.
 """
 
 from __future__ import annotations

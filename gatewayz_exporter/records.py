@@ -1,13 +1,8 @@
 """The fast decoder for big provider arrays: msgspec finds each record and reads its fields.
 
-Loaded only when a body is big enough for it to matter, so an exporter
-watching a few dozen providers never loads msgspec. It only decodes: the
-typed struct answers ``get(key)`` as a dict does, and ``fields.judge_provider``
-judges it by the same rules as a record ``json.loads`` made. A record the
-typed struct cannot hold (a field of another JSON type, a missing slug) is
-decoded again with every field raw: scalars are decoded one by one with
-``json``, arrays and objects where a scalar belongs are judged without being
-built. Only what msgspec declines even then is left to the caller's ``json``.
+Loaded only for big bodies. It only decodes: ``fields.judge_provider`` judges the typed struct
+by the same rules as a ``json.loads`` record. A record the struct cannot hold is decoded again
+field by field; what msgspec declines even then is left to the caller's ``json``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Which redirects the client follows: the admin key goes only where the first request went.
 
-A ``Location`` is judged as the connection will read it. The client sends the URL
-``requests`` prepares from it; requests picks the connection pool with
-``urllib.parse`` and urllib3 reads URLs with its own ``parse_url``. Where the two
-could disagree (a backslash ends the authority for one and not the other, white
-space and control characters are quoted or dropped) the ``Location`` is refused,
-as is one with user info; what is left must name the same scheme, host and port
-by both parsers.
+A ``Location`` is refused where ``urllib.parse`` and urllib3's ``parse_url`` could read it
+differently (backslashes, white space, control characters) or where it carries user info; what
+is left must name the same scheme, host and port by both parsers.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The backend's public status API (``/v1/status/...``): immutable values and their validators.
 
-The status API reports health as the backend *measures* it (a health monitor
-and a model sweep), unlike the admin registry's ``health_status`` flag. One
-validator per payload kind, in the style of ``parse``: a payload of the wrong
-shape fails its endpoint (``PayloadError``); a bad row drops only itself and
-is counted; a state outside the known set is kept as ``unknown`` and counted.
-Percentages must lie in 0-100 and become ratios (0-1). ``null`` where the
-backend may send it (a ``last_checked`` never set, ``success_rate`` with no
-checks) means "absent", never 0, and is not counted.
-
-Big arrays arrive as ``RawArray`` (see ``parse.decode_json``); each element is
-decoded with ``json`` and judged by the very same row validator, so the rules
-exist once whatever the body size.
+One validator per payload kind, as in ``parse``: a payload of the wrong shape fails its endpoint;
+a bad row drops only itself and is counted; an unknown state is kept as ``unknown`` and counted.
+Percentages become ratios; ``null`` means absent, never 0. Big arrays (``RawArray``) are judged
+row by row by the same validators.
 """
 
 from __future__ import annotations
