@@ -52,6 +52,10 @@ def test_heading_anchors_follow_github():
         "a",
         "a-1",
     }
+    assert heading_anchors("## GatewayzProviderDown\n### What it means: `x`") == {
+        "gatewayzproviderdown",
+        "what-it-means-x",
+    }
 
 
 # --- the API fields the exporter reads -----------------------------------------------------
