@@ -11,9 +11,8 @@ CHECKOUT = Path(__file__).resolve().parent.parent  # where pyproject.toml is in 
 def read_version(root: Path = CHECKOUT) -> str:
     """The version, kept in one place: pyproject.toml's ``[project] version``.
 
-    A checkout or the container image has pyproject.toml beside the package and reads it there
-    (an older install of the distribution elsewhere on the path must not win); an installed
-    distribution has no pyproject.toml and answers from its metadata, written from that file.
+    Read from pyproject.toml beside the package in a checkout or the image (so an older installed
+    distribution cannot win), else from the installed distribution's metadata.
     """
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():

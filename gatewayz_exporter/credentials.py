@@ -117,9 +117,7 @@ class CredentialVerifier:
     def adopt(self, previous: CredentialVerifier) -> None:
         """Keep what ``previous`` verified for users whose hash this config leaves unchanged.
 
-        A reload (a rotated certificate, another user added) must not make every scraper pay
-        bcrypt again: during a flood of wrong passwords the bcrypt pool is full, and a scraper
-        whose credentials were forgotten would get 429 until the flood ends.
+        A reload must not make every scraper pay bcrypt again while a flood may fill the bcrypt pool.
         """
         with previous._lock:
             verified = list(previous._verified.items())
