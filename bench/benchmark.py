@@ -5,36 +5,13 @@
     python bench/benchmark.py --providers 10000 --runs 3
     python bench/benchmark.py --providers 10000 --churn 1   # every record changes on every poll
 
-For each N a stand-in API on loopback serves N generated providers. Both
-exporters run as separate processes, ours with tracing and Loki shipping off as
-the reference has neither (``--telemetry on`` switches both on, pointed at
-stand-in receivers, so their cost is counted), and the benchmark measures:
-
-* time from process start to the first complete /metrics (last provider present);
-* poll time (each exporter's own report of a whole poll: fetch, parse, publish);
-* CPU per interval: CPU seconds used between two poll completions with one
-  gzip scrape in between, as Prometheus does, averaged over several intervals;
-* scrape latency (median and p99), plain and gzip, each on a fresh connection,
-  and exposition size;
-* resident memory after the measurements;
-* for the smallest N, CPU used while idle between polls;
-* the cached-bytes limit: the same plain exposition sent by a server that does
-  nothing but write bytes it holds (``cached_bytes_server.py``), scraped the
-  same way; ours' plain scrape is shown against it below each table.
-
-Ours runs with ``STATUS_API=off`` there, like for like with the reference.
-``--status-models M`` adds a second table per N: ours with the public status
-API polled (M models upstream, paged by 1,000, the default STATUS_MODELS_MAX)
-against ours with ``STATUS_API=off``, same stand-in, side by side; the
-difference is what status polling costs per poll and in memory.
-
-With ``--churn F`` the stand-in changes a fraction F of the records (response
-time and last health check) on every request, so no poll sees the previous
-one's bytes. With ``--runs 3`` each N is measured three times in a row, the two
-exporters side by side in each run; the table shows each figure's median and
-each ratio's median with its spread (lowest to highest of the runs).
-
-It prints a table with each ratio (ours / reference; below 1 means ours is better).
+For each N a stand-in API on loopback serves N generated providers to both exporters, run as
+separate processes (ours with tracing, Loki and the status API off unless asked), and it prints a
+table of time to the first complete /metrics, poll time, CPU per interval, scrape latency and
+size, resident memory, idle CPU, and ours against the cached-bytes limit
+(``cached_bytes_server.py``). Ratios are ours / reference: below 1 means ours is better.
+``--status-models M`` adds a table of ours with the status API polled against ours without.
+The method and the results are in docs/performance.md.
 """
 
 from __future__ import annotations
