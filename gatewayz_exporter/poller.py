@@ -41,6 +41,26 @@ def retry_not_before(result: FetchResult, started: float, interval: float, slack
     return None
 
 
+def run_polls(
+    poll_once: Callable[[], object],
+    interval: float,
+    stop: threading.Event,
+    monotonic: Callable[[], float],
+    closed: Callable[[], bool],
+    kind: str,
+) -> None:
+    """Call ``poll_once`` now, then every ``interval`` seconds (from the start of each) until
+    ``stop`` is set or ``closed()``; an exception is logged and the loop goes on."""
+    while not stop.is_set() and not closed():
+        started = monotonic()
+        try:
+            poll_once()
+        except Exception:  # the loop never dies; the next poll may succeed
+            log.exception("Poll failed unexpectedly", extra={"poll": kind})
+        # Capped: Event.wait raises OverflowError past TIMEOUT_MAX (SCRAPE_INTERVAL=99999999999).
+        stop.wait(min(max(0.0, interval - (monotonic() - started)), threading.TIMEOUT_MAX))
+
+
 class Store(Generic[T]):
     """Holds the newest snapshot. Publishing is one reference swap, so readers never lock."""
 
@@ -112,14 +132,7 @@ class Poller:
 
     def run(self, stop: threading.Event) -> None:
         """Poll now, then every ``interval`` seconds (from the start of each poll) until ``stop``."""
-        while not stop.is_set() and not self._closed:
-            started = self._monotonic()
-            try:
-                self.poll_once()
-            except Exception:  # the loop never dies; the next poll may succeed
-                log.exception("poll failed unexpectedly")
-            # Capped: Event.wait raises OverflowError past TIMEOUT_MAX (SCRAPE_INTERVAL=99999999999).
-            stop.wait(min(max(0.0, self._interval - (self._monotonic() - started)), threading.TIMEOUT_MAX))
+        run_polls(self.poll_once, self._interval, stop, self._monotonic, lambda: self._closed, "poll")
 
     def due(self, endpoint: str, now: float) -> bool:
         """True when ``endpoint`` is not backed off (Retry-After, 429) at monotonic time ``now``."""

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from .client import ApiClient, FetchResult
 from .parse import PayloadError, RawArray
-from .poller import Store, retry_not_before
+from .poller import Store, retry_not_before, run_polls
 from .status import (
     PAGE_SIZES,
     PARSERS,
@@ -100,13 +100,7 @@ class StatusPoller:
 
     def run(self, stop: threading.Event) -> None:
         """Poll now, then every ``interval`` seconds (from the start of each poll) until ``stop``."""
-        while not stop.is_set() and not self._closed:
-            started = self._monotonic()
-            try:
-                self.poll_once()
-            except Exception:  # the loop never dies
-                log.exception("status poll failed unexpectedly")
-            stop.wait(min(max(0.0, self._interval - (self._monotonic() - started)), threading.TIMEOUT_MAX))
+        run_polls(self.poll_once, self._interval, stop, self._monotonic, lambda: self._closed, "status")
 
     def poll_once(self) -> StatusSnapshot:
         """Fetch every due route (all pages), validate, publish and return the new snapshot."""
