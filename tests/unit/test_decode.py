@@ -48,7 +48,7 @@ def same_parse(decoded, loaded) -> None:
     assert (fast.invalid_records, fast.dropped) == (plain.invalid_records, plain.dropped)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(provider_payloads, st.booleans())
 def test_any_provider_payload_parses_the_same_through_the_fast_path(payload, ascii_only):
     body = json.dumps(payload, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
@@ -59,7 +59,7 @@ def test_any_provider_payload_parses_the_same_through_the_fast_path(payload, asc
         same_parse(decoded, loaded)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(provider_payloads, st.data())
 def test_a_damaged_body_is_rejected_exactly_when_json_loads_rejects_it(payload, data):
     body = bytearray(json.dumps(payload).encode())

@@ -52,7 +52,7 @@ def direct(collector, openmetrics) -> str:
     return body.decode("utf-8")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(provider_payloads)
 def test_any_provider_payload_renders_exactly_like_prometheus_client(payload):
     collector = collector_for(snapshot_of(payload))
@@ -60,7 +60,7 @@ def test_any_provider_payload_renders_exactly_like_prometheus_client(payload):
         assert direct(collector, openmetrics) == reference(collector, openmetrics)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(provider_payloads)
 def test_any_provider_payload_gives_an_exposition_prometheus_can_parse(payload):
     collector = collector_for(snapshot_of(payload))
