@@ -1,9 +1,12 @@
-"""A flapping API soaked in process: memory, threads and open files stay flat."""
+"""Heavy runs in process: a flapping API, and scrapers that stop reading; memory, threads and
+open files stay flat."""
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import time
 
 import requests
 
@@ -52,3 +55,31 @@ def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
     assert after[1] <= before[1] + 2
     assert after[2] <= before[2] + 5
     assert after[0] - before[0] < 30 * 1024  # KiB: no growth with the number of polls
+
+
+def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_body(api, serving):
+    api.set_data([dict(SEED_PROVIDERS[0], slug=f"p{i}") for i in range(20000)], {"total": 20000})
+    serving.poller.poll_once()
+    body_size = len(requests.get(serving.base + "/metrics", timeout=10).content)
+    assert body_size > 8 * 1024 * 1024
+    with open("/proc/self/status") as status:
+        rss_before = int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+    stalled = []
+    for _ in range(20):  # each asks for the full body and never reads it
+        sock = socket.create_connection(("127.0.0.1", serving.server.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        stalled.append(sock)
+    try:
+        # Time passing is the behaviour: the server gets a second to buffer what it would.
+        time.sleep(1.0)
+        with open("/proc/self/status") as status:
+            rss_after = int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+        # 20 full copies would be over 160 MiB; slices keep it to a few MiB.
+        assert (rss_after - rss_before) * 1024 < 5 * body_size
+        started = time.monotonic()
+        assert requests.get(serving.base + "/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in stalled:
+            sock.close()
