@@ -224,11 +224,11 @@ def test_a_second_close_while_the_first_drains_into_a_hung_loki_returns_at_once(
     handler = LokiHandler(LokiPusher(loki.url, timeout=5), batch_size=1, max_retries=0)
     for index in range(3):  # one is stuck in the push, the others stay queued
         handler.handle(logging.LogRecord("t", logging.INFO, __file__, 1, f"line {index}", None, None))
-    first = threading.Thread(target=handler.close, args=(2.0,), daemon=True)
+    first = threading.Thread(target=handler.close, args=(1.5,), daemon=True)
     first.start()
     assert eventually(handler.closing.is_set)
     started = time.monotonic()
-    handler.close(2.0)
+    handler.close(1.5)
     assert time.monotonic() - started < 1.0
     first.join(5)
 
