@@ -66,9 +66,14 @@ class Admission:
         max_handshakes: int,
         clock: Callable[[], float],
         report: Report | None = None,
+        *,
+        evict_grace: float = EVICT_GRACE,
+        back_to_back: float = BACK_TO_BACK,
     ):
         self.max_connections = max_connections
         self._clock = clock
+        self._evict_grace = evict_grace
+        self._back_to_back = back_to_back
         self._max_handshakes = max_handshakes
         self._report: Report = report or (lambda *args, **kwargs: None)
         self._key: dict[Member, str] = {}
@@ -156,7 +161,7 @@ class Admission:
         its connection busy.
         """
         self.serving(member)
-        if previous_answer is None or self._clock() - previous_answer >= BACK_TO_BACK:
+        if previous_answer is None or self._clock() - previous_answer >= self._back_to_back:
             self._busy.pop(member, None)
         elif member not in self._busy and member in self._key:
             self._busy[member] = previous_answer
@@ -175,7 +180,7 @@ class Admission:
         if group != client_group(key) or self._per_key[key] < held:
             victim = self._victim(busiest, now, grace=0.0)  # over its share: any of its connections
         else:
-            victim = self._victim(key, now, grace=EVICT_GRACE)
+            victim = self._victim(key, now, grace=self._evict_grace)
         if victim is None:
             return False
         self._report("Connection cap reached; closed one of the busiest address's", victim.peer)

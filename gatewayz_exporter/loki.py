@@ -32,6 +32,7 @@ from .logs import SERVICE_NAME, ExporterJsonFormatter
 PUSH_PATH = "/loki/api/v1/push"
 _WAKE = object()  # queued by close() to wake the pusher thread
 LEVELS = ("debug", "info", "warning", "error", "critical")
+FLUSH_INTERVAL = 1.0  # seconds; a partial batch waits at most this long
 Line = tuple[int, str, str]  # (unix_ns, level, JSON line)
 
 
@@ -122,7 +123,7 @@ class LokiHandler(logging.handlers.QueueHandler):
         *,
         capacity: int = 10_000,
         batch_size: int = 500,
-        flush_interval: float = 1.0,
+        flush_interval: float = FLUSH_INTERVAL,
         max_retries: int = 5,
         backoff: float = 0.5,
         report: Callable[[str, dict[str, object]], None] | None = None,

@@ -35,7 +35,7 @@ from http import HTTPStatus
 import h11
 from opentelemetry import trace
 
-from .admission import Admission
+from .admission import BACK_TO_BACK, EVICT_GRACE, Admission
 from .auth import AuthGate, Verdict
 from .connection import Connection
 from .exposition import Exposition, accepts_gzip, wants_openmetrics
@@ -92,6 +92,8 @@ class MetricsServer:
         max_connections: int = 1024,
         max_handshakes: int = 128,
         handshake_timeout: float = 5.0,
+        evict_grace: float = EVICT_GRACE,
+        back_to_back: float = BACK_TO_BACK,
         listen_socket: socket.socket | None = None,
     ):
         """``listen_socket``: an already bound socket to serve on instead of binding ``host:port``
@@ -115,7 +117,14 @@ class MetricsServer:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._client_errors = ClientErrorLog()
-        self._admission = Admission(max_connections, max_handshakes, time.monotonic, self.client_error)
+        self._admission = Admission(
+            max_connections,
+            max_handshakes,
+            time.monotonic,
+            self.client_error,
+            evict_grace=evict_grace,
+            back_to_back=back_to_back,
+        )
         self.port: int | None = None
 
     @property

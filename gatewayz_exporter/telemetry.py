@@ -232,6 +232,7 @@ class Telemetry:
         *,
         enable_tracing: bool = True,
         report_stream: TextIO | None = None,
+        loki_flush_interval: float | None = None,
     ) -> Telemetry:
         """Tracing from the OTEL_* variables in ``env``; Loki from LOKI_* in ``config``."""
         settings = tracing_settings(env) if enable_tracing else None
@@ -254,7 +255,7 @@ class Telemetry:
             tracer = GroupingTracer()
         loki = None
         if config.loki_url:
-            from .loki import LokiHandler, LokiPusher
+            from .loki import FLUSH_INTERVAL, LokiHandler, LokiPusher
 
             pusher = LokiPusher(
                 config.loki_url,
@@ -262,7 +263,11 @@ class Telemetry:
                 password=config.loki_password,
                 tenant_id=config.loki_tenant_id,
             )
-            loki = LokiHandler(pusher, report=_direct_reporter(report_stream or sys.stdout))
+            loki = LokiHandler(
+                pusher,
+                flush_interval=FLUSH_INTERVAL if loki_flush_interval is None else loki_flush_interval,
+                report=_direct_reporter(report_stream or sys.stdout),
+            )
         return cls(tracer, (loki,) if loki else (), tracing, loki)
 
     def live_families(self) -> tuple[Family, ...]:

@@ -281,7 +281,7 @@ def short_deadlines(running):
         running.collector.ready,
         host="127.0.0.1",
         port=0,
-        head_timeout=0.5,
+        head_timeout=0.25,
         idle_timeout=30,
     )
     server.start()
@@ -324,14 +324,19 @@ def test_an_idle_keep_alive_connection_waits_for_the_idle_timeout_not_the_head_d
     with socket.create_connection(("127.0.0.1", short_deadlines.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
-        time.sleep(1.0)  # time passing is the behaviour: twice the head deadline, no byte of a next request
+        time.sleep(0.5)  # time passing is the behaviour: twice the head deadline, no byte of a next request
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
 
 
 def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a_new_one(running):
     server = MetricsServer(
-        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=20
+        running.exposition,
+        running.collector.ready,
+        host="127.0.0.1",
+        port=0,
+        max_connections=20,
+        evict_grace=0.25,
     )
     server.start()
     held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
@@ -341,7 +346,7 @@ def test_at_the_cap_the_connection_waiting_longest_without_a_request_yields_to_a
             with contextlib.suppress(ConnectionError):  # closed at once: nobody waited past the grace
                 refused.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert refused.recv(100) == b""
-        time.sleep(1.1)  # time passing is the behaviour: past the grace, the held connections sent nothing
+        time.sleep(0.3)  # time passing is the behaviour: past the grace, the held connections sent nothing
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 20
@@ -369,6 +374,7 @@ def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_on
         host="127.0.0.1",
         port=0,
         max_connections=10,
+        evict_grace=0.25,
     )
     server.start()
     held = []
@@ -381,7 +387,7 @@ def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_on
             held.append(sock)
         assert eventually(lambda: server.connections == 10)
         # Time passing is the behaviour: past the grace, every answer stuck in the held connections' buffers.
-        time.sleep(1.5)
+        time.sleep(0.4)
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 10
@@ -398,7 +404,13 @@ def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(r
     import threading
 
     server = MetricsServer(
-        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=8
+        running.exposition,
+        running.collector.ready,
+        host="127.0.0.1",
+        port=0,
+        max_connections=8,
+        evict_grace=0.25,
+        back_to_back=0.125,
     )
     server.start()
     stop = threading.Event()
@@ -423,7 +435,7 @@ def test_at_the_cap_a_client_sending_request_after_request_yields_to_a_new_one(r
         thread.start()
     try:
         assert eventually(lambda: server.connections == 8)
-        time.sleep(1.5)  # time passing is the behaviour: every connection busy for longer than the grace
+        time.sleep(0.4)  # time passing is the behaviour: every connection busy for longer than the grace
         received = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert statuses(received) == [200]
         assert server.connections <= 8
@@ -461,7 +473,13 @@ def test_one_address_holding_the_cap_cannot_keep_a_keep_alive_scraper_or_a_probe
     running.poller.poll_once()
     cap = 24
     server = MetricsServer(
-        running.exposition, running.collector.ready, host="127.0.0.1", port=0, max_connections=cap
+        running.exposition,
+        running.collector.ready,
+        host="127.0.0.1",
+        port=0,
+        max_connections=cap,
+        evict_grace=0.4,
+        back_to_back=0.2,
     )
     server.start()
     stop = threading.Event()
@@ -475,7 +493,7 @@ def test_one_address_holding_the_cap_cannot_keep_a_keep_alive_scraper_or_a_probe
                         sock.sendall(request)
                         if read_response(sock) != 200:
                             break
-                        stop.wait(0.75)
+                        stop.wait(0.3)
             stop.wait(0.02)
 
     threads = [threading.Thread(target=flood, daemon=True) for _ in range(cap)]
@@ -497,7 +515,7 @@ def test_one_address_holding_the_cap_cannot_keep_a_keep_alive_scraper_or_a_probe
                 )
                 assert statuses(probe) == [200]
                 # Time passing is the behaviour: the scraper's connection idles past the eviction grace.
-                time.sleep(1.5)
+                time.sleep(0.6)
         assert scrapes == [200, 200, 200]
         assert server.connections <= cap
     finally:

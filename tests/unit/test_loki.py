@@ -61,24 +61,26 @@ def record(message: str) -> logging.LogRecord:
 
 @pytest.mark.parametrize("whole_lines", [False, True], ids=["bytes", "header-lines"])
 def test_a_push_answered_by_a_trickle_fails_at_its_deadline(whole_lines):
-    loki = TricklingLoki(every=0.2, whole_lines=whole_lines)
+    loki = TricklingLoki(every=0.1, whole_lines=whole_lines)
     try:
         started = time.monotonic()
         try:
-            LokiPusher(loki.url, timeout=1.0).push(b"{}")
+            LokiPusher(loki.url, timeout=0.4).push(b"{}")
         except TimeoutError:
             pass
         else:
             raise AssertionError("a trickled answer was taken as a success")
-        assert time.monotonic() - started < 5  # the trickle alone lasts a minute
+        assert time.monotonic() - started < 5  # the trickle alone lasts half a minute
     finally:
         loki.close()
 
 
 @pytest.mark.parametrize("whole_lines", [False, True], ids=["bytes", "header-lines"])
 def test_a_trickling_loki_counts_a_failure_and_drops_the_lines_after_the_retries(whole_lines):
-    loki = TricklingLoki(every=0.2, whole_lines=whole_lines)
-    handler = LokiHandler(LokiPusher(loki.url, timeout=0.5), flush_interval=0.05, max_retries=1, backoff=0.01)
+    loki = TricklingLoki(every=0.05, whole_lines=whole_lines)
+    handler = LokiHandler(
+        LokiPusher(loki.url, timeout=0.25), flush_interval=0.05, max_retries=1, backoff=0.01
+    )
     try:
         handler.handle(record("one"))
         handler.handle(record("two"))

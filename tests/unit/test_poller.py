@@ -528,7 +528,7 @@ def test_an_enormous_interval_waits_for_the_next_poll_instead_of_ending_the_loop
 
 
 @settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -77,7 +77,9 @@ def telemetry_exporter(api, root_logging, otel_env):
         config = make_config(api.url, **{k: v for k, v in env.items() if not k.startswith("OTEL_")})
         install_log_hooks()  # what app.main does before tracing starts
         telemetry = Telemetry.from_config(
-            config, otel_env(**{k: v for k, v in env.items() if k.startswith("OTEL_")})
+            config,
+            otel_env(**{k: v for k, v in env.items() if k.startswith("OTEL_")}),
+            loki_flush_interval=0.05,
         )
         stream = io.StringIO()
         configure_logging("INFO", stream, telemetry.log_handlers)
@@ -222,11 +224,11 @@ def test_a_second_close_while_the_first_drains_into_a_hung_loki_returns_at_once(
     handler = LokiHandler(LokiPusher(loki.url, timeout=5), batch_size=1, max_retries=0)
     for index in range(3):  # one is stuck in the push, the others stay queued
         handler.handle(logging.LogRecord("t", logging.INFO, __file__, 1, f"line {index}", None, None))
-    first = threading.Thread(target=handler.close, args=(3.0,), daemon=True)
+    first = threading.Thread(target=handler.close, args=(1.5,), daemon=True)
     first.start()
     assert eventually(handler.closing.is_set)
     started = time.monotonic()
-    handler.close(3.0)
+    handler.close(1.5)
     assert time.monotonic() - started < 1.0
     first.join(5)
 
@@ -235,7 +237,10 @@ def test_the_handlers_own_failures_are_reported_straight_to_stdout_not_through_l
     loki.default = 400  # Loki refuses the batch: not retryable
     stream, report_stream = io.StringIO(), io.StringIO()
     telemetry = Telemetry.from_config(
-        make_config("http://127.0.0.1:1", LOKI_URL=loki.url), {}, report_stream=report_stream
+        make_config("http://127.0.0.1:1", LOKI_URL=loki.url),
+        {},
+        report_stream=report_stream,
+        loki_flush_interval=0.05,
     )
     configure_logging("INFO", stream, telemetry.log_handlers)
     try:
@@ -452,14 +457,14 @@ def test_grpc_protocol_exports_spans(otel_env, scheme):
 def test_hanging_receivers_do_not_slow_polling_or_scrapes(telemetry_exporter, otlp, loki):
     otlp.hang = loki.hang = True
     exporter = telemetry_exporter(
-        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOKI_URL=loki.url, SCRAPE_INTERVAL="0.1"
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, LOKI_URL=loki.url, SCRAPE_INTERVAL="0.05"
     )
     exporter.server.start()
     stop = threading.Event()
     thread = threading.Thread(target=exporter.poller.run, args=(stop,))
     thread.start()
     try:
-        assert eventually(lambda: exporter.poller.polls >= 10, timeout=10)  # ~1 s at a 0.1 s interval
+        assert eventually(lambda: exporter.poller.polls >= 10, timeout=10)  # ~0.5 s at a 0.05 s interval
         latencies = []
         for _ in range(10):
             started = time.monotonic()
@@ -470,8 +475,8 @@ def test_hanging_receivers_do_not_slow_polling_or_scrapes(telemetry_exporter, ot
         thread.join(2)
     assert max(latencies) < 0.5
     started = time.monotonic()
-    exporter.telemetry.shutdown(2.0)
-    assert time.monotonic() - started < 3.0
+    exporter.telemetry.shutdown(1.0)
+    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize(
