@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .model import ENDPOINTS, EndpointStatus, Snapshot
+from .pages import page
 from .status import STATUS_ENDPOINTS, StatusSnapshot
 
 
@@ -106,18 +107,12 @@ class LandingPage:
         else:
             count = "not served: the last successful poll is older than MAX_STALENESS"
         e = html.escape
-        page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
-<body><h1>GatewayZ provider metrics exporter</h1>
-<p>Version {e(self._version)}; {e(self._mode)}.</p>
+        return page(
+            f"""<p>Version {e(self._version)}; {e(self._mode)}.</p>
 <p>Providers: {e(count)}</p>
 <table><tr><th>endpoint</th><th>latest poll</th><th>reason</th><th>HTTP status</th>\
 <th>last success</th><th>data</th></tr>
 {chr(10).join(rows)}
 </table>
-<ul><li><a href="/metrics">/metrics</a> (Prometheus metrics)</li>
-<li><a href="/healthz">/healthz</a> (liveness)</li>
-<li><a href="/readyz">/readyz</a> (readiness: a recent successful poll)</li></ul>
-</body></html>
 """
-        return page.encode("utf-8")
+        )

@@ -46,6 +46,7 @@ from .listening import (
     loop_exception_handler,
     make_listen_socket,
 )
+from .pages import LINKS_ONLY
 from .request_checks import FOLD, HOST_HEADER, ClientErrorLog, could_be_request_line, path_of
 from .responses import send_response
 from .webconfig import WebConfig, WebConfigReloader
@@ -53,15 +54,6 @@ from .webconfig import WebConfig, WebConfigReloader
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-
-LANDING_PAGE = b"""<!doctype html>
-<html><head><meta charset="utf-8"><title>GatewayZ provider metrics exporter</title></head>
-<body><h1>GatewayZ provider metrics exporter</h1>
-<ul><li><a href="/metrics">/metrics</a> (Prometheus metrics)</li>
-<li><a href="/healthz">/healthz</a> (liveness)</li>
-<li><a href="/readyz">/readyz</a> (readiness: a recent successful poll)</li></ul>
-</body></html>
-"""
 
 
 class _Refused(Exception):
@@ -455,7 +447,7 @@ class MetricsServer:
                 )
                 return True
         if path == b"/":
-            page = self._landing() if self._landing is not None else LANDING_PAGE
+            page = self._landing() if self._landing is not None else LINKS_ONLY
             await self._send(
                 connection,
                 exchange,
