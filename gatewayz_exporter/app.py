@@ -47,6 +47,8 @@ EXIT_CANNOT_SERVE = 3  # cannot listen (port in use, address not on this host, n
 # SIGTERM to stop(): docs/reference.md promises exit within 2 s; the interpreter's own
 # exit (atexit handlers, daemon threads) follows, so stop() gets less.
 STOP_SECONDS = 1.7
+# How soon the main thread notices a signal the kernel delivered to another thread.
+SIGNAL_CHECK_SECONDS = 0.1
 
 
 @dataclass
@@ -408,8 +410,10 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
                 "api_url": config.gateway_api_url,
             },
         )
-    # The exporter's own stop_event is what the poller watches; ``stop`` is the signal's.
-    while not stop.wait(3600):
+    # The exporter's own stop_event is what the poller watches; ``stop`` is the signal's. The
+    # kernel may deliver SIGTERM to any thread, and Python runs its handler only when the main
+    # thread next runs bytecode: a long wait here would not notice the signal, so wait in slices.
+    while not stop.wait(SIGNAL_CHECK_SECONDS):
         pass
     log.info("Stopping", extra={"signal": signals.received if signals else None})
     exporter.stop()

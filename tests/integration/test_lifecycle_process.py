@@ -1,6 +1,9 @@
 """Start and stop as an operator sees them: the daemon as a process, real signals, hanging peers."""
 
+import ctypes
 import json
+import os
+import platform
 import signal
 import time
 
@@ -114,3 +117,18 @@ def test_a_fast_interval_against_a_loopback_api_is_not_warned_about(api):
     assert not [line for line in lines if "SCRAPE_INTERVAL" in line["message"]]
     (started,) = [line for line in lines if line["message"] == "Exporter started"]
     assert started["url"] == f"http://localhost:{exporter.port}/"
+
+
+# tgkill(2) sends a signal to one thread; the kernel may pick any thread for a process-wide kill.
+TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+@pytest.mark.skipif(platform.machine() not in TGKILL, reason="tgkill's syscall number is known here")
+def test_a_sigterm_the_kernel_gives_to_another_thread_still_stops_the_exporter(api, exporter_process):
+    exporter = exporter_process(SCRAPE_INTERVAL="0.2")
+    assert exporter.wait_for_log("Updated provider metrics", timeout=20)
+    others = [int(task) for task in os.listdir(f"/proc/{exporter.pid}/task") if int(task) != exporter.pid]
+    assert others  # the poller and the server run on threads of their own
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(TGKILL[platform.machine()], exporter.pid, others[0], signal.SIGTERM) == 0
+    assert exporter.process.wait(5) == 0
