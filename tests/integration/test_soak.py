@@ -52,7 +52,8 @@ def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
         f"flapping soak: rss {before[0]}->{after[0]} KiB, threads {before[1]}->{after[1]}, "
         f"fds {before[2]}->{after[2]}"
     )
-    assert after[1] <= before[1] + 2
+    # A request thread may still be finishing at the moment of counting; leaked ones never finish.
+    assert eventually(lambda: threading.active_count() <= before[1] + 2, timeout=5), threading.enumerate()
     assert after[2] <= before[2] + 5
     assert after[0] - before[0] < 30 * 1024  # KiB: no growth with the number of polls
 
