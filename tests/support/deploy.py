@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ROOT
+from .scripts import run_script, stub
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 
@@ -65,24 +66,12 @@ def run_grafana_entrypoint(
     """grafana/entrypoint.sh with a stand-in for the image's /run.sh that prints its arguments and
     the Prometheus URL Grafana would get (and the admin password, when ``show_password``); the
     data directory is in ``tmp_path``."""
-    run = tmp_path / "run.sh"
     lines = ['echo "args=$*"', 'echo "prometheus=$PROMETHEUS_INTERNAL_URL"']
     if show_password:
         lines.append('echo "password=$GF_SECURITY_ADMIN_PASSWORD"')
-    run.write_text("#!/bin/sh\n" + "\n".join(lines) + "\n")
-    run.chmod(0o755)
-    return subprocess.run(
-        ["sh", str(ROOT / "grafana/entrypoint.sh"), "web"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "GRAFANA_RUN": str(run),
-            "GF_PATHS_DATA": str(tmp_path / "data"),
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    run = stub(tmp_path / "run.sh", *lines)
+    environment = {"GRAFANA_RUN": str(run), "GF_PATHS_DATA": str(tmp_path / "data"), **env}
+    return run_script("grafana/entrypoint.sh", "web", env=environment, timeout=30)
 
 
 def project_version() -> str:

@@ -17,6 +17,7 @@ import yaml
 
 from . import ROOT
 from .receivers import SlackStandIn, SmtpStandIn
+from .scripts import run_script, stub
 from .waits import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -197,23 +198,15 @@ def query(prometheus: Process, expr: str) -> list[dict[str, Any]]:
 
 def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Alertmanager's entrypoint with ``env``, the real binary replaced by a stub that prints its input."""
-    stub = tmp_path / "alertmanager-stub"  # prints what the real binary would get
-    stub.write_text('#!/bin/sh\necho "args=$*"\nenv | grep -E "^(SLACK|SMTP)" | sort\n')
-    stub.chmod(0o755)
-    return subprocess.run(
-        ["sh", str(ROOT / "alertmanager/entrypoint.sh"), "--storage.path=/data"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
-            "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
-            "ALERTMANAGER_BIN": str(stub),
-            "AMTOOL_BIN": AMTOOL or "amtool",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    binary = stub(tmp_path / "alertmanager-stub", 'echo "args=$*"', 'env | grep -E "^(SLACK|SMTP)" | sort')
+    environment = {
+        "ALERTMANAGER_CONFIG_DIR": str(ROOT / "alertmanager"),
+        "ALERTMANAGER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "ALERTMANAGER_BIN": str(binary),
+        "AMTOOL_BIN": AMTOOL or "amtool",
+        **env,
+    }
+    return run_script("alertmanager/entrypoint.sh", "--storage.path=/data", env=environment)
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -277,22 +270,14 @@ def run_prometheus_entrypoint(tmp_path: Path, **env: str) -> subprocess.Complete
     assert PROMTOOL, MISSING_PROMETHEUS
     config = tmp_path / "prometheus-config"
     shutil.copytree(ROOT / "prometheus", config, dirs_exist_ok=True)
-    stub = tmp_path / "prometheus-stub"
-    stub.write_text('#!/bin/sh\necho "args=$*"\n')
-    stub.chmod(0o755)
-    return subprocess.run(
-        ["sh", str(ROOT / "prometheus/entrypoint.sh"), "--storage.tsdb.path=/prometheus"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PROMETHEUS_CONFIG_DIR": str(config),
-            "PROMETHEUS_BIN": str(stub),
-            "PROMTOOL_BIN": PROMTOOL,
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    binary = stub(tmp_path / "prometheus-stub", 'echo "args=$*"')
+    environment = {
+        "PROMETHEUS_CONFIG_DIR": str(config),
+        "PROMETHEUS_BIN": str(binary),
+        "PROMTOOL_BIN": PROMTOOL,
+        **env,
+    }
+    return run_script("prometheus/entrypoint.sh", "--storage.tsdb.path=/prometheus", env=environment)
 
 
 def exporter_job(config: dict[str, Any]) -> dict[str, Any]:
