@@ -73,6 +73,20 @@ def usable_slug(value: object) -> str | None:
     return clean_text(value, MAX_SLUG_LENGTH)
 
 
+def non_negative_number(value: object) -> float | None:
+    """A finite JSON number >= 0 as a float, or None: a bool is not a number, nor an integer
+    beyond float range; -0.0 is 0.0, one spelling in the exposition."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    if not 0 <= number < math.inf:  # NaN fails too
+        return None
+    return number + 0.0
+
+
 def parse_timestamp(text: str) -> float | None:
     """ISO 8601 (``Z`` or ``+00:00``; naive means UTC) to Unix seconds, or None."""
     try:
@@ -111,18 +125,10 @@ class FieldJudge:
         value = (self.source if source is None else source).get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = non_negative_number(value)
+        if number is None:
             (self.quiet if text_is_quiet and isinstance(value, str) else self.problems).append(key)
-            return None
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond float range
-            self.problems.append(key)
-            return None
-        if not math.isfinite(number) or number < 0:
-            self.problems.append(key)
-            return None
-        return number + 0.0  # -0.0 is 0.0: one spelling in the exposition
+        return number
 
     def flag(self, key: str) -> bool | None:
         value = self.source.get(key)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 
-from .fields import MAX_LABEL_LENGTH, MAX_SLUG_LENGTH, clean_text, parse_timestamp
+from .fields import MAX_LABEL_LENGTH, MAX_SLUG_LENGTH, clean_text, non_negative_number, parse_timestamp
 from .model import REASONS, EndpointStatus
 from .parse import InvalidJson, PayloadError, RawArray
 
@@ -164,7 +163,6 @@ class StatusSnapshot:
 # --- field rules --------------------------------------------------------------
 
 
-_INFINITY = math.inf
 # Ratios of the percentages seen so far: the API rounds to hundredths, so a few thousand at most.
 _RATIOS: dict[float, float] = {}
 _RATIOS_KEPT = 20_000
@@ -175,20 +173,11 @@ class _BadRow(ValueError):
 
 
 def _count(row: Mapping[str, object], key: str) -> float:
-    """A finite, non-negative JSON number (``type`` checks: a bool is not a number)."""
-    value = row.get(key)
-    if type(value) is float:
-        number = value
-    elif type(value) is int:
-        try:
-            number = float(value)
-        except OverflowError:
-            raise _BadRow(key) from None
-    else:
+    """A finite, non-negative JSON number (the rule of ``fields.non_negative_number``)."""
+    number = non_negative_number(row.get(key))
+    if number is None:
         raise _BadRow(key)
-    if not 0 <= number < _INFINITY:  # NaN fails too
-        raise _BadRow(key)
-    return number + 0.0
+    return number
 
 
 def _ratio(row: Mapping[str, object], key: str) -> float:
