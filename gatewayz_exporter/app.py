@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -47,8 +48,6 @@ EXIT_CANNOT_SERVE = 3  # cannot listen (port in use, address not on this host, n
 # SIGTERM to stop(): docs/reference.md promises exit within 2 s; the interpreter's own
 # exit (atexit handlers, daemon threads) follows, so stop() gets less.
 STOP_SECONDS = 1.7
-# How soon the main thread notices a signal the kernel delivered to another thread.
-SIGNAL_CHECK_SECONDS = 0.1
 
 
 @dataclass
@@ -272,15 +271,45 @@ def _fail(message: str) -> None:
 
 
 class _Signals:
-    """SIGTERM/SIGINT set one Event, from the very start, so a signal during start-up is not lost."""
+    """SIGTERM/SIGINT set one Event, from the very start, so a signal during start-up is not lost.
+
+    The kernel may deliver a signal to any thread, and Python runs the handler only when the main
+    thread next runs bytecode. So the main thread sleeps in ``select`` on the interpreter's wakeup
+    socket, which the C-level handler writes to whichever thread caught the signal: it wakes at
+    once, and never otherwise.
+    """
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.received: str | None = None
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        reader, writer = socket.socketpair()
+        for end in (reader, writer):
+            end.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._wakeup = (reader, writer)
+
+    def wait(self) -> None:
+        """Return once a signal has set the event."""
+        if self._wakeup is None:
+            self.event.wait()
+            return
+        reader = self._wakeup[0]
+        while not self.event.is_set():
+            select.select([reader], [], [])
+            with contextlib.suppress(BlockingIOError):
+                reader.recv(4096)
+
+    def uninstall(self) -> None:
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            for end in self._wakeup:
+                end.close()
+            self._wakeup = None
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.received = signal.Signals(signum).name
@@ -341,7 +370,7 @@ def main(
         )
         if args.once:
             return run_once(exporter, signals.event)
-        return serve(exporter, signals.event, signals)
+        return serve(exporter, signals)
     finally:
         if exporter is not None:
             exporter.poller.close()
@@ -350,6 +379,7 @@ def main(
         telemetry.shutdown(1.5 if signals.event.is_set() else 3.0)
         if demo is not None:
             demo.stop()
+        signals.uninstall()
 
 
 def open_url(config: Config, port: int, tls: bool) -> str:
@@ -365,12 +395,8 @@ def _bracketed(host: str) -> str:
     return f"[{unbracket(host)}]" if ":" in host else host
 
 
-def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Signals | None = None) -> int:
-    """Start, run until ``stop`` is set (by SIGTERM or SIGINT), stop within STOP_SECONDS."""
-    if stop is None:
-        signals = _Signals()
-        signals.install()
-        stop = signals.event
+def serve(exporter: Exporter, signals: _Signals) -> int:
+    """Start, run until SIGTERM or SIGINT, stop within STOP_SECONDS."""
     config = exporter.config
     try:
         exporter.start()
@@ -410,12 +436,9 @@ def serve(exporter: Exporter, stop: threading.Event | None = None, signals: _Sig
                 "api_url": config.gateway_api_url,
             },
         )
-    # The exporter's own stop_event is what the poller watches; ``stop`` is the signal's. The
-    # kernel may deliver SIGTERM to any thread, and Python runs its handler only when the main
-    # thread next runs bytecode: a long wait here would not notice the signal, so wait in slices.
-    while not stop.wait(SIGNAL_CHECK_SECONDS):
-        pass
-    log.info("Stopping", extra={"signal": signals.received if signals else None})
+    # The exporter's own stop_event is what the poller watches; the signals' event is apart.
+    signals.wait()
+    log.info("Stopping", extra={"signal": signals.received})
     exporter.stop()
     log.info("Exporter stopped")
     return EXIT_OK

@@ -132,3 +132,22 @@ def test_a_sigterm_the_kernel_gives_to_another_thread_still_stops_the_exporter(a
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.syscall(TGKILL[platform.machine()], exporter.pid, others[0], signal.SIGTERM) == 0
     assert exporter.process.wait(5) == 0
+
+
+def _voluntary_switches(pid: int, tid: int) -> int:
+    with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches line")
+
+
+def test_the_main_thread_sleeps_until_a_signal_between_polls(api, exporter_process):
+    # Waking in slices to look for a signal costs CPU all day; the main thread must not wake.
+    exporter = exporter_process(SCRAPE_INTERVAL="3600")
+    assert exporter.wait_for_log("Exporter started", timeout=20)
+    before = _voluntary_switches(exporter.pid, exporter.pid)
+    time.sleep(1.0)  # the behaviour is what happens while time passes
+    assert _voluntary_switches(exporter.pid, exporter.pid) - before <= 3  # ten a second when waking in slices
+    exporter.process.send_signal(signal.SIGTERM)
+    assert exporter.process.wait(5) == 0
