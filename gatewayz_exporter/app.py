@@ -195,7 +195,7 @@ def build(
         port=config.metrics_port,
         web=web,  # re-read when its files change (webconfig.WebConfigReloader)
         landing=landing.render,
-        tracer=telemetry.tracer,
+        tracer=telemetry.sdk_tracer,
     )
     return Exporter(
         config,

@@ -9,11 +9,14 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .model import ENDPOINTS, EndpointStatus, Snapshot
 from .pages import page
-from .status import STATUS_ENDPOINTS, StatusSnapshot
+
+if TYPE_CHECKING:
+    from .status import StatusSnapshot
 
 
 def describe_api(url: str, *, demo: bool) -> str:
@@ -93,6 +96,8 @@ class LandingPage:
         fresh = {e: snapshot.fresh(e, now, self._max_staleness) for e in ENDPOINTS}
         rows = self._rows(ENDPOINTS, snapshot.status, fresh, now)
         if self._status is not None:
+            from .status import STATUS_ENDPOINTS  # loaded already: the status API is on
+
             status = self._status()
             rows += self._rows(
                 STATUS_ENDPOINTS,

@@ -11,20 +11,27 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
+
+from .spans import current_ids
 
 SERVICE_NAME = "provider-metrics-exporter"
 
 
 class TraceContextFilter(logging.Filter):
-    """Adds ``trace_id`` and ``span_id`` (hex) to a record written inside a span."""
+    """Adds ``trace_id`` and ``span_id`` (hex) to a record written inside a span.
+
+    The span is the exporter's own (``spans.LocalTracer``) or, with a trace backend,
+    OpenTelemetry's: looked up only once its API is loaded, as no span can exist before.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record.trace_id = format(context.trace_id, "032x")
-            record.span_id = format(context.span_id, "016x")
+        ids = current_ids()
+        if ids is None and (otel := sys.modules.get("opentelemetry.trace")) is not None:
+            ids = otel.get_current_span().get_span_context()
+        if ids is not None and ids.is_valid:
+            record.trace_id = format(ids.trace_id, "032x")
+            record.span_id = format(ids.span_id, "016x")
         return True
 
 

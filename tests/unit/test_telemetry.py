@@ -15,9 +15,9 @@ from gatewayz_exporter.app import build
 from gatewayz_exporter.logs import configure_logging
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
 from gatewayz_exporter.process import install_log_hooks, sanitize_captured_headers
+from gatewayz_exporter.spans import LocalTracer
 from gatewayz_exporter.telemetry import (
     SANITIZE_VARIABLE,
-    GroupingTracer,
     Telemetry,
     TelemetryError,
     tracing_settings,
@@ -277,7 +277,7 @@ def test_without_a_trace_backend_the_lines_of_a_poll_still_share_a_trace_id(tele
 
 
 def test_without_a_trace_backend_each_poll_is_a_trace_of_its_own_shared_by_its_inner_spans():
-    tracer = GroupingTracer()
+    tracer = LocalTracer()
     with tracer.start_as_current_span("poll") as poll, tracer.start_as_current_span("convert") as convert:
         pass
     with tracer.start_as_current_span("poll") as next_poll:
