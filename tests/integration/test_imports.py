@@ -57,3 +57,16 @@ def test_without_a_trace_backend_a_polls_log_lines_share_a_trace_id_and_no_opent
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')]\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_the_html_module_loads_with_the_first_view_of_the_landing_page():
+    code = (
+        "import sys\n"
+        "import gatewayz_exporter.app\n"
+        "from gatewayz_exporter.landing import LandingPage\n"
+        "from gatewayz_exporter.model import Snapshot\n"
+        "page = LandingPage(Snapshot, version='<v>', mode='demo', max_staleness=300)\n"
+        "assert 'html' not in sys.modules\n"
+        "assert b'Version &lt;v&gt;;' in page.render() and 'html' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
