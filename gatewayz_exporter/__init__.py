@@ -1,11 +1,22 @@
 """GatewayZ provider metrics exporter: poll the provider API, serve Prometheus metrics."""
 
-import importlib.metadata
-import tomllib
+import re
 from pathlib import Path
 
 DISTRIBUTION = "provider-metrics-exporter"
 CHECKOUT = Path(__file__).resolve().parent.parent  # where pyproject.toml is in a checkout or the image
+# A key of pyproject.toml's [project] table written as a basic string on a line of its own, as
+# ours are: matched instead of loading a TOML parser into every exporter for two values.
+_PROJECT_KEY = re.compile(r'^(name|version) = "([^"\\]*)"\s*(?:#.*)?$', re.MULTILINE)
+
+
+def project_keys(text: str) -> dict[str, str]:
+    """``name`` and ``version`` from the ``[project]`` table of pyproject.toml's ``text``."""
+    _, found, rest = text.partition("\n[project]\n")
+    if not found:
+        return {}
+    table = re.split(r"^\[", rest, maxsplit=1, flags=re.MULTILINE)[0]
+    return dict(_PROJECT_KEY.findall(table))
 
 
 def read_version(root: Path = CHECKOUT) -> str:
@@ -16,9 +27,11 @@ def read_version(root: Path = CHECKOUT) -> str:
     """
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        if project.get("name") == DISTRIBUTION:
-            return str(project["version"])
+        project = project_keys("\n" + pyproject.read_text(encoding="utf-8"))
+        if project.get("name") == DISTRIBUTION and "version" in project:
+            return project["version"]
+    import importlib.metadata  # installed, without a checkout beside it
+
     return importlib.metadata.version(DISTRIBUTION)
 
 

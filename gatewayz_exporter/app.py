@@ -6,7 +6,6 @@ handed down; tests use it with a dict instead of ``os.environ``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -18,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import __version__
 from .client import ApiClient, is_loopback_url
@@ -195,7 +194,7 @@ def build(
         port=config.metrics_port,
         web=web,  # re-read when its files change (webconfig.WebConfigReloader)
         landing=landing.render,
-        tracer=telemetry.tracer,
+        tracer=telemetry.sdk_tracer,
     )
     return Exporter(
         config,
@@ -211,7 +210,19 @@ def build(
     )
 
 
-def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> argparse.Namespace:
+class Arguments(NamedTuple):
+    """The command line; the defaults are what no arguments mean."""
+
+    once: bool = False
+    demo: bool = False
+    web_config_file: str | None = None
+
+
+def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> Arguments:
+    if not argv:  # how the image runs: no parser to load
+        return Arguments()
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Poll the GatewayZ provider API and serve Prometheus metrics. "
@@ -234,7 +245,8 @@ def parse_args(argv: list[str], prog: str = "provider_metrics_exporter.py") -> a
         help="exporter-toolkit web config (TLS, basic auth); overrides WEB_CONFIG_FILE",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    parsed = parser.parse_args(argv)
+    return Arguments(parsed.once, parsed.demo, parsed.web_config_file)
 
 
 def run_once(exporter: Exporter, stop: threading.Event | None = None) -> int:

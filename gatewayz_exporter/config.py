@@ -11,13 +11,14 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .syntax import is_ascii_digits, unbracket
 
 DEFAULT_API_URL = "https://api.gatewayz.ai"
 DEFAULT_PORT = 8001
+SECRETS = frozenset({"admin_key", "loki_password"})  # never in Config's repr
 
 
 class ConfigError(ValueError):
@@ -28,12 +29,14 @@ class ConfigError(ValueError):
         super().__init__("invalid configuration: " + "; ".join(problems))
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    """Everything the exporter needs to run; no field is read from the environment later."""
+class Config(NamedTuple):
+    """Everything the exporter needs to run; no field is read from the environment later.
+
+    A NamedTuple rather than a dataclass: as immutable, and built at import without generating code.
+    """
 
     gateway_api_url: str = DEFAULT_API_URL
-    admin_key: str | None = field(default=None, repr=False)
+    admin_key: str | None = None
     scrape_interval: float = 60.0
     metrics_port: int = DEFAULT_PORT
     metrics_addr: str | None = None  # None: every interface, IPv6 and IPv4
@@ -43,13 +46,20 @@ class Config:
     log_level: str = "INFO"
     loki_url: str | None = None
     loki_username: str | None = None
-    loki_password: str | None = field(default=None, repr=False)
+    loki_password: str | None = None
     loki_tenant_id: str | None = None
     web_config_file: str | None = None
     demo: bool = False
     status_api: bool = True  # poll the backend's public status API (/v1/status/...)
     status_models_max: int = 500  # per-model status series budget; 0: none
     demo_down: frozenset[str] = frozenset()  # demo providers kept down (--demo only)
+
+    def __repr__(self) -> str:
+        """Every field but the secrets."""
+        shown = (
+            f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True) if name not in SECRETS
+        )
+        return f"Config({', '.join(shown)})"
 
     @classmethod
     def from_env(

@@ -6,14 +6,16 @@ poll, the last success and whether its data is still served; every value HTML-es
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .model import ENDPOINTS, EndpointStatus, Snapshot
 from .pages import page
-from .status import STATUS_ENDPOINTS, StatusSnapshot
+
+if TYPE_CHECKING:
+    from .status import StatusSnapshot
 
 
 def describe_api(url: str, *, demo: bool) -> str:
@@ -29,6 +31,13 @@ def describe_api(url: str, *, demo: bool) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"API host {host}" + (f":{port}" if port else "")
+
+
+def _escape(text: str) -> str:
+    """``text`` as HTML; the html module (with its table of 2,000 entities) loads with the first page view."""
+    from html import escape
+
+    return escape(text)
 
 
 def _ago(then: float | None, now: float) -> str:
@@ -76,7 +85,7 @@ class LandingPage:
                 _ago(status.last_success_monotonic, now),
                 self._data(status, fresh),
             ]
-        return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+        return "<tr>" + "".join(f"<td>{_escape(cell)}</td>" for cell in cells) + "</tr>"
 
     def _rows(
         self,
@@ -93,6 +102,8 @@ class LandingPage:
         fresh = {e: snapshot.fresh(e, now, self._max_staleness) for e in ENDPOINTS}
         rows = self._rows(ENDPOINTS, snapshot.status, fresh, now)
         if self._status is not None:
+            from .status import STATUS_ENDPOINTS  # loaded already: the status API is on
+
             status = self._status()
             rows += self._rows(
                 STATUS_ENDPOINTS,
@@ -106,7 +117,7 @@ class LandingPage:
             count = str(len(snapshot.providers))
         else:
             count = "not served: the last successful poll is older than MAX_STALENESS"
-        e = html.escape
+        e = _escape
         return page(
             f"""<p>Version {e(self._version)}; {e(self._mode)}.</p>
 <p>Providers: {e(count)}</p>

@@ -6,43 +6,99 @@ logger's handlers, so third-party lines come out in the same format.
 
 from __future__ import annotations
 
+import datetime
+import enum
+import json
 import logging
 import sys
 import threading
 from typing import Any, TextIO
 
-from opentelemetry import trace
-from pythonjsonlogger.json import JsonFormatter
+from .spans import current_ids
 
 SERVICE_NAME = "provider-metrics-exporter"
 
 
 class TraceContextFilter(logging.Filter):
-    """Adds ``trace_id`` and ``span_id`` (hex) to a record written inside a span."""
+    """Adds ``trace_id`` and ``span_id`` (hex) to a record written inside a span.
+
+    The span is the exporter's own (``spans.LocalTracer``) or, with a trace backend,
+    OpenTelemetry's: looked up only once its API is loaded, as no span can exist before.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record.trace_id = format(context.trace_id, "032x")
-            record.span_id = format(context.span_id, "016x")
+        ids = current_ids()
+        if ids is None and (otel := sys.modules.get("opentelemetry.trace")) is not None:
+            ids = otel.get_current_span().get_span_context()
+        if ids is not None and ids.is_valid:
+            record.trace_id = format(ids.trace_id, "032x")
+            record.span_id = format(ids.span_id, "016x")
         return True
 
 
-class ExporterJsonFormatter(JsonFormatter):
-    """python-json-logger with the field names the seed's Loki query expects."""
+# A record's own attributes: never copied as event fields (``taskName`` is Python 3.12's).
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+class ExporterJsonFormatter(logging.Formatter):
+    """One JSON object per record: ``timestamp``, ``level``, ``logger``, ``message``, ``service``,
+    then ``exc_info``/``stack_info`` when present and the event's fields (``extra=``) in order."""
 
     def __init__(self, service: str = SERVICE_NAME):
-        super().__init__(
-            ["levelname", "name", "message"],
-            timestamp=True,
-            rename_fields={"levelname": "level", "name": "logger"},
-            static_fields={"service": service},
-        )
+        super().__init__()
+        self._service = service
 
-    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
-        log_data["level"] = str(log_data.get("level", "")).lower()
-        stamp = log_data.pop("timestamp")
-        return {"timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"), **log_data}
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {}
+        if isinstance(record.msg, dict):  # a mapping logged as the message: its items are fields
+            fields.update(record.msg)
+            record.message = ""
+        else:
+            record.message = record.getMessage()
+        if record.exc_info and not fields.get("exc_info"):
+            fields["exc_info"] = self.formatException(record.exc_info)
+        if not fields.get("exc_info") and record.exc_text:
+            fields["exc_info"] = record.exc_text
+        if record.stack_info and not fields.get("stack_info"):
+            fields["stack_info"] = self.formatStack(record.stack_info)
+        stamp = datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC)
+        line: dict[str, Any] = {
+            "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.message,
+            "service": self._service,
+            **fields,
+        }
+        for key, value in vars(record).items():
+            if key not in RECORD_ATTRIBUTES and not key.startswith("_"):
+                line[key] = value
+        return json.dumps(line, default=_json_value)
+
+
+def _json_value(value: object) -> object:
+    """A field value JSON has no type for: dates in ISO 8601, an exception as ``Type: text``,
+    an enum member as its value, bytes in URL-safe base64, a class by name, anything else as text."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (bytes, bytearray)):
+        import base64
+
+        return base64.urlsafe_b64encode(value).decode("ascii")
+    if isinstance(value, type):
+        return value.__name__
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 -- a log line must not fail on a field
+        return repr(value)
 
 
 class QuietHeaderDefects(logging.Filter):

@@ -15,7 +15,6 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from .fields import FieldJudge, judge_provider
@@ -63,8 +62,7 @@ _DENSITY_MIN_BYTES = 64 * 1024  # smaller bodies cost little however they are bu
 _LEADING_WHITESPACE = re.compile(rb"[ \t\r\n]*")
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedProviders:
+class ParsedProviders(NamedTuple):
     providers: tuple[Provider, ...]
     invalid_records: int  # records with any problem (dropped, duplicate, or a field dropped)
     dropped: dict[str, int]  # what was dropped, by kind, for one log line per poll
@@ -72,8 +70,7 @@ class ParsedProviders:
     quiet: dict[str, int] | None = None  # fields left out without counting (logged at DEBUG)
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedStats:
+class ParsedStats(NamedTuple):
     stats: ProviderStats
     dropped: dict[str, int]
 

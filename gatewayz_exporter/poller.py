@@ -16,11 +16,10 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
-from opentelemetry import trace
-
 from .client import MAX_RETRY_AFTER_SECONDS, ApiClient, FetchResult
 from .model import ENDPOINTS, Snapshot
 from .parse import ParsedProviders, ParsedStats, PayloadError, RecordMemo, parse_providers, parse_stats
+from .spans import LocalTracer, Tracer
 
 log = logging.getLogger("gatewayz_exporter.poller")
 
@@ -105,14 +104,14 @@ class Poller:
         store: SnapshotStore,
         *,
         interval: float,
-        tracer: trace.Tracer | None = None,
+        tracer: Tracer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
         self._client = client
         self._store = store
         self._interval = interval
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer or LocalTracer(ids=False)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._not_before = dict.fromkeys(ENDPOINTS, -math.inf)

@@ -8,7 +8,7 @@ is left must name the same scheme, host and port by both parsers.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -29,8 +29,7 @@ class RedirectRefused(Exception):
         self.cause = cause
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     scheme: str
     host: str
     port: int

@@ -15,21 +15,20 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TextIO
-
-from opentelemetry import trace
 
 from .collector import Family
 from .logs import SERVICE_NAME, ExporterJsonFormatter
+from .spans import INTERNAL, SERVER, LocalTracer, Span, Tracer
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
+    from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
 
     from .config import Config
@@ -146,7 +145,8 @@ class _Tracing:
         # Our own bounded shutdown replaces the SDK's atexit hook, which can wait on a hung receiver.
         self.provider = TracerProvider(resource=service_resource(), shutdown_on_exit=False)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))  # OTEL_BSP_* apply
-        self.tracer = self.provider.get_tracer("gatewayz_exporter")
+        self.sdk_tracer = self.provider.get_tracer("gatewayz_exporter")
+        self.tracer = _SdkTracer(self.sdk_tracer)
         self._instrumentor = RequestsInstrumentor()
         self._instrumentor.instrument(tracer_provider=self.provider, response_hook=_response_hook)
 
@@ -161,15 +161,17 @@ def _response_hook(span: trace.Span, request: object, response: Any) -> None:
         span.set_attribute("duration_ms", round(response.elapsed.total_seconds() * 1000, 3))
 
 
-class GroupingTracer(trace.NoOpTracer):
-    """Without a trace backend: spans record nothing, yet each has ids (a child its parent's
-    trace id), so the log lines written inside one poll share a ``trace_id``. No SDK is loaded."""
+class _SdkTracer:
+    """The SDK's tracer as the exporter's ``Tracer``: the span kind by name."""
 
-    def start_span(self, name: str, context: Context | None = None, *args: Any, **kwargs: Any) -> trace.Span:
-        parent = trace.get_current_span(context).get_span_context()
-        trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
-        span_id = random.getrandbits(64) or 1
-        return trace.NonRecordingSpan(trace.SpanContext(trace_id, span_id, is_remote=False))
+    def __init__(self, tracer: trace.Tracer):
+        from opentelemetry.trace import SpanKind
+
+        self._tracer = tracer
+        self._kinds = {INTERNAL: SpanKind.INTERNAL, SERVER: SpanKind.SERVER}
+
+    def start_as_current_span(self, name: str, *, kind: str = INTERNAL) -> AbstractContextManager[Span]:
+        return self._tracer.start_as_current_span(name, kind=self._kinds[kind])
 
 
 def loki_families(dropped: int, pushed: int, failures: int) -> tuple[Family, ...]:
@@ -208,7 +210,7 @@ class Telemetry:
 
     def __init__(
         self,
-        tracer: trace.Tracer,
+        tracer: Tracer,
         log_handlers: tuple[logging.Handler, ...] = (),
         tracing: _Tracing | None = None,
         loki: LokiHandler | None = None,
@@ -222,7 +224,7 @@ class Telemetry:
 
     @classmethod
     def disabled(cls) -> Telemetry:
-        return cls(trace.NoOpTracer())
+        return cls(LocalTracer(ids=False))
 
     @classmethod
     def from_config(
@@ -247,12 +249,13 @@ class Telemetry:
                 tracing = _Tracing(settings)
             except Exception as error:  # noqa: BLE001 -- the SDK refuses a setting with whatever it likes
                 raise TelemetryError(_sdk_refusal(error, env)) from None
+        tracer: Tracer
         if tracing is not None:
             tracer = tracing.tracer
         elif (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
-            tracer = trace.NoOpTracer()
+            tracer = LocalTracer(ids=False)
         else:
-            tracer = GroupingTracer()
+            tracer = LocalTracer()
         loki = None
         if config.loki_url:
             from .loki import FLUSH_INTERVAL, LokiHandler, LokiPusher
@@ -269,6 +272,11 @@ class Telemetry:
                 report=_direct_reporter(report_stream or sys.stdout),
             )
         return cls(tracer, (loki,) if loki else (), tracing, loki)
+
+    @property
+    def sdk_tracer(self) -> trace.Tracer | None:
+        """The SDK's own tracer while a trace backend is set, for a part that takes nothing else."""
+        return self._tracing.sdk_tracer if self._tracing is not None else None
 
     def live_families(self) -> tuple[Family, ...]:
         """The log shipping counters, read at each scrape."""

@@ -24,6 +24,9 @@ OPTIONAL = [
     "ctypes",
     "gatewayz_exporter.status_poller",
     "gatewayz_exporter.status_metrics",
+    "gatewayz_exporter.status",
+    "argparse",  # no command-line arguments: no parser
+    "tomllib",  # the version is read from pyproject.toml without it
 ]
 
 # Start an exporter with every optional feature off (no web config, no OTLP endpoint, no Loki,

@@ -33,3 +33,40 @@ def test_importing_the_package_changes_nothing_process_wide():
     )
     env = {k: v for k, v in os.environ.items() if k != SANITIZE_VARIABLE}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def test_without_a_trace_backend_a_polls_log_lines_share_a_trace_id_and_no_opentelemetry_is_loaded():
+    code = (
+        "import io, json, logging, sys\n"
+        "from gatewayz_exporter.config import Config\n"
+        "import gatewayz_exporter.poller, gatewayz_exporter.landing\n"
+        "from gatewayz_exporter.logs import configure_logging\n"
+        "from gatewayz_exporter.telemetry import Telemetry\n"
+        "env = {'GATEWAY_API_URL': 'http://127.0.0.1:9', 'ADMIN_KEY': 'k'}\n"
+        "telemetry = Telemetry.from_config(Config.from_env(env), env)\n"
+        "stream = io.StringIO()\n"
+        "configure_logging('INFO', stream)\n"
+        "with telemetry.tracer.start_as_current_span('poll'):\n"
+        "    logging.getLogger('a').info('one')\n"
+        "    with telemetry.tracer.start_as_current_span('convert'):\n"
+        "        logging.getLogger('a').info('two')\n"
+        "logging.getLogger('a').info('after')\n"
+        "one, two, after = [json.loads(line) for line in stream.getvalue().splitlines()]\n"
+        "assert len(one['trace_id']) == 32 and one['trace_id'] == two['trace_id'], (one, two)\n"
+        "assert one['span_id'] != two['span_id'] and 'trace_id' not in after\n"
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_the_html_module_loads_with_the_first_view_of_the_landing_page():
+    code = (
+        "import sys\n"
+        "import gatewayz_exporter.app\n"
+        "from gatewayz_exporter.landing import LandingPage\n"
+        "from gatewayz_exporter.model import Snapshot\n"
+        "page = LandingPage(Snapshot, version='<v>', mode='demo', max_staleness=300)\n"
+        "assert 'html' not in sys.modules\n"
+        "assert b'Version &lt;v&gt;;' in page.render() and 'html' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

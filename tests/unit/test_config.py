@@ -84,6 +84,21 @@ def test_admin_key_never_appears_in_errors_or_repr():
     assert "gw_live_secret" not in repr(config)
 
 
+def test_no_secret_appears_in_the_configs_repr_or_str_and_every_other_field_does():
+    config = Config.from_env(
+        {
+            "ADMIN_KEY": "gw_live_secret",
+            "LOKI_URL": "https://loki.example",
+            "LOKI_USERNAME": "u",
+            "LOKI_PASSWORD": "pw-secret",
+        }
+    )
+    for shown in (repr(config), str(config), f"{config}"):
+        assert "gw_live_secret" not in shown and "pw-secret" not in shown
+        assert "admin_key" not in shown and "loki_password" not in shown
+        assert "loki_username='u'" in shown and "loki_url='https://loki.example'" in shown
+
+
 def test_url_with_credentials_is_rejected_without_echoing_them():
     with pytest.raises(ConfigError) as caught:
         Config.from_env({"ADMIN_KEY": TEST_KEY, "GATEWAY_API_URL": "https://user:pw@api.example"})

@@ -60,3 +60,19 @@ def test_the_changelog_newest_release_is_the_version():
     assert [r[1] for r in releases] == sorted((r[1] for r in releases), reverse=True)
     for version, _ in releases:
         assert re.search(rf"^\[{re.escape(version)}\]: ", text, re.MULTILINE), version  # its link
+
+
+def test_the_exporter_reads_pyprojects_name_and_version_as_a_toml_parser_does():
+    import tomllib
+
+    from gatewayz_exporter import project_keys
+
+    text = (ROOT / "pyproject.toml").read_text()
+    project = tomllib.loads(text)["project"]
+    assert project_keys("\n" + text) == {"name": project["name"], "version": project["version"]}
+    # Only the [project] table is read; a comment after the value is allowed.
+    other = (
+        '[tool.x]\nversion = "9.9.9"\n[project]\nname = "n"\nversion = "1.2.3"  # ok\n[tool.y]\nname = "z"\n'
+    )
+    assert project_keys("\n" + other) == {"name": "n", "version": "1.2.3"}
+    assert project_keys('\n[projects]\nversion = "1.0.0"\n') == {}

@@ -1,9 +1,11 @@
 """Logs to Loki and traces to Tempo, against real receivers on loopback; and failure is harmless."""
 
+import datetime
 import io
 import json
 import logging
 import os
+import sys
 import threading
 import time
 
@@ -12,12 +14,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from gatewayz_exporter.app import build
-from gatewayz_exporter.logs import configure_logging
+from gatewayz_exporter.logs import ExporterJsonFormatter, configure_logging
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
 from gatewayz_exporter.process import install_log_hooks, sanitize_captured_headers
+from gatewayz_exporter.spans import LocalTracer
 from gatewayz_exporter.telemetry import (
     SANITIZE_VARIABLE,
-    GroupingTracer,
     Telemetry,
     TelemetryError,
     tracing_settings,
@@ -111,6 +113,28 @@ def test_every_stdout_line_is_one_json_object_with_the_seed_fields(root_logging)
     assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
     assert second["logger"] == "urllib3.connectionpool" and second["level"] == "debug"
     assert "trace_id" not in first  # outside any span
+
+
+def test_a_line_spells_its_fields_in_a_fixed_order_and_every_value_as_json():
+    record = logging.LogRecord("gatewayz_exporter.x", logging.WARNING, __file__, 1, "at %s", ("ü",), None)
+    record.created = 1796000000.1234
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    record.__dict__.update(
+        a=1, b=[1, None], when=when, error=KeyError("k"), raw=b"\x00\xff", cls=int, _hidden=2
+    )
+    assert ExporterJsonFormatter().format(record) == (
+        '{"timestamp": "2026-11-30T00:53:20.123Z", "level": "warning", "logger": "gatewayz_exporter.x", '
+        '"message": "at \\u00fc", "service": "provider-metrics-exporter", "a": 1, "b": [1, null], '
+        '"when": "2026-01-02T03:04:05+00:00", "error": "KeyError: \'k\'", "raw": "AP8=", "cls": "int"}'
+    )
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, {"step": "parse"}, None, sys.exc_info())
+    line = json.loads(ExporterJsonFormatter(service="other").format(failed))
+    assert list(line)[:7] == ["timestamp", "level", "logger", "message", "service", "step", "exc_info"]
+    assert line["message"] == "" and line["service"] == "other"
+    assert line["exc_info"].startswith("Traceback") and line["exc_info"].endswith("ValueError: bad")
 
 
 def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
@@ -277,7 +301,7 @@ def test_without_a_trace_backend_the_lines_of_a_poll_still_share_a_trace_id(tele
 
 
 def test_without_a_trace_backend_each_poll_is_a_trace_of_its_own_shared_by_its_inner_spans():
-    tracer = GroupingTracer()
+    tracer = LocalTracer()
     with tracer.start_as_current_span("poll") as poll, tracer.start_as_current_span("convert") as convert:
         pass
     with tracer.start_as_current_span("poll") as next_poll:
