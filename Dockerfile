@@ -18,6 +18,9 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
 # pyproject.toml holds the version the exporter reports.
 COPY pyproject.toml config.py provider_metrics_exporter.py ./
 COPY gatewayz_exporter/ ./gatewayz_exporter/
+# Bytecode compiled once here, as pip did for the dependencies, not on every start
+# (PYTHONDONTWRITEBYTECODE keeps the running exporter from writing any).
+RUN python -m compileall -q config.py gatewayz_exporter
 
 USER 10001:10001
 EXPOSE 8001
