@@ -40,13 +40,6 @@ async def send_response(
     if head is None:  # h11 returns None only for ConnectionClosed
         raise ConnectionResetError()
     with_body = not head_only and exchange.our_state is h11.SEND_BODY
-    if with_body:
-        # h11 frames the whole body at once (it only measures the parts, passing them through
-        # uncopied); the bytes then leave in slices.
-        for part in parts:
-            exchange.send_with_data_passthrough(h11.Data(data=part))
-    if exchange.our_state is h11.SEND_BODY:
-        exchange.send(h11.EndOfMessage())
     slices = slices_of(parts, COALESCE_BYTES - len(head)) if with_body else iter(())
     first: list[bytes | memoryview] = [head]
     size = len(head)
@@ -58,6 +51,13 @@ async def send_response(
         first.append(piece)
         size += len(piece)
     connection.write(*first)
+    if with_body:
+        # h11 frames the whole body at once, after the first bytes left: it only measures the
+        # parts (passed through uncopied), and the head carries their total length.
+        for part in parts:
+            exchange.send_with_data_passthrough(h11.Data(data=part))
+    if exchange.our_state is h11.SEND_BODY:
+        exchange.send(h11.EndOfMessage())
     async with asyncio.timeout_at(deadline):
         while pending is not None:
             # A slice is written only once the one before has drained below the transport's mark.
