@@ -118,8 +118,15 @@ class _Rendered:
     def plain(self, tail: bytes) -> tuple[bytes, ...]:
         return (*self._plain, tail)
 
+    def gzip_ready(self) -> bool:
+        """Whether ``gzip`` only finishes the stream (the cached body is compressed already)."""
+        return self._deflate is not None
+
     def gzip(self, tail: bytes) -> tuple[bytes, ...]:
         """One gzip stream in pieces: the cached compressed body, then ``tail`` and the trailer."""
+        deflate = self._deflate
+        if deflate is not None:
+            return deflate.finish(tail)
         with self.lock:
             if self._deflate is None:
                 deflate = self.part.deflate().continued(self.status)
@@ -152,33 +159,42 @@ class Exposition:
         self._extra_data: dict[tuple[object, bool], bytes] = {}  # the extra source's data lines, by reading
         self._render_lock = threading.Lock()
         self._requested: set[bool] = set()  # formats scraped since the last poll (True: OpenMetrics)
+        self._wanted: set[bool] = {False}  # formats prepared at each poll: those last scraped
 
     def prerender(self, snapshot: Snapshot) -> None:
         """Render the new snapshot ahead of the next scrape (called in the poller thread).
 
-        Only the formats scraped since the previous poll are prepared (both before the first
-        scrape), so the exporter never holds a large copy in a format nobody reads.
+        Only the formats scraped since the previous poll are prepared (the last ones scraped when
+        no scrape came between two polls; the text format before the first scrape), so the
+        exporter never renders, nor holds a large copy in, a format nobody reads. A format
+        scraped first is rendered for that scrape.
         """
-        wanted, self._requested = self._requested or {False, True}, set()
-        freshness = self._collector.freshness(snapshot)
+        requested, self._requested = self._requested, set()
+        if requested:
+            self._wanted = requested
+        wanted = self._wanted
         with self._render_lock:
             for openmetrics in (False, True):
                 if openmetrics not in wanted:
                     self._providers_parts.pop(openmetrics, None)  # rendered again if that format is scraped
         for openmetrics in sorted(wanted):
-            entry = self._entry(snapshot, freshness, openmetrics)
-            entry.gzip(b"")  # warm the deflate state
+            self._entry(snapshot, openmetrics).gzip(b"")  # warm the deflate state
 
     def prerender_extra(self) -> None:
         """Render the extra source's new reading into the formats already prepared (its poller thread)."""
         snapshot = self._store.current
-        freshness = self._collector.freshness(snapshot)
         for openmetrics in sorted(self._providers_parts):
-            self._entry(snapshot, freshness, openmetrics).gzip(b"")
+            self._entry(snapshot, openmetrics).gzip(b"")
 
-    def _entry(self, snapshot: Snapshot, freshness: tuple[bool, bool], openmetrics: bool) -> _Rendered:
+    def _key(self, snapshot: Snapshot, openmetrics: bool) -> tuple[tuple[Any, ...], ExtraView | None]:
+        """The cache key of what a scrape of ``snapshot`` shows now, and the extra source's reading."""
         extra = self._collector.extra()
-        key = (snapshot.generation, freshness, openmetrics, None if extra is None else extra.key)
+        freshness = self._collector.freshness(snapshot)
+        return (snapshot.generation, freshness, openmetrics, None if extra is None else extra.key), extra
+
+    def _entry(self, snapshot: Snapshot, openmetrics: bool) -> _Rendered:
+        key, extra = self._key(snapshot, openmetrics)
+        freshness = key[1]
         entry = self._cache.get(key)
         if entry is not None:
             return entry
@@ -237,9 +253,21 @@ class Exposition:
 
         The cached pieces are shared by every scrape, never joined, so slow scrapers hold no copies.
         """
-        snapshot = self._store.current
         self._requested.add(openmetrics)
-        entry = self._entry(snapshot, self._collector.freshness(snapshot), openmetrics)
+        return self._finish(self._entry(self._store.current, openmetrics), openmetrics, gzip)
+
+    def cached_parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str] | None:
+        """What ``parts`` returns, when that renders nothing but the live families: the newest
+        snapshot is rendered in this format (and compressed, for ``gzip``). None otherwise."""
+        key, _ = self._key(self._store.current, openmetrics)
+        entry = self._cache.get(key)
+        if entry is None or (gzip and not entry.gzip_ready()):
+            return None
+        self._requested.add(openmetrics)
+        return self._finish(entry, openmetrics, gzip)
+
+    def _finish(self, entry: _Rendered, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
+        """The cached pieces followed by the live families, rendered now."""
         tail = render_families(list(self._live()), openmetrics=openmetrics)
         if openmetrics:
             tail, content_type = tail + OPENMETRICS_END, OPENMETRICS_CONTENT_TYPE
@@ -252,7 +280,7 @@ class Exposition:
     def snapshot_text(self) -> bytes:
         """The newest snapshot's families in the text format, without the live families (``--once``)."""
         snapshot = self._store.current
-        return b"".join(self._entry(snapshot, self._collector.freshness(snapshot), False).plain(b""))
+        return b"".join(self._entry(snapshot, False).plain(b""))
 
     def body(self, *, openmetrics: bool, gzip: bool) -> tuple[bytes, str]:
         """The full exposition as one bytes object, and its content type."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 from http import HTTPStatus
-from typing import cast
 
 import h11
 
@@ -51,19 +50,20 @@ async def send_response(
             break
         first.append(piece)
         size += len(piece)
-    for chunk in first[1:]:
-        # memoryviews pass through h11 uncopied (it only measures them); its stubs say bytes
-        exchange.send_with_data_passthrough(h11.Data(data=cast(bytes, chunk)))
     connection.write(*first)
-    while pending is not None:
-        exchange.send_with_data_passthrough(h11.Data(data=cast(bytes, pending)))
-        connection.write(pending)
-        async with asyncio.timeout_at(deadline):
-            await connection.drain()
-        pending = next(slices, None)
+    if with_body:
+        # h11 frames the whole body at once, after the first bytes left: it only measures the
+        # parts (passed through uncopied), and the head carries their total length.
+        for part in parts:
+            exchange.send_with_data_passthrough(h11.Data(data=part))
     if exchange.our_state is h11.SEND_BODY:
         exchange.send(h11.EndOfMessage())
     async with asyncio.timeout_at(deadline):
+        while pending is not None:
+            # A slice is written only once the one before has drained below the transport's mark.
+            await connection.drain()
+            connection.write(pending)
+            pending = next(slices, None)
         await connection.drain()
 
 

@@ -15,15 +15,18 @@ included) must arrive within ``head_timeout`` of accept; every later head
 within ``head_timeout`` of its first byte, and that first byte within
 ``idle_timeout``.
 
-Building a body runs in a small pool of its own; bcrypt runs in another
-(``auth.AuthGate``), so a password flood never delays rendering. The server
-never waits on the GatewayZ API: it reads the newest snapshot.
+A body already rendered is served from the loop (its bytes and a few live
+lines); rendering runs in a small pool of its own and bcrypt in another
+(``auth.AuthGate``), so neither blocks the loop and a password flood never
+delays rendering. The server never waits on the GatewayZ API: it reads the
+newest snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import threading
@@ -54,6 +57,7 @@ from .webconfig import WebConfig, WebConfigReloader
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
+SCRAPE_SPAN: dict[str, str | int] = {"http.method": "GET", "http.route": "/metrics", "http.status_code": 200}
 
 
 class _Refused(Exception):
@@ -457,12 +461,16 @@ class MetricsServer:
                 content_type=b"text/html; charset=utf-8",
             )
             return True
-        accept = b",".join(headers.get(b"accept", [])).decode("latin-1")
-        accept_encoding = b",".join(headers.get(b"accept-encoding", [])).decode("latin-1")
-        openmetrics = wants_openmetrics(accept)
-        gzip = accepts_gzip(accept_encoding)
-        loop = self._loop_or_raise()
-        parts, content_type = await loop.run_in_executor(self._pool, self._metrics, openmetrics, gzip)
+        openmetrics = wants_openmetrics(b",".join(headers.get(b"accept", [])).decode("latin-1"))
+        gzip = accepts_gzip(b",".join(headers.get(b"accept-encoding", [])).decode("latin-1"))
+        with self._tracer.start_as_current_span("scrape", kind=trace.SpanKind.SERVER) as span:
+            # A body rendered already is bytes and a few live lines: served from the loop.
+            built = self._exposition.cached_parts(openmetrics=openmetrics, gzip=gzip)
+            if built is None:  # rendering runs in the pool, never on the loop
+                render = functools.partial(self._exposition.parts, openmetrics=openmetrics, gzip=gzip)
+                built = await asyncio.get_running_loop().run_in_executor(self._pool, render)
+            parts, content_type = built
+            span.set_attributes({**SCRAPE_SPAN, "response_bytes": sum(map(len, parts))})
         extra = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")) if gzip else ()
         await self._send(
             connection,
@@ -475,15 +483,6 @@ class MetricsServer:
         )
         self._admission.scraped(connection)
         return True
-
-    def _metrics(self, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
-        with self._tracer.start_as_current_span("scrape", kind=trace.SpanKind.SERVER) as span:
-            parts, content_type = self._exposition.parts(openmetrics=openmetrics, gzip=gzip)
-            span.set_attribute("http.method", "GET")
-            span.set_attribute("http.route", "/metrics")
-            span.set_attribute("http.status_code", 200)
-            span.set_attribute("response_bytes", sum(map(len, parts)))
-        return parts, content_type
 
     async def _send(
         self,

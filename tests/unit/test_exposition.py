@@ -238,5 +238,50 @@ def test_an_equal_provider_list_from_a_new_poll_is_not_rendered_again_and_a_chan
         rendered.clear()
         exposition.prerender(snapshot)
         assert exposition.body(openmetrics=False, gzip=False)[0].decode() == reference(collector, False)
-        # Before the first scrape both formats are rendered; after it, only the text format scraped.
-        assert len(rendered) == {1: 2, 2: 0, 3: 1, 4: 0}[generation], generation
+        # Before the first scrape only the text format is rendered; after it, only the format scraped.
+        assert len(rendered) == {1: 1, 2: 0, 3: 1, 4: 0}[generation], generation
+
+
+def test_a_scrape_needs_no_rendering_once_the_snapshot_is_prepared_in_its_format_and_encoding():
+    """``cached_parts`` answers only from what a poll prepared (None means: render in the pool)."""
+    store = SnapshotStore(snapshot_of(SEED_PROVIDERS))
+    collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
+    exposition = Exposition(collector, store)
+    for openmetrics in (False, True):
+        for packed in (False, True):
+            assert exposition.cached_parts(openmetrics=openmetrics, gzip=packed) is None
+    exposition.prerender(store.current)  # before any scrape: the text format, compressed too
+    for packed in (False, True):
+        parts, content_type = exposition.cached_parts(openmetrics=False, gzip=packed)
+        body = b"".join(parts)
+        assert (gzip.decompress(body) if packed else body).decode() == reference(collector, False)
+        assert content_type == exposition.parts(openmetrics=False, gzip=packed)[1]
+    assert exposition.cached_parts(openmetrics=True, gzip=False) is None  # never scraped: not rendered
+    exposition.parts(openmetrics=True, gzip=False)
+    parts, _ = exposition.cached_parts(openmetrics=True, gzip=False)
+    assert b"".join(parts).decode() == reference(collector, True)
+
+
+def test_a_poll_with_no_scrape_since_the_last_prepares_the_formats_last_scraped(monkeypatch):
+    import gatewayz_exporter.exposition as exposition_module
+
+    rendered = []
+    render = exposition_module.render_providers
+
+    def counting(providers, *, openmetrics):
+        rendered.append(openmetrics)
+        return render(providers, openmetrics=openmetrics)
+
+    monkeypatch.setattr(exposition_module, "render_providers", counting)
+    store = SnapshotStore(snapshot_of(SEED_PROVIDERS))
+    collector = SnapshotCollector(store, max_staleness=300, version="t", monotonic=lambda: NOW)
+    exposition = Exposition(collector, store)
+    exposition.parts(openmetrics=True, gzip=True)  # as Prometheus asks
+    for generation in range(2, 5):
+        payload = [{**SEED_PROVIDERS[0], "average_response_time_ms": generation}, *SEED_PROVIDERS[1:]]
+        snapshot = snapshot_of(payload, generation=generation)
+        store.publish(snapshot)
+        rendered.clear()
+        exposition.prerender(snapshot)  # no scrape between these polls
+        assert rendered == [True], generation
+        assert exposition.cached_parts(openmetrics=True, gzip=True) is not None

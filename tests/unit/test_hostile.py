@@ -364,6 +364,9 @@ class LargeExposition:
     def parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
         return (b"x" * (2 << 20),), "text/plain; version=0.0.4; charset=utf-8"
 
+    def cached_parts(self, *, openmetrics: bool, gzip: bool) -> tuple[tuple[bytes, ...], str]:
+        return self.parts(openmetrics=openmetrics, gzip=gzip)
+
 
 def test_at_the_cap_a_client_that_stopped_reading_its_answers_yields_to_a_new_one():
     """Clients that pipeline requests and never read hold every connection with a request in

@@ -4,6 +4,7 @@ import gzip
 import socket
 import threading
 import time
+from gzip import compress as gzip_compress  # the fakes' ``gzip`` flag hides the module
 
 import pytest
 import requests
@@ -127,6 +128,9 @@ class FailingExposition:
     def __init__(self, real):
         self.real, self.failing = real, True
 
+    def cached_parts(self, *, openmetrics: bool, gzip: bool):
+        return None if self.failing else self.real.cached_parts(openmetrics=openmetrics, gzip=gzip)
+
     def parts(self, *, openmetrics: bool, gzip: bool):
         if self.failing:
             raise RuntimeError("render bug")
@@ -157,3 +161,29 @@ def test_an_ipv4_mapped_metrics_addr_serves_its_ipv4_address(api, exporter_for, 
     exporter = exporter_for(api, METRICS_ADDR=address)
     port = exporter.server.start()
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+
+
+class PreparedExposition:
+    """An exposition whose body is always prepared: rendering it again would be a defect."""
+
+    def cached_parts(self, *, openmetrics: bool, gzip: bool):
+        body = b"prepared 1.0\n"
+        return (gzip_compress(body) if gzip else body,), "text/plain; version=0.0.4; charset=utf-8"
+
+    def parts(self, *, openmetrics: bool, gzip: bool):
+        raise AssertionError("a prepared body was rendered again")
+
+
+def test_a_prepared_body_is_served_without_rendering():
+    from gatewayz_exporter.server import MetricsServer
+
+    server = MetricsServer(PreparedExposition(), lambda: True, host="127.0.0.1", port=0)
+    server.start()
+    try:
+        for encoding in ("gzip", "identity"):
+            response = requests.get(
+                f"http://127.0.0.1:{server.port}/metrics", timeout=5, headers={"Accept-Encoding": encoding}
+            )
+            assert response.status_code == 200 and response.text == "prepared 1.0\n", encoding
+    finally:
+        server.stop()
