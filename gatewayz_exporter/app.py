@@ -194,7 +194,7 @@ def build(
         port=config.metrics_port,
         web=web,  # re-read when its files change (webconfig.WebConfigReloader)
         landing=landing.render,
-        tracer=telemetry.sdk_tracer,
+        tracer=telemetry.tracer,
     )
     return Exporter(
         config,

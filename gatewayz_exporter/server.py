@@ -6,20 +6,17 @@ framing is h11's (sans-IO): our code decides what a request means, never where
 it ends. A request h11 refuses gets a 4xx and the connection closes; a
 client's bad bytes are logged at DEBUG at most, rate-limited.
 
-Every connection is counted from ``accept``, before TLS; who may hold one, and
-who makes room at the cap, is ``admission.Admission``'s policy. The bytes of a connection
-(TLS on memory buffers included) are ``connection.Connection``'s: one that
-never sends a ClientHello costs no TLS state at all, and only a bounded
-number of handshakes are in progress at once. The first request head (the handshake
-included) must arrive within ``head_timeout`` of accept; every later head
-within ``head_timeout`` of its first byte, and that first byte within
-``idle_timeout``.
+Every connection is counted from ``accept``, before TLS; who may hold one, and who
+makes room at the cap, is ``admission.Admission``'s policy. The bytes of a connection
+(TLS on memory buffers included) are ``connection.Connection``'s: one that never sends
+a ClientHello costs no TLS state, and few handshakes run at once. The first request
+head (the handshake included) must arrive within ``head_timeout`` of accept; every
+later head within ``head_timeout`` of its first byte, and that byte within ``idle_timeout``.
 
-A body already rendered is served from the loop (its bytes and a few live
-lines); rendering runs in a small pool of its own and bcrypt in another
-(``auth.AuthGate``), so neither blocks the loop and a password flood never
-delays rendering. The server never waits on the GatewayZ API: it reads the
-newest snapshot.
+A body already rendered is served from the loop (its bytes and a few live lines);
+rendering runs in a small pool of its own and bcrypt in another (``auth.AuthGate``),
+so neither blocks the loop and a password flood never delays rendering. The server
+never waits on the GatewayZ API: it reads the newest snapshot.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import h11
-from opentelemetry import trace
 
 from .admission import BACK_TO_BACK, EVICT_GRACE, Admission
 from .auth import AuthGate, Verdict
@@ -52,12 +48,17 @@ from .listening import (
 from .pages import LINKS_ONLY
 from .request_checks import FOLD, HOST_HEADER, ClientErrorLog, could_be_request_line, path_of
 from .responses import send_response
+from .spans import SERVER, AttributeValue, LocalTracer, Tracer
 from .webconfig import WebConfig, WebConfigReloader
 
 log = logging.getLogger("gatewayz_exporter.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-SCRAPE_SPAN: dict[str, str | int] = {"http.method": "GET", "http.route": "/metrics", "http.status_code": 200}
+SCRAPE_SPAN: dict[str, AttributeValue] = {
+    "http.method": "GET",
+    "http.route": "/metrics",
+    "http.status_code": 200,
+}
 
 
 class _Refused(Exception):
@@ -81,7 +82,7 @@ class MetricsServer:
         web: WebConfigReloader | WebConfig | None = None,
         landing: Callable[[], bytes] | None = None,
         auth_gate: AuthGate | None = None,
-        tracer: trace.Tracer | None = None,
+        tracer: Tracer | None = None,
         workers: int = 4,
         head_timeout: float = 10.0,
         idle_timeout: float = 60.0,
@@ -103,7 +104,7 @@ class MetricsServer:
         self._web = web
         self._landing = landing
         self._gate = auth_gate or AuthGate()
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer or LocalTracer(ids=False)
         self._head_timeout = head_timeout
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
@@ -463,7 +464,7 @@ class MetricsServer:
             return True
         openmetrics = wants_openmetrics(b",".join(headers.get(b"accept", [])).decode("latin-1"))
         gzip = accepts_gzip(b",".join(headers.get(b"accept-encoding", [])).decode("latin-1"))
-        with self._tracer.start_as_current_span("scrape", kind=trace.SpanKind.SERVER) as span:
+        with self._tracer.start_as_current_span("scrape", kind=SERVER) as span:
             # A body rendered already is bytes and a few live lines: served from the loop.
             built = self._exposition.cached_parts(openmetrics=openmetrics, gzip=gzip)
             if built is None:  # rendering runs in the pool, never on the loop

@@ -9,7 +9,7 @@ sent. With a backend, telemetry adapts the SDK's tracer to the same ``Tracer``.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import NamedTuple, Protocol
@@ -23,6 +23,8 @@ class Span(Protocol):
     """What the exporter does with a span: attributes only."""
 
     def set_attribute(self, key: str, value: AttributeValue) -> None: ...
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None: ...
 
 
 class Tracer(Protocol):
@@ -55,6 +57,9 @@ class LocalSpan:
         return False
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         pass
 
 

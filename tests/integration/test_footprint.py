@@ -20,7 +20,7 @@ OPTIONAL = [
     "yaml",
     "msgspec",
     "prometheus_client",
-    "opentelemetry.sdk",
+    "opentelemetry",
     "ctypes",
     "gatewayz_exporter.status_poller",
     "gatewayz_exporter.status_metrics",
