@@ -29,6 +29,7 @@ def trickle_head(api):
     return Reply(raw=reply)
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(
     "state,signum",
     [
