@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,12 +26,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return len(os.sched_getaffinity(0)) + 1
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its layer (the folder it is in), so ``-m "not stack"`` selects too.
 
-    Tests that assert a wall-clock bound (marked ``timing``) share one xdist group, so under
-    ``--dist loadgroup`` they run one after another on one worker instead of against each other.
     Tests marked ``slow`` run first, each followed by a quick one: xdist's scheduler hands every
     worker its first two tests, so the long ones start together on different workers instead of
     one of them ending the run alone."""
@@ -38,12 +36,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         layer = Path(item.path).parent.name
         if layer in LAYERS:
             item.add_marker(layer)
-        if item.get_closest_marker("timing"):
-            item.add_marker(pytest.mark.xdist_group("timing"))
     slow = [item for item in items if item.get_closest_marker("slow")]
     quick = [item for item in items if not item.get_closest_marker("slow")]
     interleaved = [test for pair in zip(slow, quick, strict=False) for test in pair]
     items[:] = interleaved + slow[len(quick) :] + quick[len(slow) :]
+
+
+@pytest.fixture(autouse=True)
+def one_timing_test_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A test marked ``timing`` (it asserts a wall-clock bound) holds a lock that every xdist
+    worker shares, from before its other fixtures start to after they stop: two of them never
+    run at once and slow each other down."""
+    if request.node.get_closest_marker("timing") is None:
+        yield
+        return
+    # The parent of a worker's base temporary directory is the same for every worker of a run.
+    with open(tmp_path_factory.getbasetemp().parent / "timing.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture
