@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,22 +39,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     quick = [item for item in items if not item.get_closest_marker("slow")]
     interleaved = [test for pair in zip(slow, quick, strict=False) for test in pair]
     items[:] = interleaved + slow[len(quick) :] + quick[len(slow) :]
-
-
-@pytest.fixture(autouse=True)
-def one_timing_test_at_a_time(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """A test marked ``timing`` (it asserts a wall-clock bound) holds a lock that every xdist
-    worker shares, from before its other fixtures start to after they stop: two of them never
-    run at once and slow each other down."""
-    if request.node.get_closest_marker("timing") is None:
-        yield
-        return
-    # The parent of a worker's base temporary directory is the same for every worker of a run.
-    with open(tmp_path_factory.getbasetemp().parent / "timing.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture

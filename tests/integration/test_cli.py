@@ -76,7 +76,6 @@ def test_an_address_that_is_not_on_this_host_is_one_line_and_exit_3(api):
     assert line.startswith("provider-metrics-exporter: cannot listen on 192.0.2.1:")
 
 
-@pytest.mark.timing
 def test_demo_serves_metrics_without_a_key_and_sigterm_exits_0_quickly():
     exporter = ExporterProcess.start({"SCRAPE_INTERVAL": "0.5"}, ["--demo"])
     try:
@@ -155,7 +154,6 @@ def test_a_busy_ipv6_port_is_named_with_brackets(api):
     )
 
 
-@pytest.mark.timing
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_once_exits_0_within_3_seconds_with_nothing_printed(api, signum):
     # The API never answers, REQUEST_TIMEOUT stays at 10 s, and Loki hangs too.

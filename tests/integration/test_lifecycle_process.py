@@ -29,7 +29,6 @@ def trickle_head(api):
     return Reply(raw=reply)
 
 
-@pytest.mark.timing
 @pytest.mark.parametrize(
     "state,signum",
     [

@@ -5,14 +5,12 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
 import requests
 
 from support.api import TEST_KEY, Reply
 from support.waits import eventually
 
 
-@pytest.mark.timing
 def test_hanging_status_routes_leave_admin_series_readiness_and_a_prompt_exit_alone(api, exporter_process):
     # Every status route hangs (REQUEST_TIMEOUT at its default 10 s); the admin routes answer.
     for path in ("/v1/status/", "/v1/status/providers", "/v1/status/incidents", "/v1/status/stats"):

@@ -9,7 +9,6 @@ from support.api import TEST_KEY
 from support.process import ExporterProcess
 
 
-@pytest.mark.timing
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
 def test_sigterm_exits_within_seconds_whatever_the_receivers_do(api, otlp, loki, mode):
     if mode == "refuse":
