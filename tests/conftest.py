@@ -29,8 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its layer (the folder it is in), so ``-m "not stack"`` selects too.
 
     Tests marked ``slow`` run first, each followed by a quick one: xdist's scheduler hands every
-    worker its first two tests, so the long ones start together on different workers instead of
-    one of them ending the run alone."""
+    worker its first two tests (``--maxschedchunk 1``), so the long ones start together on
+    different workers instead of one of them ending the run alone."""
     for item in items:
         layer = Path(item.path).parent.name
         if layer in LAYERS:

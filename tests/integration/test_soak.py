@@ -60,6 +60,7 @@ def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
     assert after[0] - before[0] < 30 * 1024  # KiB: no growth with the number of polls
 
 
+@pytest.mark.serial
 def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_body(api, serving):
     api.set_data([dict(SEED_PROVIDERS[0], slug=f"p{i}") for i in range(20000)], {"total": 20000})
     serving.poller.poll_once()
