@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,12 +19,26 @@ from support.receivers import LokiReceiver, OtlpReceiver
 LAYERS = ("unit", "integration", "stack")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than there are cores, since many tests spend part of their
+    time waiting on a socket, a deadline or a process."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its layer (the folder it is in), so ``-m "not stack"`` selects too."""
+    """Mark each test with its layer (the folder it is in), so ``-m "not stack"`` selects too.
+
+    Tests marked ``slow`` run first, each followed by a quick one: xdist's scheduler hands every
+    worker its first two tests (``--maxschedchunk 1``), so the long ones start together on
+    different workers instead of one of them ending the run alone."""
     for item in items:
         layer = Path(item.path).parent.name
         if layer in LAYERS:
             item.add_marker(layer)
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    quick = [item for item in items if not item.get_closest_marker("slow")]
+    interleaved = [test for pair in zip(slow, quick, strict=False) for test in pair]
+    items[:] = interleaved + slow[len(quick) :] + quick[len(slow) :]
 
 
 @pytest.fixture

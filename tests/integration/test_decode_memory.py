@@ -1,6 +1,9 @@
-"""Bodies of many megabytes are judged in memory proportional to the body, never to its elements."""
+"""Bodies of many megabytes are judged in memory proportional to the body, never to its elements,
+and a body of as many records as the limit is still accepted."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -48,3 +51,10 @@ def test_millions_of_tiny_records_are_refused_as_too_large_in_memory_proportiona
     assert isinstance(result[0], PayloadError) and result[0].reason == "too_large"
     assert str(MAX_PROVIDER_RECORDS) in str(result[0])
     assert peak < 17 * len(body)
+
+
+def test_as_many_records_as_the_limit_are_accepted():
+    body = json.dumps([{"slug": f"p{i}"} for i in range(MAX_PROVIDER_RECORDS)]).encode()
+    assert len(parse_body(body).providers) == MAX_PROVIDER_RECORDS
+    small_limit = json.dumps([{"slug": "a"}] * (MAX_PROVIDER_RECORDS + 1)).encode()
+    assert parse_body(small_limit).reason == "too_large"

@@ -50,6 +50,7 @@ def tls_web(certs: Path, **users: str) -> dict:
     return web
 
 
+@pytest.mark.serial
 def test_1200_silent_tls_connections_cost_little_and_a_scrape_answers_once_they_leave(
     exporter_process, certs
 ):
@@ -81,6 +82,7 @@ def test_1200_silent_tls_connections_cost_little_and_a_scrape_answers_once_they_
     assert response.status_code == 200
 
 
+@pytest.mark.serial
 def test_a_soft_limit_of_1024_open_files_is_raised_so_the_cap_is_reached_before_accept_fails(
     exporter_process, certs
 ):
@@ -159,6 +161,7 @@ def real_client_hello() -> bytes:
     return outgoing.read()
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("part", ["half a ClientHello", "a whole ClientHello"])
 def test_stalled_tls_handshakes_do_not_keep_a_real_scrape_waiting(exporter_process, certs, part):
     need_file_descriptors(800)
@@ -249,6 +252,7 @@ print(json.dumps(answers), flush=True)
 """
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "spread,repeat,verified_before",
     [
@@ -344,6 +348,7 @@ def test_sigterm_with_open_keep_alive_connections_logs_no_error(exporter_process
     assert "Exporter stopped" in {m["message"] for m in messages}
 
 
+@pytest.mark.serial
 def test_sigterm_while_bcrypt_checks_run_at_the_highest_cost_allowed_exits_within_2_seconds(exporter_process):
     cost14 = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=14)).decode()
     exporter = exporter_process({"basic_auth_users": {"prometheus": cost14}})

@@ -77,6 +77,7 @@ def wait_for_metrics(url: str, process: subprocess.Popen[bytes], deadline: float
     pytest.fail(f"{url} never showed provider metrics")
 
 
+@pytest.mark.slow
 def test_the_readme_first_command_runs_the_demo_with_an_externally_managed_system_python(tmp_path):
     system_python = externally_managed_python()
     if system_python is None:

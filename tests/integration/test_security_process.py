@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 
 from support import ROOT
@@ -46,6 +47,7 @@ def test_a_bcrypt_check_in_progress_does_not_keep_the_process_alive_at_exit():
     assert time.monotonic() - started < 20  # the check alone would take 120 s
 
 
+@pytest.mark.serial
 def test_32_concurrent_scrapers_get_no_errors_and_polling_is_not_starved(api):
     """32 keep-alive scrapers hammer /metrics (1,000 providers) while the exporter polls every 0.5 s.
 

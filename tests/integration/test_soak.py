@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from support.api import SEED_PROVIDERS, SEED_STATS, Reply, many_providers
@@ -21,6 +22,7 @@ def process_state() -> tuple[int, int, int]:
     return (int(fields["VmRSS"].split()[0]), threading.active_count(), len(os.listdir("/proc/self/fd")))
 
 
+@pytest.mark.slow
 def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
     good, big = SEED_PROVIDERS, many_providers(3000)
     phases = [
@@ -58,6 +60,7 @@ def test_a_flapping_api_leaves_memory_threads_and_files_flat(api, exporter_for):
     assert after[0] - before[0] < 30 * 1024  # KiB: no growth with the number of polls
 
 
+@pytest.mark.serial
 def test_a_scraper_that_stops_reading_does_not_make_the_server_buffer_the_whole_body(api, serving):
     api.set_data([dict(SEED_PROVIDERS[0], slug=f"p{i}") for i in range(20000)], {"total": 20000})
     serving.poller.poll_once()

@@ -139,6 +139,7 @@ def receiver(tmp_path):
         process.wait(10)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_the_exporters_series_arrive_in_the_remote_store_and_can_be_queried_there(
     tmp_path, receiver, api, exporter_for

@@ -18,7 +18,7 @@ from support.api import SEED_PROVIDERS, SEED_STATS, Reply
 from support.receivers import Mail, MetricsStandIn, SlackStandIn, SmtpStandIn
 from support.stack import notification_env, query, start_alertmanager, start_prometheus
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics import exposition as om
 
 from gatewayz_exporter.parse import (
-    MAX_PROVIDER_RECORDS,
     RAW_ARRAY_MIN_BYTES,
     PayloadError,
     RawArray,
@@ -274,13 +273,6 @@ def test_a_deeply_nested_body_fails_or_passes_the_poll_whatever_its_size(api, ex
 
 
 MiB = 1024 * 1024
-
-
-def test_as_many_records_as_the_limit_are_accepted():
-    body = json.dumps([{"slug": f"p{i}"} for i in range(MAX_PROVIDER_RECORDS)]).encode()
-    assert len(parse_body(body).providers) == MAX_PROVIDER_RECORDS
-    small_limit = json.dumps([{"slug": "a"}] * (MAX_PROVIDER_RECORDS + 1)).encode()
-    assert parse_body(small_limit).reason == "too_large"
 
 
 DENSE = 4 * MiB

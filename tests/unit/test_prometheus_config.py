@@ -8,7 +8,7 @@ import yaml
 
 from support import ROOT
 from support.markdown import heading_anchors
-from support.stack import exporter_job, rule_files
+from support.stack import exporter_job, load_yaml, rule_files
 
 RUNBOOK_BASE = (
     "https://github.com/Alpaca-Network/gatewayz-provider-metrics-exporter/blob/main/docs/runbook.md#"
@@ -19,7 +19,7 @@ def every_alert() -> list[tuple[str, dict]]:
     return [
         (path.name, rule)
         for path in rule_files()
-        for group in yaml.safe_load(path.read_text())["groups"]
+        for group in load_yaml(path)["groups"]
         for rule in group["rules"]
         if "alert" in rule
     ]

@@ -90,9 +90,15 @@ def telemetry_exporter(api, root_logging, otel_env):
         made.append(exporter)
         return exporter
 
+    before = set(threading.enumerate())
     yield make
     for exporter in made:
         exporter.stop(2.0)
+    # A span batch still in flight to a receiver that hung ends (and logs its failure) once the
+    # receiver is closed: wait for it here, so its log line lands in this test, not the next one.
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.startswith("OtelBatch"):
+            thread.join(15)
 
 
 def log_lines(stream: io.StringIO) -> list[dict]:
