@@ -341,14 +341,28 @@ def measure(subject: Subject, count: int, scrapes: int, intervals: int, interval
     return result
 
 
-def cached_bytes_limit(body: bytes, scrapes: int) -> float:
-    """Median plain scrape of ``body`` from a process that only writes bytes it holds."""
+def cached_bytes_limit(body: bytes, packed: bytes, scrapes: int) -> float:
+    """Median plain scrape of ``body`` from a process that only writes bytes it holds.
+
+    Scraped as ``measure`` scrapes the exporters, a plain and a gzip scrape (``packed``,
+    decompressed by the client) in turn, so both plain figures follow the same client work.
+    """
     port = free_port()
-    with tempfile.NamedTemporaryFile(prefix="exposition-") as held:
-        held.write(body)
-        held.flush()
+    with (
+        tempfile.NamedTemporaryFile(prefix="exposition-") as held,
+        tempfile.NamedTemporaryFile(prefix="exposition-gzip-") as held_packed,
+    ):
+        for file, content in ((held, body), (held_packed, packed)):
+            file.write(content)
+            file.flush()
         server = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "cached_bytes_server.py"), held.name, str(port)],
+            [
+                sys.executable,
+                str(ROOT / "bench" / "cached_bytes_server.py"),
+                held.name,
+                held_packed.name,
+                str(port),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -359,6 +373,9 @@ def cached_bytes_limit(body: bytes, scrapes: int) -> float:
                 elapsed, received = scrape(port, False)
                 assert received == body, "the cached-bytes server sent other bytes"
                 times.append(elapsed)
+                _, received = scrape(port, True)
+                assert received == packed, "the cached-bytes server sent other bytes"
+                gzip.decompress(received)  # the client's work between two plain scrapes, as in measure()
         finally:
             server.terminate()
             server.wait(10)
@@ -401,11 +418,11 @@ def run(
             try:
                 results[name] = measure(subject, count, scrapes, intervals, interval, idle)
                 if name == "ours":
-                    body = subject.scrape(False)[1]
+                    body, packed = subject.scrape(False)[1], subject.scrape(True)[1]
             finally:
                 subject.stop()
             if name == "ours":
-                results[name]["limit_plain_p50"] = cached_bytes_limit(body, scrapes)
+                results[name]["limit_plain_p50"] = cached_bytes_limit(body, packed, scrapes)
     finally:
         api.close()
     return results
