@@ -1,6 +1,5 @@
 """Importing the package in a fresh interpreter: what it loads and what it leaves alone."""
 
-import os
 import subprocess
 import sys
 
