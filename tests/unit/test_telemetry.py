@@ -412,7 +412,7 @@ def test_each_scrape_is_a_span_and_loki_pushes_are_not_traced(telemetry_exporter
 
 
 def test_request_headers_are_never_recorded_even_when_asked_for(telemetry_exporter, otlp, monkeypatch):
-    # The variable the requests instrumentation read: the exporter's own client spans ignore it.
+    # An operator asking for every request header in spans: the client spans record none.
     monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
     exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url)
     exporter.poller.poll_once()
