@@ -28,7 +28,7 @@ from .landing import LandingPage, describe_api
 from .live import ProcessFamilies
 from .logs import configure_logging
 from .poller import Poller, SnapshotStore
-from .process import install_log_hooks, keep_large_buffers_out_of_the_heap, sanitize_captured_headers
+from .process import install_log_hooks, keep_large_buffers_out_of_the_heap
 from .server import MetricsServer
 from .syntax import unbracket
 from .telemetry import Telemetry, TelemetryError
@@ -128,6 +128,7 @@ def build(
         max_bytes=config.max_response_bytes,
         user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
         wall_clock=wall_clock,
+        tracer=telemetry.tracer,
     )
     poller = Poller(
         client,
@@ -154,6 +155,7 @@ def build(
                 max_bytes=config.max_response_bytes,
                 user_agent=f"gatewayz-provider-metrics-exporter/{__version__}",
                 wall_clock=wall_clock,
+                tracer=telemetry.tracer,
             ),
             status_store,
             interval=config.scrape_interval,
@@ -355,7 +357,6 @@ def main(
     stream = sys.stderr if args.once else sys.stdout
     # Logging first, so what the OpenTelemetry SDK says while it starts is a JSON line too.
     install_log_hooks()
-    sanitize_captured_headers(os.environ)
     configure_logging(config.log_level, stream)
     try:
         telemetry = Telemetry.from_config(config, env, enable_tracing=not args.once, report_stream=stream)

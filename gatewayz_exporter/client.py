@@ -7,13 +7,16 @@ returns a ``FetchResult`` whose ``reason`` is one of ``model.REASONS`` and whose
 
 ``REQUEST_TIMEOUT`` is a deadline for the whole request, resolution to last
 byte (``transport``). Redirects are followed only where ``redirects`` allows;
-the admin key goes only with ``authorized`` requests.
+the admin key goes only with ``authorized`` requests. Each request is a client span
+of the tracer it is given, and carries the span's context (``traceparent``) when
+that tracer sends spans somewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import http.client
 import ipaddress
 import logging
@@ -23,8 +26,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import requests
 import urllib3
+from urllib3.util import make_headers, parse_url
 
 from . import redirects
 from .failures import (
@@ -36,7 +39,8 @@ from .failures import (
     parse_retry_after,
 )
 from .parse import PayloadError, decode_json
-from .transport import Flight, Resolver, TrackingAdapter, current, take_location
+from .spans import CLIENT, LocalTracer, Span, Tracer
+from .transport import Flight, Resolver, current, tracked_pool_manager
 
 __all__ = ["MAX_RETRY_AFTER_SECONDS", "ApiClient", "FetchResult", "PendingFetch", "is_loopback_url"]
 
@@ -95,7 +99,7 @@ class ApiClient:
         *,
         timeout: float,
         max_bytes: int,
-        session: requests.Session | None = None,
+        tracer: Tracer | None = None,
         user_agent: str = "gatewayz-provider-metrics-exporter",
         grace: float = 0.05,
         resolve: Resolver = socket.getaddrinfo,
@@ -107,13 +111,13 @@ class ApiClient:
         self.grace = grace  # lets the worker report its own timeout first, with its cause
         self._resolve = resolve
         self._wall_clock = wall_clock  # what a Retry-After date is counted from
-        self._session = session or requests.Session()
-        self._session.trust_env = False  # no ~/.netrc auth or proxy surprises
-        adapter = TrackingAdapter(max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.hooks["response"].append(take_location)
-        self._public_headers = {"Accept": "application/json", "User-Agent": user_agent}
+        self._tracer = tracer or LocalTracer(ids=False)
+        self._pools = tracked_pool_manager()
+        self._public_headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": make_headers(accept_encoding=True)["accept-encoding"],  # what urllib3 decodes
+            "User-Agent": user_agent,
+        }
         self._admin_headers = dict(self._public_headers)
         if admin_key:
             self._admin_headers["Authorization"] = f"Bearer {admin_key}"
@@ -145,7 +149,7 @@ class ApiClient:
             flight.finish(FetchResult(flight.endpoint, reason="timeout", cause="cancelled"))
             flight.abandon()
         with contextlib.suppress(Exception):  # closing must not fail a shutdown
-            self._session.close()
+            self._pools.clear()
 
     def fetch(self, endpoint: str, *, authorized: bool = True) -> FetchResult:
         """GET one endpoint; returns within REQUEST_TIMEOUT (plus a few ms) and never raises.
@@ -189,17 +193,7 @@ class ApiClient:
         current.flight = flight
         try:
             result = self._fetch_now(flight, self._admin_headers if authorized else self._public_headers)
-            if flight.finish(result) and log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "API request finished",
-                    extra={
-                        "endpoint": flight.endpoint,
-                        "reason": result.reason,
-                        "cause": result.cause,
-                        "status_code": result.status_code,
-                        "duration_ms": round(result.duration_seconds * 1000, 1),
-                    },
-                )
+            flight.finish(result, functools.partial(_log_finished, flight.endpoint, result))
         finally:
             current.flight = None
             flight.release()
@@ -247,43 +241,71 @@ class ApiClient:
         except redirects.RedirectRefused as refused:  # config validates GATEWAY_API_URL; a path may be odd
             raise Failure("connection", cause=refused.cause) from None
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._request(url, flight, headers)
-            with response:
-                location = flight.location
-                if location is not None and response.status_code in REDIRECT_STATUSES:
-                    try:
-                        target = redirects.follow(origin, url, location)
-                    except redirects.RedirectRefused as refused:
-                        raise Failure("redirect", response.status_code, cause=refused.cause) from None
-                    log.debug(
-                        "API redirect followed",
-                        extra={"endpoint": flight.endpoint, "status_code": response.status_code},
-                    )
-                    url = target
-                    continue
-                self._check_status(response)
-                flight.phase = "body"
-                body = self._read_body(response, flight.deadline)
-                status = response.status_code
-            return self._decode(body), status
+            with self._tracer.start_as_current_span("GET", kind=CLIENT) as span:
+                span.set_attribute("http.method", "GET")
+                span.set_attribute("http.url", url)
+                started = time.monotonic()
+                try:
+                    status, answer = self._exchange(url, flight, headers, span)
+                finally:
+                    span.set_attribute("duration_ms", round((time.monotonic() - started) * 1000, 3))
+            if isinstance(answer, bytearray):
+                return self._decode(answer), status
+            try:
+                target = redirects.follow(origin, url, answer)
+            except redirects.RedirectRefused as refused:
+                raise Failure("redirect", status, cause=refused.cause) from None
+            log.debug("API redirect followed", extra={"endpoint": flight.endpoint, "status_code": status})
+            url = target
         raise Failure("redirect", cause="too_many")
 
-    def _request(self, url: str, flight: Flight, headers: dict[str, str]) -> requests.Response:
+    def _exchange(
+        self, url: str, flight: Flight, headers: dict[str, str], span: Span
+    ) -> tuple[int, bytearray | str]:
+        """One request: its status and body, or its status and ``Location`` for a redirect to judge."""
+        response = self._request(url, flight, headers)
+        try:
+            status = response.status
+            span.set_attribute("http.status_code", status)
+            location = response.headers.get("Location")
+            if location is not None and status in REDIRECT_STATUSES:
+                return status, location
+            self._check_status(response)
+            flight.phase = "body"
+            return status, self._read_body(response, flight.deadline)
+        finally:
+            # The connection is closed, not kept: a server's idle timeout can never fail the next poll.
+            response.close()
+            response.release_conn()
+
+    def _request(self, url: str, flight: Flight, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        """Send the request for ``url`` (prepared and judged) to the origin both parsers read in it."""
         remaining = flight.deadline - time.monotonic()
         if remaining <= 0:
             raise Failure("timeout", cause=flight.phase)
         flight.phase = "connect"
-        flight.location = None
+        headers = dict(headers)
+        self._tracer.inject(headers)
         try:
-            return self._session.get(
-                url, headers=headers, timeout=remaining, stream=True, allow_redirects=False
+            target = parse_url(url)
+            pool = self._pools.connection_from_host(target.host, target.port, target.scheme)
+            return pool.urlopen(
+                "GET",
+                target.request_uri,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                timeout=urllib3.Timeout(connect=remaining, read=remaining),
             )
         except Exception as error:  # noqa: BLE001 -- refused, reset, DNS, TLS, malformed head, bad URL...
             reason, cause = classify(error, flight.phase)
             raise Failure(reason, cause=cause) from None
 
-    def _check_status(self, response: requests.Response) -> None:
-        status = response.status_code
+    def _check_status(self, response: urllib3.BaseHTTPResponse) -> None:
+        status = response.status
         if 200 <= status < 300:
             return
         if status in (401, 403):
@@ -293,38 +315,37 @@ class ApiClient:
             raise Failure("rate_limited" if status == 429 else "http_error", status, retry_after)
         raise Failure("http_error", status)
 
-    def _read_body(self, response: requests.Response, deadline: float) -> bytearray:
+    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytearray:
         declared = content_length(response.headers.get("Content-Length"))
         if declared is not None and declared > self._max_bytes:
-            raise Failure("too_large", response.status_code, cause="declared")
+            raise Failure("too_large", response.status, cause="declared")
         body = bytearray()  # grows in place: no list of chunks joined into a second copy
-        raw = response.raw
         try:
             while True:
                 self._shrink_read_timeout(response, deadline)
                 # read1 returns what has arrived instead of waiting for a full chunk,
                 # so the deadline is checked even when the body trickles in.
-                chunk = raw.read1(256 * 1024, decode_content=True)
+                chunk = response.read1(256 * 1024, decode_content=True)
                 if not chunk:
                     break
                 body += chunk
                 if len(body) > self._max_bytes:
-                    raise Failure("too_large", response.status_code, cause="read")
+                    raise Failure("too_large", response.status, cause="read")
                 if time.monotonic() > deadline:
-                    raise Failure("timeout", response.status_code, cause="body")
+                    raise Failure("timeout", response.status, cause="body")
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-            raise Failure("timeout", response.status_code, cause="body") from None
+            raise Failure("timeout", response.status, cause="body") from None
         except urllib3.exceptions.DecodeError:
-            raise Failure("truncated", response.status_code, cause="decoding") from None
+            raise Failure("truncated", response.status, cause="decoding") from None
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as error:
             _, cause = classify(error, "body")
-            raise Failure("truncated", response.status_code, cause=cause) from None
+            raise Failure("truncated", response.status, cause=cause) from None
         return body
 
     @staticmethod
-    def _shrink_read_timeout(response: requests.Response, deadline: float) -> None:
+    def _shrink_read_timeout(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
         """Keep the whole request within the deadline even when the body trickles in."""
-        connection = getattr(response.raw, "connection", None)
+        connection = getattr(response, "connection", None)
         sock = getattr(connection, "sock", None)
         if sock is not None:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
@@ -337,6 +358,20 @@ class ApiClient:
             raise Failure(refused.reason, 200, cause=str(refused)) from None
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise Failure("invalid_json", 200) from None
+
+
+def _log_finished(endpoint: str, result: FetchResult) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "API request finished",
+            extra={
+                "endpoint": endpoint,
+                "reason": result.reason,
+                "cause": result.cause,
+                "status_code": result.status_code,
+                "duration_ms": round(result.duration_seconds * 1000, 1),
+            },
+        )
 
 
 def is_loopback_url(url: str) -> bool:

@@ -14,7 +14,6 @@ import ssl
 import sys
 from dataclasses import dataclass
 
-import requests
 import urllib3
 from urllib3.util.retry import Retry
 
@@ -111,7 +110,7 @@ def content_length(value: str | None) -> int | None:
 
 
 def _chain(error: BaseException) -> list[BaseException]:
-    """The error and everything it wraps (urllib3 and requests nest them several deep)."""
+    """The error and everything it wraps (urllib3 nests them several deep)."""
     seen: list[BaseException] = []
     todo: list[BaseException] = [error]
     while todo and len(seen) < 20:
@@ -139,11 +138,11 @@ def classify(error: BaseException, phase: str) -> tuple[str, str]:
 
     if has(socket.gaierror, urllib3.exceptions.NameResolutionError):
         return "connection", "dns"
-    if has(ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError):
+    if has(ssl.SSLError, ssl.CertificateError, urllib3.exceptions.SSLError):
         return "connection", "tls"
     if has(ConnectionRefusedError):
         return "connection", "refused"
-    if has(TimeoutError, socket.timeout, requests.Timeout, urllib3.exceptions.TimeoutError):
+    if has(TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError):
         return "timeout", phase
     if has(ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.RemoteDisconnected):
         return "connection", "reset"
@@ -154,16 +153,9 @@ def classify(error: BaseException, phase: str) -> tuple[str, str]:
         http.client.HTTPException,
         urllib3.exceptions.ProtocolError,
         urllib3.exceptions.InvalidHeader,
-        requests.exceptions.InvalidHeader,
-        requests.exceptions.ContentDecodingError,
+        urllib3.exceptions.DecodeError,
     ):
         return "connection", "bad_response"
-    if has(
-        requests.exceptions.InvalidURL,
-        requests.exceptions.InvalidSchema,
-        requests.exceptions.MissingSchema,
-        urllib3.exceptions.LocationParseError,
-        UnicodeError,
-    ):
+    if has(urllib3.exceptions.LocationValueError, UnicodeError):  # LocationParseError is one
         return "connection", "bad_url"
     return "connection", "other"

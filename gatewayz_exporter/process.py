@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import MutableMapping
 
 from .logs import QUIET_HEADER_DEFECTS, log_thread_exception
-from .telemetry import SANITIZE_VARIABLE, SENSITIVE_HEADERS, covers_sensitive_headers, redact_header_warning
+from .telemetry import redact_header_warning
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default starting value
@@ -42,13 +41,3 @@ def install_log_hooks() -> None:
     logging.getLogger("opentelemetry.util.re").addFilter(redact_header_warning)
     logging.captureWarnings(True)
     threading.excepthook = log_thread_exception
-
-
-def sanitize_captured_headers(environ: MutableMapping[str, str]) -> None:
-    """Never record credentials in spans: extend (not replace) any sanitize list the operator set.
-
-    The requests instrumentation reads this list only from the environment.
-    """
-    current = environ.get(SANITIZE_VARIABLE, "")
-    if not covers_sensitive_headers(current):
-        environ[SANITIZE_VARIABLE] = ",".join(filter(None, [current, SENSITIVE_HEADERS]))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 from typing import NamedTuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import requests
 from urllib3.util import parse_url
 
 from .syntax import unbracket
@@ -67,13 +66,39 @@ def origin_of(url: str) -> Origin:
 
 
 def prepared_url(url: str) -> str:
-    """The URL exactly as requests will send it."""
-    request = requests.PreparedRequest()
+    """The URL exactly as the client will request it: urllib3's reading, normalized.
+
+    The host lowercased (an internationalized one in its IDNA form), characters a URL may
+    not carry percent-encoded, dot segments removed, an empty path as ``/``. A scheme other
+    than http(s) is left as it is, for the origin check to refuse.
+    """
+    url = url.lstrip()
+    if ":" in url and not url.lower().startswith("http"):
+        return url
     try:
-        request.prepare_url(url, None)
-    except (requests.exceptions.RequestException, ValueError, UnicodeError):
+        parsed = parse_url(_ascii_host(url))
+    except ValueError:  # LocationParseError is a ValueError; UnicodeError too
         raise RedirectRefused("bad_url") from None
-    return str(request.url)
+    if not parsed.scheme or not parsed.host or parsed.host.startswith(("*", ".")):
+        raise RedirectRefused("bad_url")
+    return parsed._replace(path=parsed.path or "/").url
+
+
+def _ascii_host(url: str) -> str:
+    """``url`` with a non-ASCII host in IDNA form (the standard library's codec, so urllib3
+    needs no ``idna`` package to read it); a URL that is all ASCII as it is."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname
+    if host is None or host.isascii():
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if not hostport.lower().startswith(host):  # a host whose lower case is spelled longer
+        raise ValueError(url)
+    port = hostport[len(host) :]
+    netloc = (userinfo + "@" if userinfo else "") + host.encode("idna").decode("ascii") + port
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def follow(origin: Origin, current_url: str, location: str) -> str:

@@ -17,6 +17,7 @@ from typing import NamedTuple, Protocol
 AttributeValue = str | bool | int | float
 INTERNAL = "internal"
 SERVER = "server"  # a span that answers a request (a scrape)
+CLIENT = "client"  # a span that makes a request (to the API)
 
 
 class Span(Protocol):
@@ -29,6 +30,9 @@ class Span(Protocol):
 
 class Tracer(Protocol):
     def start_as_current_span(self, name: str, *, kind: str = INTERNAL) -> AbstractContextManager[Span]: ...
+
+    def inject(self, headers: dict[str, str]) -> None:
+        """Add the headers that carry the current span to the next service (W3C ``traceparent``)."""
 
 
 class SpanIds(NamedTuple):
@@ -81,6 +85,9 @@ class LocalTracer:
             yield span
         finally:
             _current.reset(token)
+
+    def inject(self, headers: dict[str, str]) -> None:
+        """Nothing: no trace backend, so no trace for the API to join."""
 
     @staticmethod
     def _new_ids() -> SpanIds:

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .collector import Family
 from .logs import SERVICE_NAME, ExporterJsonFormatter
-from .spans import INTERNAL, SERVER, LocalTracer, Span, Tracer
+from .spans import CLIENT, INTERNAL, SERVER, LocalTracer, Span, Tracer
 
 if TYPE_CHECKING:
     from opentelemetry import trace
@@ -66,16 +65,6 @@ SDK_NUMBERS = (
     "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
 )
 _SDK_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
-# Header names the requests instrumentation must never record, whatever OTEL_* says.
-SENSITIVE_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key,.*key.*,.*token.*"
-# Where the requests instrumentation reads the headers whose captured values it redacts.
-SANITIZE_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
-
-
-def covers_sensitive_headers(sanitize_list: str) -> bool:
-    """Whether a sanitize list names every one of SENSITIVE_HEADERS."""
-    listed = {item.strip().lower() for item in sanitize_list.split(",")}
-    return all(item in listed for item in SENSITIVE_HEADERS.split(","))
 
 
 class TelemetryError(ValueError):
@@ -126,10 +115,9 @@ def service_resource() -> Resource:
 
 
 class _Tracing:
-    """A TracerProvider with an OTLP exporter and the requests instrumentation."""
+    """A TracerProvider with an OTLP exporter."""
 
     def __init__(self, settings: dict[str, str]):
-        from opentelemetry.instrumentation.requests import RequestsInstrumentor
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
@@ -147,31 +135,29 @@ class _Tracing:
         self.provider.add_span_processor(BatchSpanProcessor(exporter))  # OTEL_BSP_* apply
         self.sdk_tracer = self.provider.get_tracer("gatewayz_exporter")
         self.tracer = _SdkTracer(self.sdk_tracer)
-        self._instrumentor = RequestsInstrumentor()
-        self._instrumentor.instrument(tracer_provider=self.provider, response_hook=_response_hook)
 
     def shutdown(self, timeout: float) -> None:
-        self._instrumentor.uninstrument()
         self.provider.force_flush(int(timeout * 1000))
         self.provider.shutdown()
-
-
-def _response_hook(span: trace.Span, request: object, response: Any) -> None:
-    if span.is_recording() and response is not None and response.elapsed is not None:
-        span.set_attribute("duration_ms", round(response.elapsed.total_seconds() * 1000, 3))
 
 
 class _SdkTracer:
     """The SDK's tracer as the exporter's ``Tracer``: the span kind by name."""
 
     def __init__(self, tracer: trace.Tracer):
+        from opentelemetry.propagate import inject
         from opentelemetry.trace import SpanKind
 
         self._tracer = tracer
-        self._kinds = {INTERNAL: SpanKind.INTERNAL, SERVER: SpanKind.SERVER}
+        self._inject = inject
+        self._kinds = {INTERNAL: SpanKind.INTERNAL, SERVER: SpanKind.SERVER, CLIENT: SpanKind.CLIENT}
 
     def start_as_current_span(self, name: str, *, kind: str = INTERNAL) -> AbstractContextManager[Span]:
         return self._tracer.start_as_current_span(name, kind=self._kinds[kind])
+
+    def inject(self, headers: dict[str, str]) -> None:
+        """The current span's context, by the propagators OTEL_PROPAGATORS names (W3C by default)."""
+        self._inject(headers)
 
 
 def loki_families(dropped: int, pushed: int, failures: int) -> tuple[Family, ...]:
@@ -240,11 +226,6 @@ class Telemetry:
         settings = tracing_settings(env) if enable_tracing else None
         tracing = None
         if settings:
-            # Never record credentials: app.main extends the sanitize list (process.sanitize_captured_headers).
-            if not covers_sensitive_headers(os.environ.get(SANITIZE_VARIABLE, "")):
-                raise TelemetryError(
-                    f"{SANITIZE_VARIABLE}: must name the credential headers before tracing starts"
-                )
             try:
                 tracing = _Tracing(settings)
             except Exception as error:  # noqa: BLE001 -- the SDK refuses a setting with whatever it likes

@@ -19,9 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -45,7 +43,6 @@ class Flight:
         self.deadline = deadline
         self.started = started
         self.phase = "connect"
-        self.location: str | None = None  # the latest answer's Location header
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._result: FetchResult | None = None
@@ -68,12 +65,17 @@ class Flight:
         duplicate.close()
         raise urllib3.exceptions.ConnectTimeoutError("request abandoned at its deadline")
 
-    def finish(self, result: FetchResult) -> bool:
-        """Record ``result`` unless the flight already ended; True if it was recorded."""
+    def finish(self, result: FetchResult, recorded: Callable[[], None] | None = None) -> bool:
+        """Record ``result`` unless the flight already ended; True if it was recorded.
+
+        ``recorded`` runs before the waiter is woken, so what it logs precedes what the waiter does.
+        """
         with self._lock:
             if self._result is not None:
                 return False
             self._result = result
+        if recorded is not None:
+            recorded()
         self._done.set()
         return True
 
@@ -204,19 +206,12 @@ class _TrackedHTTPSPool(HTTPSConnectionPool):
         return _track_reused(super()._get_conn(timeout))
 
 
-def take_location(response: requests.Response, *args: object, **kwargs: object) -> requests.Response:
-    """Move Location out of requests' reach: it parses it even with allow_redirects=False,
-    and raises on an invalid port or a header that is not UTF-8. Redirects are ours to judge."""
-    flight: Flight | None = getattr(current, "flight", None)
-    if flight is not None:
-        flight.location = response.headers.pop("Location", None)
-    return response
+def tracked_pool_manager() -> urllib3.PoolManager:
+    """Connection pools whose connections report their sockets to the current flight.
 
-
-class TrackingAdapter(HTTPAdapter):
-    """requests' adapter whose connections report their sockets to the current flight."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
-        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+    No proxy, no ``.netrc``: urllib3 reads nothing from the environment. TLS is verified
+    against the system's certificate store (urllib3's default).
+    """
+    manager = urllib3.PoolManager(num_pools=10, maxsize=10)
+    manager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+    return manager

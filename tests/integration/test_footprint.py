@@ -21,6 +21,11 @@ OPTIONAL = [
     "msgspec",
     "prometheus_client",
     "opentelemetry",
+    "requests",  # the client drives urllib3 itself
+    "charset_normalizer",
+    "idna",
+    "certifi",
+    "http.cookiejar",
     "ctypes",
     "gatewayz_exporter.status_poller",
     "gatewayz_exporter.status_metrics",
@@ -33,9 +38,8 @@ OPTIONAL = [
 # STATUS_API=off), poll a small API once,
 # serve /metrics once, and list which optional modules were loaded on the way.
 RUN_DEFAULT = """
-import json, sys, threading
+import http.client, json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import requests
 from gatewayz_exporter import app
 
 class Api(BaseHTTPRequestHandler):
@@ -58,11 +62,14 @@ def scrape_then_stop():
     import time
     for _ in range(500):
         try:
-            body = requests.get(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).text
+            scrape = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+            scrape.request("GET", "/metrics")
+            body = scrape.getresponse().read().decode()
+            scrape.close()
             if 'provider="p1"' in body:
                 result["served"] = True
                 break
-        except requests.ConnectionError:
+        except OSError:
             pass
         time.sleep(0.02)
     import os, signal

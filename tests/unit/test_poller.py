@@ -488,6 +488,9 @@ class TracerThatBreaksOnce:
                 raise RuntimeError("boom")
         return self._tracer.start_as_current_span(name, *args, **kwargs)
 
+    def inject(self, headers):
+        pass
+
 
 def test_the_loop_survives_an_unexpected_error_and_stops_on_the_event(api):
     from gatewayz_exporter.app import build

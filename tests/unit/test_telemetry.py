@@ -16,14 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from gatewayz_exporter.app import build
 from gatewayz_exporter.logs import ExporterJsonFormatter, configure_logging
 from gatewayz_exporter.loki import LokiHandler, LokiPusher
-from gatewayz_exporter.process import install_log_hooks, sanitize_captured_headers
+from gatewayz_exporter.process import install_log_hooks
 from gatewayz_exporter.spans import LocalTracer
-from gatewayz_exporter.telemetry import (
-    SANITIZE_VARIABLE,
-    Telemetry,
-    TelemetryError,
-    tracing_settings,
-)
+from gatewayz_exporter.telemetry import Telemetry, TelemetryError, tracing_settings
 from support.api import TEST_KEY, make_config
 from support.waits import eventually, free_port
 
@@ -48,15 +43,9 @@ def root_logging():
 
 @pytest.fixture
 def otel_env(monkeypatch):
-    """``otel_env(**variables)``: set OTEL_* in the process environment, where the SDK reads them.
-
-    The sanitize list starts as app.main leaves it.
-    """
+    """``otel_env(**variables)``: set OTEL_* in the process environment, where the SDK reads them."""
     for name in [n for n in os.environ if n.startswith("OTEL_")]:
         monkeypatch.delenv(name)
-    sanitized: dict[str, str] = {}
-    sanitize_captured_headers(sanitized)
-    monkeypatch.setenv(SANITIZE_VARIABLE, sanitized[SANITIZE_VARIABLE])
 
     def set_env(**variables):
         for name, value in variables.items():
@@ -428,17 +417,38 @@ def test_each_scrape_is_a_span_and_loki_pushes_are_not_traced(telemetry_exporter
     assert not [s for s in otlp.spans() if str(loki.port) in json.dumps(s["attributes"])]
 
 
-def test_captured_headers_never_include_the_admin_key(telemetry_exporter, otlp, monkeypatch):
-    # An operator asking the instrumentation to capture every request header still gets no key.
+def test_request_headers_are_never_recorded_even_when_asked_for(telemetry_exporter, otlp, monkeypatch):
+    # An operator asking for every request header in spans: the client spans record none.
     monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
     exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url)
     exporter.poller.poll_once()
     exporter.telemetry.shutdown(5.0)
     spans = otlp.wait_until(lambda r: r.spans())
-    clients = [s for s in spans if "http.request.header.user_agent" in s["attributes"]]
-    assert clients, "header capture was not on, so the test proves nothing"
-    assert all(s["attributes"]["http.request.header.authorization"] == ["[REDACTED]"] for s in clients)
+    clients = [s for s in spans if s["attributes"].get("http.method") == "GET"]
+    assert len(clients) == 2
+    assert not [k for s in spans for k in s["attributes"] if k.startswith("http.request.header")]
     assert TEST_KEY not in json.dumps(spans)
+
+
+def test_each_api_request_carries_its_client_span_as_traceparent(telemetry_exporter, otlp, api):
+    exporter = telemetry_exporter(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url)
+    exporter.poller.poll_once()
+    exporter.telemetry.shutdown(5.0)
+    spans = otlp.wait_until(lambda r: r.spans())
+    clients = {s["span_id"]: s for s in spans if s["attributes"].get("http.method") == "GET"}
+    sent = [headers.get("traceparent") for _, headers in api.requests]
+    assert len(sent) == 2 and all(sent), api.requests
+    for traceparent in sent:
+        version, trace_id, span_id, flags = traceparent.split("-")
+        assert version == "00" and int(flags, 16) & 1  # sampled
+        assert clients[span_id]["trace_id"] == trace_id  # the request's own span, in the poll's trace
+
+
+def test_without_a_trace_backend_api_requests_carry_no_trace_context(telemetry_exporter, api):
+    exporter = telemetry_exporter()
+    exporter.poller.poll_once()
+    assert len(api.requests) == 2
+    assert not [name for _, headers in api.requests for name in headers if name.lower() == "traceparent"]
 
 
 @pytest.mark.parametrize("scheme", ["http://", "insecure-without-scheme"])
@@ -552,19 +562,3 @@ def test_a_malformed_otlp_header_is_reported_without_its_value(telemetry_exporte
     warnings = [r.getMessage() for r in caplog.records if r.name == "opentelemetry.util.re"]
     assert warnings, "the SDK no longer warns about a malformed header: this test needs another trigger"
     assert all("OTEL_EXPORTER_OTLP_HEADERS" in w and "sekrit" not in w for w in warnings), warnings
-
-
-def test_tracing_refuses_to_start_unless_credential_headers_are_sanitized(api, otel_env, monkeypatch):
-    env = otel_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
-    monkeypatch.setenv(SANITIZE_VARIABLE, "x-session")
-    with pytest.raises(TelemetryError, match=SANITIZE_VARIABLE):
-        Telemetry.from_config(make_config(api.url), env)
-
-
-def test_the_sanitize_list_is_extended_never_replaced():
-    environ = {SANITIZE_VARIABLE: "x-session"}
-    sanitize_captured_headers(environ)
-    assert environ[SANITIZE_VARIABLE].startswith("x-session,authorization,")
-    once = dict(environ)
-    sanitize_captured_headers(environ)
-    assert environ == once

@@ -8,6 +8,7 @@ import email.utils
 import gzip
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -395,3 +396,56 @@ def test_debug_level_adds_the_exporters_own_lines(api, exporter_for, caplog):
     finished = [r for r in caplog.records if r.getMessage() == "API request finished"]
     assert {r.endpoint for r in finished} == {"providers", "stats"}
     assert TEST_KEY not in caplog.text
+
+
+# --- what the client trusts: the system's CAs, nothing else from the environment ---------------
+
+
+def _served_over_tls(api, ca):
+    """``api``'s URL over TLS, with a certificate for 127.0.0.1 issued by ``ca``."""
+    api.server.shutdown()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    api.server.socket = context.wrap_socket(api.server.socket, server_side=True)
+    threading.Thread(target=api.server.serve_forever, args=(0.02,), daemon=True).start()
+    return api.url.replace("http://", "https://")
+
+
+def test_the_apis_certificate_is_verified_against_the_system_cas(api, ca, monkeypatch, tmp_path):
+    url = _served_over_tls(api, ca)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    client = ApiClient(url, TEST_KEY, timeout=3, max_bytes=1 << 20)
+    try:
+        refused = client.fetch("stats")
+    finally:
+        client.close()
+    assert (refused.reason, refused.cause) == ("connection", "tls")
+    assert api.requests == []  # the key never went out
+    # OpenSSL's own variable names another CA file: the same server is trusted.
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    client = ApiClient(url, TEST_KEY, timeout=3, max_bytes=1 << 20)
+    try:
+        trusted = client.fetch("stats")
+    finally:
+        client.close()
+    assert trusted.ok, trusted
+    assert [h.get("Authorization") for _, h in api.requests] == [f"Bearer {TEST_KEY}"]
+
+
+def test_no_proxy_is_taken_from_the_environment(api, monkeypatch):
+    proxy = FakeApi()
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy.url)
+    client = ApiClient(api.url, TEST_KEY, timeout=3, max_bytes=1 << 20)
+    try:
+        result = client.fetch("stats")
+    finally:
+        client.close()
+        proxy.close()
+    assert result.ok, result
+    assert proxy.requests == []
+    assert api.count("/providers/stats") == 1
