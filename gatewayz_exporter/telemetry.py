@@ -133,8 +133,7 @@ class _Tracing:
         # Our own bounded shutdown replaces the SDK's atexit hook, which can wait on a hung receiver.
         self.provider = TracerProvider(resource=service_resource(), shutdown_on_exit=False)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))  # OTEL_BSP_* apply
-        self.sdk_tracer = self.provider.get_tracer("gatewayz_exporter")
-        self.tracer = _SdkTracer(self.sdk_tracer)
+        self.tracer = _SdkTracer(self.provider.get_tracer("gatewayz_exporter"))
 
     def shutdown(self, timeout: float) -> None:
         self.provider.force_flush(int(timeout * 1000))
@@ -253,11 +252,6 @@ class Telemetry:
                 report=_direct_reporter(report_stream or sys.stdout),
             )
         return cls(tracer, (loki,) if loki else (), tracing, loki)
-
-    @property
-    def sdk_tracer(self) -> trace.Tracer | None:
-        """The SDK's own tracer while a trace backend is set, for a part that takes nothing else."""
-        return self._tracing.sdk_tracer if self._tracing is not None else None
 
     def live_families(self) -> tuple[Family, ...]:
         """The log shipping counters, read at each scrape."""
