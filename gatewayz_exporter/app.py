@@ -340,7 +340,15 @@ def main(
     signals = _Signals()
     if threading.current_thread() is threading.main_thread():
         signals.install()
-    env = os.environ if env is None else env
+    try:
+        return _run(args, os.environ if env is None else env, signals)
+    finally:
+        # Every return, a config error's too: the wakeup fd must not outlive its socket.
+        signals.uninstall()
+
+
+def _run(args: Arguments, env: Mapping[str, str], signals: _Signals) -> int:
+    """``main`` once the signals are caught: configure, build, then serve (or poll once)."""
     try:
         config = Config.from_env(env, demo=args.demo, web_config_file=args.web_config_file)
     except ConfigError as error:
@@ -392,7 +400,6 @@ def main(
         telemetry.shutdown(1.5 if signals.event.is_set() else 3.0)
         if demo is not None:
             demo.stop()
-        signals.uninstall()
 
 
 def open_url(config: Config, port: int, tls: bool) -> str:

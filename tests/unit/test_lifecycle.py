@@ -1,14 +1,15 @@
 """Stopping an in-process exporter: no thread outlives it, and a server that cannot start says so."""
 
+import signal
 import socket
 import threading
 import time
 
 import pytest
 
-from gatewayz_exporter.app import build
+from gatewayz_exporter.app import build, main
 from gatewayz_exporter.server import MetricsServer
-from support.api import Reply, make_config
+from support.api import TEST_KEY, Reply, make_config
 from support.waits import eventually
 from support.wire import keep_alive_scrape
 
@@ -43,3 +44,16 @@ def test_a_server_that_cannot_start_is_reported_as_not_started(api):
     with pytest.raises(OSError, match="did not start"):
         server.start()
     assert udp.fileno() == -1  # closed, not leaked
+
+
+def test_main_returning_early_leaves_no_signal_wakeup_fd_behind():
+    """Its socket closes with ``main``: a wakeup fd left set would get a byte at each later
+    signal, written into whatever file reuses the number."""
+    assert threading.current_thread() is threading.main_thread()  # where main catches signals
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert main([], env={"ADMIN_KEY": TEST_KEY, "SCRAPE_INTERVAL": "soon"}) == 2
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
