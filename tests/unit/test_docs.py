@@ -155,3 +155,20 @@ def test_each_routes_table_names_exactly_the_fields_the_exporter_reads(route: st
     documented = documented_fields(section)
     assert read == documented
     assert flattened_keys(sample) <= documented  # the example shows only fields that are read
+
+
+def test_the_documented_log_line_is_what_the_formatter_writes_for_that_event():
+    import datetime
+    import logging
+
+    from gatewayz_exporter.logs import ExporterJsonFormatter
+
+    section = REFERENCE.read_text().split("\n## Logs and traces\n", 1)[1]
+    documented = section.split("```json\n", 1)[1].split("\n```", 1)[0]
+    line = json.loads(documented)
+    record = logging.LogRecord(line["logger"], logging.INFO, __file__, 1, line["message"], None, None)
+    stamp = datetime.datetime.fromisoformat(line["timestamp"])
+    record.created = stamp.timestamp() + 0.0001  # within the millisecond shown
+    fixed = {"timestamp", "level", "logger", "message", "service"}
+    record.__dict__.update({key: value for key, value in line.items() if key not in fixed})
+    assert ExporterJsonFormatter().format(record) == documented
