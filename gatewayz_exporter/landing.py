@@ -34,7 +34,7 @@ def describe_api(url: str, *, demo: bool) -> str:
 
 
 def _escape(text: str) -> str:
-    """``text`` as HTML; the html module (with its table of 2,000 entities) loads with the first page view."""
+    """``text`` as HTML; the html module (and its large entity table) loads with the first page view."""
     from html import escape
 
     return escape(text)

@@ -153,6 +153,6 @@ def test_the_main_thread_sleeps_until_a_signal_between_polls(api, exporter_proce
         time.sleep(0.5)  # the behaviour is what happens while time passes
         return before if _voluntary_switches(exporter.pid, exporter.pid) == before else None
 
-    assert eventually(settled, timeout=10) is not None  # ten switches a second when waking in slices
+    assert eventually(settled, timeout=10) is not None  # a thread that woke to look would switch
     exporter.process.send_signal(signal.SIGTERM)
     assert exporter.process.wait(5) == 0
