@@ -16,7 +16,7 @@ def test_msgspec_is_loaded_only_once_a_body_is_big():
         "parse_providers(decode_json(json.dumps([{'slug': f'p{i}'} for i in range(10000)]).encode()))\n"
         "assert 'msgspec' in sys.modules\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    run_fresh(code)
 
 
 def test_importing_the_package_changes_nothing_process_wide():
@@ -29,7 +29,7 @@ def test_importing_the_package_changes_nothing_process_wide():
         "assert not logging.getLogger('opentelemetry.util.re').filters\n"
         "assert os.environ == environ\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    run_fresh(code)
 
 
 def test_without_a_trace_backend_a_polls_log_lines_share_a_trace_id_and_no_opentelemetry_is_loaded():
@@ -53,11 +53,11 @@ def test_without_a_trace_backend_a_polls_log_lines_share_a_trace_id_and_no_opent
         "assert one['span_id'] != two['span_id'] and 'trace_id' not in after\n"
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')]\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+    run_fresh(code)
 
 
 def test_the_html_module_loads_with_the_first_view_of_the_landing_page():
-    code = (
+    run_fresh(
         "import sys\n"
         "import gatewayz_exporter.app\n"
         "from gatewayz_exporter.landing import LandingPage\n"
@@ -66,4 +66,8 @@ def test_the_html_module_loads_with_the_first_view_of_the_landing_page():
         "assert 'html' not in sys.modules\n"
         "assert b'Version &lt;v&gt;;' in page.render() and 'html' in sys.modules\n"
     )
+
+
+def run_fresh(code: str) -> None:
+    """Run ``code`` in a new interpreter from the checkout: its asserts are the test's."""
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
