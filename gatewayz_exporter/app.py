@@ -288,9 +288,9 @@ class _Signals:
     """SIGTERM/SIGINT set one Event, from the very start, so a signal during start-up is not lost.
 
     The kernel may deliver a signal to any thread, and Python runs the handler only when the main
-    thread next runs bytecode. So the main thread sleeps in ``select`` on the interpreter's wakeup
-    socket, which the C-level handler writes to whichever thread caught the signal: it wakes at
-    once, and never otherwise.
+    thread next runs bytecode. So the main thread sleeps in ``select`` on a socket set as the
+    interpreter's signal wakeup fd, which the C-level handler writes to in whichever thread caught
+    the signal: it wakes at once, and never otherwise.
     """
 
     def __init__(self) -> None:
