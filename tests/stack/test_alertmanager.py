@@ -196,7 +196,7 @@ def test_exporter_down_inhibits_the_per_provider_alerts_it_causes(alertmanager, 
         {"alertname": "GatewayzProviderDown", "severity": "critical", "provider": "groq", "job": "other"},
     )
 
-    found = alertmanager.alert_statuses(lambda labels: (labels["alertname"], labels["job"]), 4)
+    found = alertmanager.alert_statuses(lambda labels: (labels["alertname"], labels["job"]), 4, suppressed=2)
     assert found[("GatewayzProviderExporterDown", "provider_metrics")]["state"] == "active"
     assert found[("GatewayzProviderDown", "provider_metrics")]["state"] == "suppressed"
     assert found[("GatewayzProviderDown", "provider_metrics")]["inhibitedBy"]
@@ -230,7 +230,9 @@ def test_a_provider_down_silences_only_that_providers_warnings(alertmanager):
         },
     )
 
-    found = alertmanager.alert_statuses(lambda labels: (labels["alertname"], labels.get("provider", "")), 4)
+    found = alertmanager.alert_statuses(
+        lambda labels: (labels["alertname"], labels.get("provider", "")), 4, suppressed=1
+    )
     assert {key: status["state"] for key, status in found.items()} == {
         ("GatewayzProviderDown", "openai"): "active",
         ("GatewayzProviderSlowResponses", "openai"): "suppressed",
@@ -289,7 +291,7 @@ def test_data_unknown_holds_the_alerts_computed_from_that_data_and_nothing_else(
         },
     )
 
-    found = alertmanager.alert_statuses(lambda labels: labels["alertname"], 5)
+    found = alertmanager.alert_statuses(lambda labels: labels["alertname"], 5, suppressed=2)
     assert {key: status["state"] for key, status in found.items()} == {
         "GatewayzProviderDataUnknown": "active",  # sent nowhere (blackhole)
         "GatewayzProviderDown": "suppressed",

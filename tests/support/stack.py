@@ -76,15 +76,20 @@ class Process:
         result: list[dict[str, Any]] = self.wait(lambda: self.query(expr), what, timeout)
         return result
 
-    def alert_statuses(self, key: Callable[[dict[str, str]], Any], count: int) -> dict[Any, dict[str, Any]]:
-        """Alertmanager's status of each alert it holds, by ``key(labels)``, once it holds ``count``
-        and has processed every one (no "unprocessed" state left)."""
+    def alert_statuses(
+        self, key: Callable[[dict[str, str]], Any], count: int, suppressed: int = 0
+    ) -> dict[Any, dict[str, Any]]:
+        """Alertmanager's status of each alert it holds, by ``key(labels)``, once it holds ``count``,
+        has processed every one (no "unprocessed" state left) and ``suppressed`` of them are. The
+        API judges inhibition when asked, by the source alerts its inhibitor has taken in so far,
+        which can lag behind the alerts it lists."""
 
         def statuses() -> dict[Any, dict[str, Any]] | None:
             alerts = requests.get(self.url + "/api/v2/alerts", timeout=5).json()
             found = {key(a["labels"]): a["status"] for a in alerts}
-            done = len(found) == count and all(s["state"] != "unprocessed" for s in found.values())
-            return found if done else None
+            states = [s["state"] for s in found.values()]
+            done = len(found) == count and "unprocessed" not in states
+            return found if done and states.count("suppressed") == suppressed else None
 
         result: dict[Any, dict[str, Any]] = self.wait(statuses, "processing the alerts")
         return result
