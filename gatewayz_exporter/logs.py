@@ -76,7 +76,9 @@ class ExporterJsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in RECORD_ATTRIBUTES and not key.startswith("_"):
-                line[key] = value
+                # A NamedTuple (Config among them) as its repr, which leaves secrets out: json
+                # would write every field as an array, and never asks ``_json_value`` about tuples.
+                line[key] = str(value) if isinstance(value, tuple) and hasattr(value, "_fields") else value
         return json.dumps(line, default=_json_value)
 
 
