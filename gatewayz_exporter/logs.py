@@ -10,6 +10,7 @@ import datetime
 import enum
 import json
 import logging
+import math
 import sys
 import threading
 from typing import Any, TextIO
@@ -76,10 +77,36 @@ class ExporterJsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in RECORD_ATTRIBUTES and not key.startswith("_"):
-                # A NamedTuple (Config among them) as its repr, which leaves secrets out: json
-                # would write every field as an array, and never asks ``_json_value`` about tuples.
-                line[key] = str(value) if isinstance(value, tuple) and hasattr(value, "_fields") else value
-        return json.dumps(line, default=_json_value)
+                line[key] = value
+        try:
+            return json.dumps(_plain(line), default=_json_value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):  # a field JSON cannot hold (a cycle): as text
+            return json.dumps({key: _text(value) for key, value in line.items()}, allow_nan=False)
+
+
+def _plain(value: object) -> object:
+    """``value`` with what json.dumps would write wrongly made text: a number that is not finite
+    (``NaN`` is no JSON), a named tuple (an array would bypass a repr that hides secrets, as
+    Config's does), a mapping's keys that are not text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _text(value: object) -> object:
+    """A field as JSON surely holds it: text as it is, anything else as its repr."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 -- a log line must not fail on a field
+        return type(value).__name__
 
 
 def _json_value(value: object) -> object:

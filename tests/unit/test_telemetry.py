@@ -132,17 +132,6 @@ def test_a_line_spells_its_fields_in_a_fixed_order_and_every_value_as_json():
     assert line["exc_info"].startswith("Traceback") and line["exc_info"].endswith("ValueError: bad")
 
 
-def test_a_config_logged_as_a_field_leaves_its_secrets_out():
-    config = make_config(
-        "http://127.0.0.1:9", LOKI_URL="http://127.0.0.1:9", LOKI_USERNAME="u", LOKI_PASSWORD="loki-secret"
-    )
-    record = logging.LogRecord("gatewayz_exporter", logging.INFO, __file__, 1, "configured", None, None)
-    record.__dict__["config"] = config
-    line = ExporterJsonFormatter().format(record)
-    assert TEST_KEY not in line and "loki-secret" not in line
-    assert json.loads(line)["config"].startswith("Config(gateway_api_url=")
-
-
 def test_an_exception_escaping_a_thread_is_a_json_line(root_logging):
     stream = io.StringIO()
     configure_logging("INFO", stream)
