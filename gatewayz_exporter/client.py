@@ -217,10 +217,7 @@ class ApiClient:
             )
         except Exception as error:  # noqa: BLE001 -- whatever the API did, the poll goes on
             reason, cause = classify(error, flight.phase)
-            log.debug(
-                "API request failed unexpectedly",
-                extra={"endpoint": flight.endpoint, "error": type(error).__name__, "cause": cause},
-            )
+            _log_unexpected(flight.endpoint, error, cause)
             return FetchResult(
                 flight.endpoint,
                 reason=reason,
@@ -272,7 +269,7 @@ class ApiClient:
                 return status, location
             self._check_status(response)
             flight.phase = "body"
-            return status, self._read_body(response, flight.deadline)
+            return status, self._read_body(response, flight)
         finally:
             # The connection is closed, not kept: a server's idle timeout can never fail the next poll.
             response.close()
@@ -302,6 +299,8 @@ class ApiClient:
             )
         except Exception as error:  # noqa: BLE001 -- refused, reset, DNS, TLS, malformed head, bad URL...
             reason, cause = classify(error, flight.phase)
+            if cause == "other":
+                _log_unexpected(flight.endpoint, error, cause)
             raise Failure(reason, cause=cause) from None
 
     def _check_status(self, response: urllib3.BaseHTTPResponse) -> None:
@@ -315,10 +314,11 @@ class ApiClient:
             raise Failure("rate_limited" if status == 429 else "http_error", status, retry_after)
         raise Failure("http_error", status)
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytearray:
+    def _read_body(self, response: urllib3.BaseHTTPResponse, flight: Flight) -> bytearray:
         declared = content_length(response.headers.get("Content-Length"))
         if declared is not None and declared > self._max_bytes:
             raise Failure("too_large", response.status, cause="declared")
+        deadline = flight.deadline
         body = bytearray()  # grows in place: no list of chunks joined into a second copy
         try:
             while True:
@@ -339,6 +339,8 @@ class ApiClient:
             raise Failure("truncated", response.status, cause="decoding") from None
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as error:
             _, cause = classify(error, "body")
+            if cause == "other":
+                _log_unexpected(flight.endpoint, error, cause)
             raise Failure("truncated", response.status, cause=cause) from None
         return body
 
@@ -358,6 +360,14 @@ class ApiClient:
             raise Failure(refused.reason, 200, cause=str(refused)) from None
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise Failure("invalid_json", 200) from None
+
+
+def _log_unexpected(endpoint: str, error: BaseException, cause: str) -> None:
+    """The exception class of a failure no cause names more precisely (its text may carry a URL)."""
+    log.debug(
+        "API request failed unexpectedly",
+        extra={"endpoint": endpoint, "error": type(error).__name__, "cause": cause},
+    )
 
 
 def _log_finished(endpoint: str, result: FetchResult) -> None:

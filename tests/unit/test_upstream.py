@@ -147,6 +147,23 @@ def test_requests_stuck_in_the_resolver_are_not_piled_up():
         client.close()
 
 
+def test_a_failure_no_cause_names_logs_its_exception_class_at_debug(caplog):
+    def odd_resolver(*args, **kwargs):
+        raise RuntimeError("not a resolver error the client knows")
+
+    client = ApiClient(
+        "http://api.gatewayz.example", TEST_KEY, timeout=2, max_bytes=1024, resolve=odd_resolver
+    )
+    try:
+        with caplog.at_level(logging.DEBUG, logger="gatewayz_exporter.client"):
+            result = client.fetch("stats")
+    finally:
+        client.close()
+    assert (result.reason, result.cause) == ("connection", "other")
+    (line,) = [r for r in caplog.records if r.getMessage() == "API request failed unexpectedly"]
+    assert (line.endpoint, line.error, line.cause) == ("stats", "RuntimeError", "other")
+
+
 # --- odd answers never raise and never cost the other endpoint its poll --------------------
 
 _GZIP_BOMB = gzip.compress(b"[" + b" " * 5_000_000 + b"]")
