@@ -109,6 +109,13 @@ class Config(NamedTuple):
             if not raw.isascii() or any(c.isspace() or not c.isprintable() for c in raw):
                 problems.append(f"{name}: must be ASCII without spaces (use punycode and percent-encoding)")
                 return default
+            # urllib3 ends the host at a backslash, decodes a percent-encoded one and reads port 0
+            # as the default; urllib.parse does none of these: the client would connect elsewhere.
+            if "\\" in raw or ("%" in parts.hostname and not parts.netloc.startswith("[")) or parts.port == 0:
+                problems.append(
+                    f"{name}: must have no backslash, no percent-encoded host, no port 0 (got {shown})"
+                )
+                return default
             return raw.rstrip("/")
 
         api_url = url("GATEWAY_API_URL", text("GATEWAY_API_URL"), DEFAULT_API_URL)
